@@ -1,0 +1,94 @@
+//! FHIRPath (normative N1 subset used by FHIR R4) over resource JSON.
+//!
+//! CONTRACT (used by medicus-fhir and medicus-store; keep these signatures):
+//! - `Expression::parse(src)` compiles once; `Expression::evaluate(root, &env)` runs many times.
+//! - Results are `Item`s: either a node borrowed from the input JSON, with its FHIR type when known,
+//!   or a value computed by the expression.
+//! - Type knowledge comes from an optional `Model` (implemented by medicus-fhir from the R4 definitions).
+//!   Without a model the evaluator still resolves choice elements (`value` → `valueQuantity`) by key suffix.
+
+use serde_json::Value;
+
+/// FHIR type knowledge the evaluator needs for navigation and `is`/`as`/`ofType`.
+pub trait Model: Sync {
+    /// Types of child element `element` of a node of type `parent_type`.
+    /// One entry for a plain element, several for a choice element `element[x]`
+    /// (whose JSON keys are `element` + capitalised type name, e.g. `valueQuantity`).
+    /// Inline backbone elements are typed by their path, e.g. `Patient.contact`.
+    /// `None` when the element does not exist.
+    fn element_types(&self, parent_type: &str, element: &str) -> Option<&'static [&'static str]>;
+    /// True when `ty` is `base` or derives from it (e.g. `Age` from `Quantity`,
+    /// `Patient` from `DomainResource` and `Resource`, `Patient.contact` from `BackboneElement`).
+    fn is_subtype_of(&self, ty: &str, base: &str) -> bool;
+    /// The canonical `&'static` name of a known type (resource, datatype or primitive).
+    fn type_name(&self, name: &str) -> Option<&'static str>;
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[error("FHIRPath syntax error at {position}: {message}")]
+pub struct ParseError {
+    pub position: usize,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum EvalError {
+    #[error("{0}")]
+    Message(String),
+}
+
+/// Evaluation environment.
+#[derive(Clone, Copy, Default)]
+pub struct Env<'m> {
+    pub model: Option<&'m dyn Model>,
+}
+
+/// A node of the input JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Node<'a> {
+    /// The JSON value (object, string, number, bool). For a primitive that only has an extension
+    /// (`"_birthDate": {...}` without `birthDate`) this is `Value::Null`.
+    pub value: &'a Value,
+    /// FHIR type of the node when known (`"Coding"`, `"dateTime"`, `"Patient"`, `"Patient.contact"`).
+    pub type_name: Option<&'static str>,
+    /// The `_element` sibling of a primitive (id and extensions), when present.
+    pub extension: Option<&'a Value>,
+}
+
+/// One item of a FHIRPath collection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item<'a> {
+    Node(Node<'a>),
+    Boolean(bool),
+    Integer(i64),
+    /// Decimal kept as its source text so precision survives.
+    Decimal(String),
+    String(String),
+    /// `@2020-01` style partial date, kept as text without the `@`.
+    Date(String),
+    DateTime(String),
+    Time(String),
+    Quantity { value: String, unit: String },
+}
+
+/// A compiled FHIRPath expression.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    source: String,
+}
+
+impl Expression {
+    pub fn parse(src: &str) -> Result<Self, ParseError> {
+        let _ = src;
+        todo!("medicus-fhirpath: parser")
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn evaluate<'a>(&self, root: &'a Value, env: &Env<'_>) -> Result<Vec<Item<'a>>, EvalError> {
+        let _ = (root, env);
+        todo!("medicus-fhirpath: evaluator")
+    }
+}
