@@ -1,0 +1,145 @@
+//! The storage contract every backend implements (SQLite now, PostgreSQL later).
+//!
+//! The trait is synchronous on purpose: both embedded SQLite and a pooled PostgreSQL client are
+//! driven from blocking worker threads, which keeps the trait object-safe and the backends simple.
+//! The HTTP layer calls it through `tokio::task::spawn_blocking`.
+
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::search::{SearchPage, SearchQuery};
+
+/// Monotonically increasing id of a committed write transaction; the change-feed position.
+pub type TxId = i64;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub tx: TxId,
+    /// Microseconds since the Unix epoch (UTC); rendered as `meta.lastUpdated`.
+    pub last_updated_us: i64,
+    /// `None` for a deletion marker.
+    pub body: Option<Value>,
+}
+
+impl ResourceVersion {
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// The scope of a history request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryScope<'a> {
+    System,
+    Type(&'a str),
+    Instance(&'a str, &'a str),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only versions with `lastUpdated >= since` (µs).
+    pub since_us: Option<i64>,
+    /// Only versions with `lastUpdated <= at` (µs); `_at` semantics are not needed yet.
+    pub before_us: Option<i64>,
+    /// Page size.
+    pub count: usize,
+    /// Continue after this (tx, resource-surrogate) position, newest first.
+    pub cursor: Option<HistoryCursor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub tx: TxId,
+    pub key: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub entries: Vec<ResourceVersion>,
+    /// Total number of versions in scope (with `since`/`before` applied).
+    pub total: u64,
+    pub next: Option<HistoryCursor>,
+}
+
+/// A version precondition for a write (`If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// The current version must be exactly this one.
+    VersionIs(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    /// True when this write created the resource (no prior version, or the prior one was deleted).
+    pub created: bool,
+    pub version: ResourceVersion,
+}
+
+/// An entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub tx: TxId,
+    pub tenant: String,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub deleted: bool,
+}
+
+/// Read access within one tenant.
+pub trait ReadSession {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError>;
+    fn vread(&mut self, resource_type: &str, id: &str, version: i64)
+    -> Result<Option<ResourceVersion>, StoreError>;
+    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+    /// Search within one type (`Some`) or across all types (`None`, only `_id`/`_lastUpdated`
+    /// and common parameters apply).
+    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+}
+
+/// A write transaction within one tenant: everything is committed atomically by `commit`, or
+/// rolled back when the session is dropped without commit. It sees its own writes.
+pub trait WriteSession: ReadSession {
+    /// The transaction id this session will commit as.
+    fn tx(&self) -> TxId;
+    /// The `lastUpdated` (µs) every version written by this session carries.
+    fn timestamp_us(&self) -> i64;
+    /// Create or update `resource_type/id` with `body`. The store sets `id`, `meta.versionId` and
+    /// `meta.lastUpdated` in the body and indexes it. The body must already be validated.
+    fn put(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        precondition: Precondition,
+    ) -> Result<WriteOutcome, StoreError>;
+    /// Delete; `Ok(None)` when there was nothing to delete (absent or already deleted).
+    fn delete(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        precondition: Precondition,
+    ) -> Result<Option<ResourceVersion>, StoreError>;
+    /// Make everything durable. Nothing is acknowledged before this returns `Ok`.
+    fn commit(self: Box<Self>) -> Result<TxId, StoreError>;
+}
+
+/// A storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// Create a tenant; `Ok(false)` when it already existed.
+    fn create_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
+    fn tenant_exists(&self, tenant: &str) -> Result<bool, StoreError>;
+    fn list_tenants(&self) -> Result<Vec<String>, StoreError>;
+    /// A read session on a tenant. Fails with `StoreError::UnknownTenant` for an unknown tenant.
+    fn read_session(&self, tenant: &str) -> Result<Box<dyn ReadSession + '_>, StoreError>;
+    /// A write transaction on a tenant. Writers are serialised; readers are not blocked.
+    fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError>;
+    /// Committed changes with `tx > after`, oldest first, at most `limit`.
+    fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError>;
+}

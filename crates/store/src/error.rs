@@ -1,0 +1,29 @@
+use thiserror::Error;
+
+/// Errors of the storage layer. The HTTP edge maps them to OperationOutcomes.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("unknown tenant '{0}'")]
+    UnknownTenant(String),
+    #[error("invalid tenant id '{0}': use 1-64 characters of A-Z a-z 0-9 - _")]
+    InvalidTenantId(String),
+    #[error("{resource_type}/{id}: version conflict, current version is {current:?}, expected {expected}")]
+    VersionConflict {
+        resource_type: String,
+        id: String,
+        expected: i64,
+        current: Option<i64>,
+    },
+    #[error("invalid search: {0}")]
+    InvalidSearch(String),
+    #[error("storage error: {0}")]
+    Database(String),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}

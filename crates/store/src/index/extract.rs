@@ -1,0 +1,361 @@
+//! Extraction of index entries from a resource through the search parameters' FHIRPath
+//! expressions. This is FHIR search semantics: which parts of which datatype a parameter of
+//! each type matches.
+
+use medicus_fhir::{Definitions, SearchParam, SearchParamType};
+use medicus_fhirpath::{Env, Item, Node};
+use serde_json::Value;
+
+use super::datetime::parse_range;
+use super::keys::{self, hash, normalize_string, param_key};
+use super::{IndexEntry, decimal_range};
+
+/// All index entries of `resource` (of type `resource_type`). Duplicates are allowed; the
+/// writer ignores them.
+pub fn extract_entries(defs: &Definitions, resource_type: &str, resource: &Value) -> Vec<IndexEntry> {
+    let env = Env { model: None::<&dyn medicus_fhirpath::Model> }; let _ = defs.is_resource_type("");
+    let mut out = Vec::with_capacity(32);
+    for param in defs.search_params(resource_type) {
+        // `_id` and `_lastUpdated` live in the resource table; special params (near, _text) are not indexed.
+        if matches!(param.code, "_id" | "_lastUpdated") || param.kind == SearchParamType::Special {
+            continue;
+        }
+        let Some(expr) = &param.expression else { continue };
+        let Ok(items) = expr.evaluate(resource, &env) else {
+            continue;
+        };
+        let pk = param_key(resource_type, param.code);
+        if param.kind == SearchParamType::Composite {
+            composite_entries(param, pk, &items, &env, &mut out);
+            continue;
+        }
+        for item in &items {
+            entries_of_item(param.kind, pk, item, &mut out);
+        }
+    }
+    out
+}
+
+fn entries_of_item(kind: SearchParamType, param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+    match kind {
+        SearchParamType::Token => token_entries(param, item, out),
+        SearchParamType::String => string_entries(param, item, out),
+        SearchParamType::Date => {
+            if let Some((lo, hi)) = date_range(item) {
+                out.push(IndexEntry::Date { param, lo, hi });
+            }
+        }
+        SearchParamType::Number => {
+            if let Some((value, lo, hi)) = number_of(item) {
+                out.push(IndexEntry::Number { param, value, lo, hi });
+            }
+        }
+        SearchParamType::Quantity => quantity_entries(param, item, out),
+        SearchParamType::Reference => reference_entries(param, item, out),
+        SearchParamType::Uri => {
+            if let Some(s) = primitive_str(item) {
+                out.push(IndexEntry::Uri { param, value: s.to_owned() });
+            }
+        }
+        SearchParamType::Composite | SearchParamType::Special => {}
+    }
+}
+
+fn node<'a>(item: &Item<'a>) -> Option<Node<'a>> {
+    match item {
+        Item::Node(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn type_of(n: &Node<'_>) -> &'static str {
+    if let Some(t) = n.type_name {
+        return t;
+    }
+    // Without type information fall back to the JSON shape.
+    match n.value {
+        Value::Object(o) if o.contains_key("coding") => "CodeableConcept",
+        Value::Object(o) if o.contains_key("reference") => "Reference",
+        Value::Object(o) if o.contains_key("family") || o.contains_key("given") => "HumanName",
+        Value::Object(o) if o.contains_key("city") || o.contains_key("line") || o.contains_key("postalCode") => {
+            "Address"
+        }
+        Value::Object(o) if o.contains_key("start") || o.contains_key("end") => "Period",
+        Value::Object(o) if o.contains_key("value") && (o.contains_key("unit") || o.contains_key("code")) => {
+            "Quantity"
+        }
+        Value::Object(o) if o.contains_key("code") => "Coding",
+        Value::Object(o) if o.contains_key("value") => "Identifier",
+        Value::String(_) => "string",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "decimal",
+        _ => "",
+    }
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name).and_then(Value::as_str)
+}
+
+fn primitive_str<'a>(item: &'a Item<'_>) -> Option<&'a str> {
+    match item {
+        Item::Node(n) => n.value.as_str(),
+        Item::String(s) | Item::Date(s) | Item::DateTime(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn push_token(param: i64, system: Option<&str>, code: Option<&str>, out: &mut Vec<IndexEntry>) {
+    let system = system.map_or(keys::NONE, hash);
+    match code {
+        Some(c) if !c.is_empty() => out.push(IndexEntry::Token { param, system, code: hash(c) }),
+        // A coding with only a system still answers `system|` searches.
+        _ if system != keys::NONE => out.push(IndexEntry::Token { param, system, code: keys::NONE }),
+        _ => {}
+    }
+}
+
+fn token_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+    let n = match item {
+        Item::Boolean(b) => return push_token(param, None, Some(if *b { "true" } else { "false" }), out),
+        Item::String(s) => return push_token(param, None, Some(s), out),
+        Item::Node(n) => *n,
+        _ => return,
+    };
+    let v = n.value;
+    match type_of(&n) {
+        "CodeableConcept" => {
+            for c in v.get("coding").and_then(Value::as_array).into_iter().flatten() {
+                push_token(param, field(c, "system"), field(c, "code"), out);
+            }
+        }
+        "Coding" => push_token(param, field(v, "system"), field(v, "code"), out),
+        "Identifier" => push_token(param, field(v, "system"), field(v, "value"), out),
+        "ContactPoint" => push_token(param, field(v, "system"), field(v, "value"), out),
+        "boolean" => {
+            if let Some(b) = v.as_bool() {
+                push_token(param, None, Some(if b { "true" } else { "false" }), out);
+            }
+        }
+        _ => {
+            if let Some(s) = v.as_str() {
+                push_token(param, None, Some(s), out);
+            } else if let Some(num) = v.as_number() {
+                push_token(param, None, Some(&num.to_string()), out);
+            }
+        }
+    }
+}
+
+fn push_string(param: i64, s: &str, out: &mut Vec<IndexEntry>) {
+    let normalized = normalize_string(s);
+    if normalized.is_empty() {
+        return;
+    }
+    let exact = keys::truncate_chars(s.to_owned(), keys::MAX_STRING_CHARS);
+    let exact = (exact != normalized).then_some(exact);
+    out.push(IndexEntry::String { param, normalized, exact });
+}
+
+fn string_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+    let n = match item {
+        Item::String(s) => return push_string(param, s, out),
+        Item::Node(n) => *n,
+        _ => return,
+    };
+    let v = n.value;
+    let parts: &[&str] = match type_of(&n) {
+        "HumanName" => &["text", "family", "given", "prefix", "suffix"],
+        "Address" => &["text", "line", "city", "district", "state", "postalCode", "country"],
+        _ => {
+            if let Some(s) = v.as_str() {
+                push_string(param, s, out);
+            }
+            return;
+        }
+    };
+    for key in parts {
+        match v.get(*key) {
+            Some(Value::String(s)) => push_string(param, s, out),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).for_each(|s| push_string(param, s, out)),
+            _ => {}
+        }
+    }
+}
+
+fn date_range(item: &Item<'_>) -> Option<(i64, i64)> {
+    let n = match item {
+        Item::Date(s) | Item::DateTime(s) | Item::String(s) => {
+            return parse_range(s).map(|r| (r.lo, r.hi));
+        }
+        Item::Node(n) => *n,
+        _ => return None,
+    };
+    let v = n.value;
+    match type_of(&n) {
+        "Period" => {
+            let lo = field(v, "start").and_then(parse_range).map_or(i64::MIN, |r| r.lo);
+            let hi = field(v, "end").and_then(parse_range).map_or(i64::MAX, |r| r.hi);
+            (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi))
+        }
+        "Timing" => {
+            let events = v.get("event").and_then(Value::as_array);
+            let ranges: Vec<_> = events
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(parse_range)
+                .collect();
+            let lo = ranges.iter().map(|r| r.lo).min()?;
+            let hi = ranges.iter().map(|r| r.hi).max()?;
+            Some((lo, hi))
+        }
+        _ => v.as_str().and_then(parse_range).map(|r| (r.lo, r.hi)),
+    }
+}
+
+fn number_of(item: &Item<'_>) -> Option<(f64, f64, f64)> {
+    match item {
+        Item::Integer(i) => decimal_range(&i.to_string()),
+        Item::Decimal(s) => decimal_range(s),
+        Item::Node(n) => match n.value {
+            Value::Number(num) => decimal_range(&num.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+    let Some(n) = node(item) else {
+        if let Item::Quantity { value, unit } = item
+            && let Some((v, lo, hi)) = decimal_range(value)
+        {
+            out.push(IndexEntry::Quantity { param, system: keys::NONE, code: hash(unit), value: v, lo, hi });
+        }
+        return;
+    };
+    let v = n.value;
+    let Some(Value::Number(num)) = v.get("value") else { return };
+    let Some((value, lo, hi)) = decimal_range(&num.to_string()) else { return };
+    let system = field(v, "system").map_or(keys::NONE, hash);
+    // Money has `currency` instead of `code`; a unit-only quantity is searchable by its unit text.
+    let code = field(v, "code").or_else(|| field(v, "currency")).or_else(|| field(v, "unit"));
+    out.push(IndexEntry::Quantity { param, system, code: code.map_or(keys::NONE, hash), value, lo, hi });
+    if let (Some(unit), Some(code)) = (field(v, "unit"), field(v, "code"))
+        && unit != code
+    {
+        out.push(IndexEntry::Quantity { param, system: keys::NONE, code: hash(unit), value, lo, hi });
+    }
+}
+
+/// Splits a reference into (type, id-or-url). `Patient/1` → (Some("Patient"), "1"),
+/// `Patient/1/_history/2` → (Some("Patient"), "1"), absolute URLs ending in `Type/id` keep
+/// the whole URL as the target with no type so that only URL searches match them.
+pub fn reference_parts(reference: &str) -> Option<(Option<&str>, &str)> {
+    if reference.is_empty() || reference.starts_with('#') {
+        return None;
+    }
+    if reference.contains("://") || reference.starts_with("urn:") {
+        return Some((None, reference));
+    }
+    let base = reference.split("/_history/").next().unwrap_or(reference);
+    match base.split_once('/') {
+        Some((t, id)) if !t.is_empty() && !id.is_empty() && !id.contains('/') => Some((Some(t), id)),
+        Some(_) => None,
+        None => Some((None, base)),
+    }
+}
+
+fn reference_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+    let reference = match item {
+        Item::String(s) => Some(s.as_str()),
+        Item::Node(n) => match n.value {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(_) => field(n.value, "reference"),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some((ty, target)) = reference.and_then(reference_parts) else { return };
+    out.push(IndexEntry::Reference { param, target_type: ty.map_or(keys::NONE, hash), target: hash(target) });
+}
+
+/// The canonical texts a composite component contributes: tokens match with and without system.
+fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
+    let mut texts = Vec::new();
+    for item in items {
+        let mut entries = Vec::new();
+        entries_of_item(kind, 0, item, &mut entries);
+        for e in entries {
+            match e {
+                IndexEntry::Token { system, code, .. } => {
+                    texts.push(format!("t{system}:{code}"));
+                    texts.push(format!("t*:{code}"));
+                }
+                IndexEntry::String { normalized, .. } => texts.push(format!("s{normalized}")),
+                IndexEntry::Quantity { value, code, .. } => {
+                    texts.push(format!("q{value}:{code}"));
+                    texts.push(format!("q{value}:*"));
+                }
+                IndexEntry::Number { value, .. } => texts.push(format!("n{value}")),
+                IndexEntry::Date { lo, hi, .. } => texts.push(format!("d{lo}:{hi}")),
+                IndexEntry::Reference { target_type, target, .. } => texts.push(format!("r{target_type}:{target}")),
+                IndexEntry::Uri { value, .. } => texts.push(format!("u{value}")),
+                IndexEntry::Composite { .. } => {}
+            }
+        }
+    }
+    texts
+}
+
+fn composite_entries(
+    param: &SearchParam,
+    pk: i64,
+    items: &[Item<'_>],
+    env: &Env<'_>,
+    out: &mut Vec<IndexEntry>,
+) {
+    for item in items {
+        let Item::Node(n) = item else { continue };
+        let mut combos = vec![String::new()];
+        for component in &param.components {
+            let Ok(values) = component.expression.evaluate(n.value, env) else {
+                combos.clear();
+                break;
+            };
+            let texts = component_texts(component.kind, &values);
+            combos = combos
+                .iter()
+                .flat_map(|prefix| texts.iter().map(move |t| format!("{prefix}${t}")))
+                .collect();
+        }
+        for c in combos {
+            out.push(IndexEntry::Composite { param: pk, key: hash(&c) });
+        }
+    }
+}
+
+/// The composite key for a search value, matching `composite_entries`.
+pub(crate) fn composite_key(texts: &[String]) -> i64 {
+    let mut s = String::new();
+    for t in texts {
+        s.push('$');
+        s.push_str(t);
+    }
+    hash(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_forms() {
+        assert_eq!(reference_parts("Patient/1"), Some((Some("Patient"), "1")));
+        assert_eq!(reference_parts("Patient/1/_history/3"), Some((Some("Patient"), "1")));
+        assert_eq!(reference_parts("http://x.org/fhir/Patient/1"), Some((None, "http://x.org/fhir/Patient/1")));
+        assert_eq!(reference_parts("#c1"), None);
+        assert_eq!(reference_parts("1"), Some((None, "1")));
+    }
+}

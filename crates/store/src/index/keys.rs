@@ -1,0 +1,77 @@
+//! Hashed keys of the search index. Long values become 64-bit keys (as in HAPI and Blaze) so
+//! index rows stay small and fixed-width; the query side hashes its values the same way.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The key of "no value" (e.g. a token without a system).
+pub const NONE: i64 = 0;
+
+/// Index strings longer than this are cut: prefix search on longer prefixes is post-filtered.
+pub const MAX_STRING_CHARS: usize = 128;
+
+pub fn hash(s: &str) -> i64 {
+    match xxh3_64(s.as_bytes()) as i64 {
+        // Keep NONE free for "absent".
+        NONE => 1,
+        h => h,
+    }
+}
+
+/// The key of a search parameter of a resource type: parameters of different types never share rows.
+pub fn param_key(resource_type: &str, code: &str) -> i64 {
+    let mut buf = String::with_capacity(resource_type.len() + code.len() + 1);
+    buf.push_str(resource_type);
+    buf.push('.');
+    buf.push_str(code);
+    hash(&buf)
+}
+
+/// Case- and accent-insensitive form for string search (`Müller` → `muller`), whitespace folded.
+pub fn normalize_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last_space = true;
+    for c in s.nfd().filter(|c| !is_combining_mark(*c)) {
+        if c.is_whitespace() {
+            if !last_space {
+                out.push(' ');
+            }
+            last_space = true;
+            continue;
+        }
+        last_space = false;
+        for l in c.to_lowercase() {
+            out.push(l);
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    truncate_chars(out, MAX_STRING_CHARS)
+}
+
+pub fn truncate_chars(mut s: String, max: usize) -> String {
+    if let Some((idx, _)) = s.char_indices().nth(max) {
+        s.truncate(idx);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_case_accents_and_space() {
+        assert_eq!(normalize_string("  Müller-Lüdenscheidt  Jörg "), "muller-ludenscheidt jorg");
+        assert_eq!(normalize_string("ÉCOLE"), "ecole");
+        assert_eq!(normalize_string(&"a".repeat(500)).len(), MAX_STRING_CHARS);
+    }
+
+    #[test]
+    fn hash_never_none() {
+        assert_ne!(hash(""), NONE);
+        assert_ne!(param_key("Patient", "name"), param_key("Practitioner", "name"));
+    }
+}

@@ -1,0 +1,380 @@
+//! Parsing of FHIR search parameters (`name[:modifier]=value[,value]`) into typed criteria.
+
+use medicus_fhir::{Definitions, SearchParam, SearchParamType};
+
+use super::criteria::*;
+use super::{DEFAULT_COUNT, MAX_COUNT, SearchQuery};
+use crate::error::StoreError;
+use crate::index::datetime::parse_range;
+use crate::index::keys::{self, hash, normalize_string, param_key};
+use crate::index::{decimal_range, reference_parts};
+
+/// Parameters that shape the result rather than select resources; the caller applies them.
+const RESULT_PARAMS: &[&str] = &["_summary", "_elements", "_format", "_pretty"];
+/// Known parameters this engine does not implement yet; ignored under lenient handling.
+const UNSUPPORTED: &[&str] = &[
+    "_sort", "_include", "_revinclude", "_contained", "_containedType", "_text", "_content", "_list", "_query",
+    "_filter", "_score",
+];
+
+fn invalid(msg: impl Into<String>) -> StoreError {
+    StoreError::InvalidSearch(msg.into())
+}
+
+/// Parses the query parameters of a search on `resource_type` (or all types when `None`).
+pub fn parse_search(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+) -> Result<SearchQuery, StoreError> {
+    let mut q = SearchQuery { count: DEFAULT_COUNT, total: true, ..SearchQuery::default() };
+    for (name, value) in params {
+        let (code, modifier) = match name.split_once(':') {
+            Some((c, m)) => (c, Some(m)),
+            None => (name.as_str(), None),
+        };
+        match code {
+            "_count" => {
+                let n: usize = value.parse().map_err(|_| invalid(format!("_count must be a non-negative integer, got '{value}'")))?;
+                q.count = n.min(MAX_COUNT);
+                continue;
+            }
+            "_cursor" => {
+                q.cursor = Some(value.parse().map_err(|_| invalid("_cursor is not a valid paging token"))?);
+                continue;
+            }
+            "_total" => {
+                q.total = match value.as_str() {
+                    "none" => false,
+                    "estimate" | "accurate" => true,
+                    _ => return Err(invalid(format!("_total must be none, estimate or accurate, got '{value}'"))),
+                };
+                continue;
+            }
+            "_summary" if value == "count" => {
+                q.count = 0;
+                q.total = true;
+                q.result_params.push((name.clone(), value.clone()));
+                continue;
+            }
+            c if RESULT_PARAMS.contains(&c) => {
+                q.result_params.push((name.clone(), value.clone()));
+                continue;
+            }
+            c if UNSUPPORTED.contains(&c) => {
+                q.ignored.push(name.clone());
+                continue;
+            }
+            "_has" => return Err(invalid("reverse chaining (_has) is not supported yet")),
+            _ => {}
+        }
+        if code.contains('.') {
+            return Err(invalid(format!("chained parameter '{name}' is not supported yet")));
+        }
+        if value.is_empty() {
+            // An empty value places no constraint (FHIR search: parameters with no value are ignored).
+            continue;
+        }
+        let criterion = match (code, resource_type) {
+            ("_id", _) => id_criterion(modifier, value)?,
+            ("_lastUpdated", _) => last_updated_criterion(modifier, value)?,
+            (_, Some(rt)) => match defs.search_param(rt, code) {
+                Some(p) => param_criterion(defs, rt, p, modifier, value)?,
+                None => {
+                    q.ignored.push(name.clone());
+                    continue;
+                }
+            },
+            (_, None) => {
+                q.ignored.push(name.clone());
+                continue;
+            }
+        };
+        q.criteria.push(criterion);
+    }
+    Ok(q)
+}
+
+fn base(code: &str, param: i64, kind: Option<SearchParamType>) -> Criterion {
+    Criterion { code: code.to_owned(), param, kind, missing: None, negated: false, values: Vec::new() }
+}
+
+fn id_criterion(modifier: Option<&str>, value: &str) -> Result<Criterion, StoreError> {
+    if let Some(m) = modifier {
+        return Err(invalid(format!("modifier ':{m}' is not supported on _id")));
+    }
+    let mut c = base("_id", 0, None);
+    c.values = split_or(value).into_iter().map(Value::Id).collect();
+    Ok(c)
+}
+
+fn last_updated_criterion(modifier: Option<&str>, value: &str) -> Result<Criterion, StoreError> {
+    if let Some(m) = modifier {
+        return Err(invalid(format!("modifier ':{m}' is not supported on _lastUpdated")));
+    }
+    let mut c = base("_lastUpdated", 0, None);
+    for v in split_or(value) {
+        let b = date_bound(&v)?;
+        // The resource table keeps microseconds.
+        c.values.push(Value::LastUpdated(DateBound { prefix: b.prefix, lo: b.lo * 1000, hi: b.hi * 1000 + 999 }));
+    }
+    Ok(c)
+}
+
+fn param_criterion(
+    defs: &Definitions,
+    resource_type: &str,
+    p: &SearchParam,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Criterion, StoreError> {
+    let mut c = base(p.code, param_key(resource_type, p.code), Some(p.kind));
+    if modifier == Some("missing") {
+        c.missing = Some(match value {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid(format!("{}:missing takes true or false", p.code))),
+        });
+        return Ok(c);
+    }
+    let mut string_mode = StringMatch::StartsWith;
+    let mut reference_type = None;
+    let mut uri_below = false;
+    match (p.kind, modifier) {
+        (_, None) => {}
+        (SearchParamType::Token, Some("not")) => c.negated = true,
+        (SearchParamType::String, Some("exact")) => string_mode = StringMatch::Exact,
+        (SearchParamType::String, Some("contains")) => string_mode = StringMatch::Contains,
+        (SearchParamType::Uri, Some("below")) => uri_below = true,
+        (SearchParamType::Reference, Some(t)) if defs.is_resource_type(t) => reference_type = Some(t),
+        (_, Some(m)) => return Err(invalid(format!("modifier ':{m}' is not supported on '{}'", p.code))),
+    }
+    for v in split_or(value) {
+        let parsed = match p.kind {
+            SearchParamType::Token => Value::Token(token_value(&v)),
+            SearchParamType::String => {
+                let text = if string_mode == StringMatch::Exact { v } else { normalize_string(&v) };
+                Value::String { text, mode: string_mode }
+            }
+            SearchParamType::Date => Value::Date(date_bound(&v)?),
+            SearchParamType::Number => Value::Number(number_bound(&v)?),
+            SearchParamType::Quantity => Value::Quantity(quantity_value(&v)?),
+            SearchParamType::Reference => Value::Reference(reference_value(&v, reference_type, p)?),
+            SearchParamType::Uri => Value::Uri { value: v, below: uri_below },
+            SearchParamType::Composite => Value::Composite { key: composite_value(p, &v)? },
+            SearchParamType::Special => {
+                return Err(invalid(format!("special parameter '{}' is not supported yet", p.code)));
+            }
+        };
+        c.values.push(parsed);
+    }
+    Ok(c)
+}
+
+/// Splits on unescaped commas and removes the FHIR escapes (`\,` `\|` `\$` `\\`).
+fn split_or(value: &str) -> Vec<String> {
+    split_unescaped(value, ',').into_iter().map(|s| unescape(&s)).collect()
+}
+
+fn split_unescaped(value: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = value.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => {
+                let last = out.last_mut();
+                if let Some(s) = last {
+                    s.push('\\');
+                    if let Some(n) = chars.next() {
+                        s.push(n);
+                    }
+                }
+            }
+            c if c == sep => out.push(String::new()),
+            c => {
+                if let Some(s) = out.last_mut() {
+                    s.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Splits `system|code` at the first unescaped bar.
+fn split_bar(v: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '|' if !escaped => return Some((&v[..i], &v[i + 1..])),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn token_value(v: &str) -> TokenValue {
+    match split_bar(v) {
+        None => TokenValue { system: None, code: Some(hash(v)) },
+        Some(("", code)) => TokenValue { system: Some(keys::NONE), code: Some(hash(code)) },
+        Some((system, "")) => TokenValue { system: Some(hash(system)), code: None },
+        Some((system, code)) => TokenValue { system: Some(hash(system)), code: Some(hash(code)) },
+    }
+}
+
+fn split_prefix(v: &str) -> (DatePrefix, &str) {
+    let prefix = match v.get(..2) {
+        Some("eq") => DatePrefix::Eq,
+        Some("ne") => DatePrefix::Ne,
+        Some("lt") => DatePrefix::Lt,
+        Some("gt") => DatePrefix::Gt,
+        Some("le") => DatePrefix::Le,
+        Some("ge") => DatePrefix::Ge,
+        Some("sa") => DatePrefix::Sa,
+        Some("eb") => DatePrefix::Eb,
+        Some("ap") => DatePrefix::Ap,
+        _ => return (DatePrefix::Eq, v),
+    };
+    (prefix, &v[2..])
+}
+
+fn date_bound(v: &str) -> Result<DateBound, StoreError> {
+    let (prefix, rest) = split_prefix(v);
+    let r = parse_range(rest).ok_or_else(|| invalid(format!("'{v}' is not a valid date search value")))?;
+    Ok(DateBound { prefix, lo: r.lo, hi: r.hi })
+}
+
+fn number_bound(v: &str) -> Result<NumberBound, StoreError> {
+    let (prefix, rest) = split_prefix(v);
+    let (value, lo, hi) = decimal_range(rest).ok_or_else(|| invalid(format!("'{v}' is not a valid number")))?;
+    Ok(NumberBound { prefix, value, lo, hi })
+}
+
+fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
+    let (num, system, code) = match split_bar(v) {
+        None => (v, None, None),
+        Some((num, rest)) => {
+            let (system, code) = split_bar(rest).unwrap_or(("", rest));
+            let system = (!system.is_empty()).then(|| hash(&unescape(system)));
+            let code = (!code.is_empty()).then(|| hash(&unescape(code)));
+            (num, system, code)
+        }
+    };
+    Ok(QuantityValue { number: number_bound(num)?, system, code })
+}
+
+fn reference_value(v: &str, modifier_type: Option<&str>, p: &SearchParam) -> Result<ReferenceValue, StoreError> {
+    let (ty, target) =
+        reference_parts(v).ok_or_else(|| invalid(format!("'{v}' is not a valid reference search value")))?;
+    // A plain id on a parameter with a single target type means that type.
+    let ty = ty.or(modifier_type).or(match p.targets {
+        [only] => Some(*only),
+        _ => None,
+    });
+    Ok(ReferenceValue { target_type: ty.map(hash), target: hash(target) })
+}
+
+fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
+    let parts = split_unescaped(v, '$');
+    if parts.len() != p.components.len() {
+        return Err(invalid(format!(
+            "'{}' takes {} components separated by '$'",
+            p.code,
+            p.components.len()
+        )));
+    }
+    let mut texts = Vec::with_capacity(parts.len());
+    for (part, component) in parts.iter().zip(&p.components) {
+        let text = match component.kind {
+            SearchParamType::Token => {
+                let t = token_value(part);
+                match (t.system, t.code) {
+                    (Some(s), Some(c)) => format!("t{s}:{c}"),
+                    (None, Some(c)) => format!("t*:{c}"),
+                    _ => return Err(invalid("composite token components need a code")),
+                }
+            }
+            SearchParamType::Quantity => {
+                let q = quantity_value(part)?;
+                match q.code {
+                    Some(c) => format!("q{}:{c}", q.number.value),
+                    None => format!("q{}:*", q.number.value),
+                }
+            }
+            SearchParamType::Number => format!("n{}", number_bound(part)?.value),
+            SearchParamType::Date => {
+                let d = date_bound(part)?;
+                format!("d{}:{}", d.lo, d.hi)
+            }
+            SearchParamType::String => format!("s{}", normalize_string(&unescape(part))),
+            SearchParamType::Uri => format!("u{}", unescape(part)),
+            SearchParamType::Reference => {
+                let r = reference_value(part, None, p)?;
+                format!("r{}:{}", r.target_type.unwrap_or(keys::NONE), r.target)
+            }
+            SearchParamType::Composite | SearchParamType::Special => {
+                return Err(invalid("nested composite parameters are not supported"));
+            }
+        };
+        texts.push(text);
+    }
+    Ok(crate::index::composite_key(&texts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_unescaped_commas() {
+        assert_eq!(split_or(r"a,b\,c,d"), vec!["a", "b,c", "d"]);
+        assert_eq!(split_or("x"), vec!["x"]);
+    }
+
+    #[test]
+    fn token_forms() {
+        assert_eq!(token_value("a|b"), TokenValue { system: Some(hash("a")), code: Some(hash("b")) });
+        assert_eq!(token_value("|b"), TokenValue { system: Some(keys::NONE), code: Some(hash("b")) });
+        assert_eq!(token_value("a|"), TokenValue { system: Some(hash("a")), code: None });
+        assert_eq!(token_value("b"), TokenValue { system: None, code: Some(hash("b")) });
+        assert_eq!(token_value(r"a\|b"), TokenValue { system: None, code: Some(hash(r"a\|b")) });
+    }
+
+    #[test]
+    fn prefixes() {
+        let d = date_bound("ge2020-01").unwrap();
+        assert_eq!(d.prefix, DatePrefix::Ge);
+        assert!(date_bound("gt2020-13").is_err());
+        let q = quantity_value("lt5.4|http://unitsofmeasure.org|mg").unwrap();
+        assert_eq!(q.number.prefix, DatePrefix::Lt);
+        assert_eq!(q.code, Some(hash("mg")));
+        let q = quantity_value("5.4||mg").unwrap();
+        assert_eq!((q.system, q.code), (None, Some(hash("mg"))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn value_parsers_never_panic(s in "\\PC{0,30}") {
+            let _ = split_or(&s);
+            let _ = token_value(&s);
+            let _ = date_bound(&s);
+            let _ = quantity_value(&s);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The SQLite schema. Index tables are clustered on (tenant, param, value, resource) and
+//! `WITHOUT ROWID`, so a search is a range scan of one B-tree; version bodies are large and
+//! live in an ordinary rowid table.
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub const PRAGMAS: &str = "
+PRAGMA journal_mode = WAL;
+-- FULL: a commit is on disk before it is acknowledged, also across power loss.
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = OFF;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -65536;
+PRAGMA busy_timeout = 10000;
+";
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenant (tid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rtype (code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+-- The change feed: one row per committed write transaction, in commit order.
+CREATE TABLE IF NOT EXISTS tx_log (tx INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, at_us INTEGER NOT NULL);
+-- Current state of each logical resource; rid is the surrogate key the indexes point to.
+CREATE TABLE IF NOT EXISTS resource (
+  rid INTEGER PRIMARY KEY,
+  tenant INTEGER NOT NULL,
+  rtype INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  vid INTEGER NOT NULL,
+  tx INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  deleted INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resource_by_id ON resource (tenant, rtype, id);
+-- Every version; body is zstd-compressed JSON, NULL for a deletion.
+CREATE TABLE IF NOT EXISTS version (
+  vid INTEGER PRIMARY KEY,
+  rid INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  tenant INTEGER NOT NULL,
+  rtype INTEGER NOT NULL,
+  tx INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  body BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS version_by_rid ON version (rid, version);
+CREATE INDEX IF NOT EXISTS version_by_tx ON version (tenant, tx);
+CREATE INDEX IF NOT EXISTS version_by_type ON version (tenant, rtype, tx);
+
+CREATE TABLE IF NOT EXISTS idx_token (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, system INTEGER NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, code, system, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_token_system ON idx_token (tenant, param, system, rid);
+CREATE TABLE IF NOT EXISTS idx_string (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL, exact TEXT,
+  PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_date (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, lo, hi, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_number (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, value REAL NOT NULL, rid INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+  PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_quantity (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, system INTEGER NOT NULL, value REAL NOT NULL,
+  rid INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+  PRIMARY KEY (tenant, param, code, system, value, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_reference (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, target INTEGER NOT NULL, target_type INTEGER NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, target, target_type, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_uri (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_composite (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, key, rid)) WITHOUT ROWID;
+";

@@ -1,0 +1,263 @@
+//! Criteria to SQL. Every criterion becomes `r.rid [NOT] IN (SELECT rid FROM idx_… WHERE …)`,
+//! which SQLite drives from the clustered index of the criterion; values of one criterion are
+//! OR-ed with `UNION`.
+
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+
+use super::SqliteStore;
+use super::codec;
+use crate::api::ResourceVersion;
+use crate::error::StoreError;
+use crate::search::{
+    Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound, SearchPage, SearchQuery, StringMatch,
+};
+use crate::index::keys::normalize_string;
+use medicus_fhir::SearchParamType;
+
+/// The highest code point: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
+const MAX_CHAR: char = '\u{10FFFF}';
+
+struct Sql {
+    text: String,
+    args: Vec<SqlValue>,
+}
+
+impl Sql {
+    fn arg(&mut self, v: impl Into<SqlValue>) -> String {
+        self.args.push(v.into());
+        format!("?{}", self.args.len())
+    }
+}
+
+fn table_of(kind: SearchParamType) -> Option<&'static str> {
+    Some(match kind {
+        SearchParamType::Token => "idx_token",
+        SearchParamType::String => "idx_string",
+        SearchParamType::Date => "idx_date",
+        SearchParamType::Number => "idx_number",
+        SearchParamType::Quantity => "idx_quantity",
+        SearchParamType::Reference => "idx_reference",
+        SearchParamType::Uri => "idx_uri",
+        SearchParamType::Composite => "idx_composite",
+        SearchParamType::Special => return None,
+    })
+}
+
+/// Interval comparison of a stored range [lo, hi] with a search range, by prefix (FHIR R4 §3.1.1.4.5).
+fn range_condition(prefix: DatePrefix, lo: &str, hi: &str, slo: &str, shi: &str) -> String {
+    match prefix {
+        DatePrefix::Eq => format!("{lo} >= {slo} AND {hi} <= {shi}"),
+        DatePrefix::Ne => format!("NOT ({lo} >= {slo} AND {hi} <= {shi})"),
+        DatePrefix::Gt => format!("{hi} > {shi}"),
+        DatePrefix::Lt => format!("{lo} < {slo}"),
+        DatePrefix::Ge => format!("({hi} > {shi} OR ({lo} >= {slo} AND {hi} <= {shi}))"),
+        DatePrefix::Le => format!("({lo} < {slo} OR ({lo} >= {slo} AND {hi} <= {shi}))"),
+        DatePrefix::Sa => format!("{lo} > {shi}"),
+        DatePrefix::Eb => format!("{hi} < {slo}"),
+        DatePrefix::Ap => format!("{lo} <= {shi} AND {hi} >= {slo}"),
+    }
+}
+
+/// Comparison of a stored number with a search number whose precision gives [slo, shi).
+fn number_condition(sql: &mut Sql, b: &NumberBound) -> String {
+    let (v, lo, hi) = (sql.arg(b.value), sql.arg(b.lo), sql.arg(b.hi));
+    match b.prefix {
+        DatePrefix::Eq => format!("value >= {lo} AND value < {hi}"),
+        DatePrefix::Ne => format!("NOT (value >= {lo} AND value < {hi})"),
+        DatePrefix::Gt | DatePrefix::Sa => format!("value > {v}"),
+        DatePrefix::Lt | DatePrefix::Eb => format!("value < {v}"),
+        DatePrefix::Ge => format!("value >= {lo}"),
+        DatePrefix::Le => format!("value < {hi}"),
+        DatePrefix::Ap => {
+            let tol = sql.arg((b.value * 0.1).abs());
+            format!("abs(value - {v}) <= {tol}")
+        }
+    }
+}
+
+fn date_condition(sql: &mut Sql, b: &DateBound, lo_col: &str, hi_col: &str) -> String {
+    let (slo, shi) = (sql.arg(b.lo), sql.arg(b.hi));
+    range_condition(b.prefix, lo_col, hi_col, &slo, &shi)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The `SELECT rid …` of one value, or a condition on the resource row itself.
+enum Piece {
+    Subquery(String),
+    RowCondition(String),
+}
+
+fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
+    let param = sql.arg(c.param);
+    let sub = |table: &str, cond: String| {
+        Piece::Subquery(format!("SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param} AND {cond}"))
+    };
+    match v {
+        V::Id(id) => Piece::RowCondition(format!("r.id = {}", sql.arg(id.clone()))),
+        V::LastUpdated(b) => Piece::RowCondition(date_condition(sql, b, "r.updated_us", "r.updated_us")),
+        V::Token(t) => {
+            let mut cond = Vec::new();
+            if let Some(code) = t.code {
+                cond.push(format!("code = {}", sql.arg(code)));
+            }
+            if let Some(system) = t.system {
+                cond.push(format!("system = {}", sql.arg(system)));
+            }
+            if cond.is_empty() {
+                cond.push("1".into());
+            }
+            sub("idx_token", cond.join(" AND "))
+        }
+        V::String { text, mode } => match mode {
+            StringMatch::StartsWith => {
+                let lo = sql.arg(text.clone());
+                let hi = sql.arg(format!("{text}{MAX_CHAR}"));
+                sub("idx_string", format!("value >= {lo} AND value < {hi}"))
+            }
+            StringMatch::Exact => {
+                let norm = sql.arg(normalize_string(text));
+                let exact = sql.arg(text.clone());
+                sub("idx_string", format!("value = {norm} AND coalesce(exact, value) = {exact}"))
+            }
+            StringMatch::Contains => {
+                let pattern = sql.arg(format!("%{}%", escape_like(text)));
+                sub("idx_string", format!("value LIKE {pattern} ESCAPE '\\'"))
+            }
+        },
+        V::Date(b) => {
+            let cond = date_condition(sql, b, "lo", "hi");
+            sub("idx_date", cond)
+        }
+        V::Number(b) => {
+            let cond = number_condition(sql, b);
+            sub("idx_number", cond)
+        }
+        V::Quantity(q) => {
+            let mut cond = vec![number_condition(sql, &q.number)];
+            if let Some(code) = q.code {
+                cond.push(format!("code = {}", sql.arg(code)));
+            }
+            if let Some(system) = q.system {
+                cond.push(format!("system = {}", sql.arg(system)));
+            }
+            sub("idx_quantity", cond.join(" AND "))
+        }
+        V::Reference(r) => {
+            let mut cond = format!("target = {}", sql.arg(r.target));
+            if let Some(t) = r.target_type {
+                cond.push_str(&format!(" AND target_type = {}", sql.arg(t)));
+            }
+            sub("idx_reference", cond)
+        }
+        V::Uri { value, below } => {
+            if *below {
+                let lo = sql.arg(value.clone());
+                let hi = sql.arg(format!("{value}{MAX_CHAR}"));
+                sub("idx_uri", format!("value >= {lo} AND value < {hi}"))
+            } else {
+                let v = sql.arg(value.clone());
+                sub("idx_uri", format!("value = {v}"))
+            }
+        }
+        V::Composite { key } => {
+            let k = sql.arg(*key);
+            sub("idx_composite", format!("key = {k}"))
+        }
+    }
+}
+
+fn criterion_condition(sql: &mut Sql, tenant: &str, c: &Criterion) -> Result<String, StoreError> {
+    if let Some(missing) = c.missing {
+        let table = c
+            .kind
+            .and_then(table_of)
+            .ok_or_else(|| StoreError::InvalidSearch(format!(":missing is not supported on '{}'", c.code)))?;
+        let param = sql.arg(c.param);
+        let op = if missing { "NOT IN" } else { "IN" };
+        return Ok(format!("r.rid {op} (SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param})"));
+    }
+    let mut subqueries = Vec::new();
+    let mut row_conditions = Vec::new();
+    for v in &c.values {
+        match value_piece(sql, tenant, c, v) {
+            Piece::Subquery(s) => subqueries.push(s),
+            Piece::RowCondition(s) => row_conditions.push(format!("({s})")),
+        }
+    }
+    let mut alternatives = row_conditions;
+    if !subqueries.is_empty() {
+        let op = if c.negated { "NOT IN" } else { "IN" };
+        alternatives.push(format!("r.rid {op} ({})", subqueries.join(" UNION ")));
+    }
+    if alternatives.is_empty() {
+        return Ok("1".into());
+    }
+    Ok(format!("({})", alternatives.join(" OR ")))
+}
+
+pub(crate) fn search(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    resource_type: Option<&str>,
+    q: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    let mut sql = Sql { text: String::new(), args: Vec::new() };
+    let t = sql.arg(tenant);
+    let mut conditions = vec![format!("r.tenant = {t}"), "r.deleted = 0".to_owned()];
+    if let Some(rt) = resource_type {
+        match store.type_code(rt) {
+            Some(code) => conditions.push(format!("r.rtype = {}", sql.arg(code))),
+            None => return Ok(SearchPage { resources: Vec::new(), total: q.total.then_some(0), next_cursor: None }),
+        }
+    }
+    for c in &q.criteria {
+        conditions.push(criterion_condition(&mut sql, &t, c)?);
+    }
+    let filter = conditions.join(" AND ");
+
+    let total = if q.total {
+        let count_sql = format!("SELECT count(*) FROM resource r WHERE {filter}");
+        let n: i64 = conn.prepare_cached(&count_sql)?.query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+        Some(u64::try_from(n).unwrap_or(0))
+    } else {
+        None
+    };
+    if q.count == 0 {
+        return Ok(SearchPage { resources: Vec::new(), total, next_cursor: None });
+    }
+    let cursor = q.cursor.map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
+    let limit = sql.arg(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    sql.text = format!(
+        "SELECT r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body
+         FROM resource r JOIN version v ON v.vid = r.vid
+         WHERE {filter}{cursor} ORDER BY r.rid LIMIT {limit}"
+    );
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let mut resources = Vec::new();
+    let mut rids = Vec::new();
+    while let Some(r) = rows.next()? {
+        let blob: Option<Vec<u8>> = r.get(6)?;
+        rids.push(r.get::<_, i64>(0)?);
+        resources.push(ResourceVersion {
+            resource_type: store.type_name(r.get(1)?)?.to_owned(),
+            id: r.get(2)?,
+            version: r.get(3)?,
+            tx: r.get(4)?,
+            last_updated_us: r.get(5)?,
+            body: blob.map(|b| codec::decode(&b)).transpose()?,
+        });
+    }
+    let next_cursor = if resources.len() > q.count {
+        resources.truncate(q.count);
+        rids.get(q.count - 1).copied()
+    } else {
+        None
+    };
+    Ok(SearchPage { resources, total, next_cursor })
+}

@@ -1,0 +1,280 @@
+//! Read and write sessions over one tenant.
+
+use std::sync::MutexGuard;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value};
+
+use super::read::{self, CurrentRow};
+use super::{PooledReader, SqliteStore, codec, index_rows, search_sql};
+use crate::api::*;
+use crate::error::StoreError;
+use crate::index::datetime::format_instant_us;
+use crate::index::extract_entries;
+use crate::search::{SearchPage, SearchQuery};
+
+pub(crate) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+pub struct SqliteReadSession<'s> {
+    store: &'s SqliteStore,
+    reader: PooledReader<'s>,
+    tenant: i64,
+}
+
+impl<'s> SqliteReadSession<'s> {
+    pub(crate) fn new(store: &'s SqliteStore, reader: PooledReader<'s>, tenant: i64) -> Self {
+        SqliteReadSession { store, reader, tenant }
+    }
+}
+
+impl ReadSession for SqliteReadSession<'_> {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
+        read::read(self.store, self.reader.conn(), self.tenant, resource_type, id)
+    }
+
+    fn vread(&mut self, resource_type: &str, id: &str, version: i64) -> Result<Option<ResourceVersion>, StoreError> {
+        read::vread(self.store, self.reader.conn(), self.tenant, resource_type, id, version)
+    }
+
+    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        // One snapshot for the total and the page.
+        let conn = self.reader.conn();
+        conn.execute_batch("BEGIN")?;
+        let page = read::history(self.store, conn, self.tenant, scope, query);
+        conn.execute_batch("COMMIT")?;
+        page
+    }
+
+    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        let conn = self.reader.conn();
+        conn.execute_batch("BEGIN")?;
+        let page = search_sql::search(self.store, conn, self.tenant, resource_type, query);
+        conn.execute_batch("COMMIT")?;
+        page
+    }
+}
+
+/// A write transaction. Holds the single writer connection from `begin` until commit or drop.
+pub struct SqliteWriteSession<'s> {
+    store: &'s SqliteStore,
+    conn: MutexGuard<'s, Connection>,
+    tenant: i64,
+    tx: TxId,
+    timestamp_us: i64,
+    open: bool,
+}
+
+impl<'s> SqliteWriteSession<'s> {
+    pub(crate) fn begin(
+        store: &'s SqliteStore,
+        conn: MutexGuard<'s, Connection>,
+        tenant: i64,
+    ) -> Result<Self, StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut session = SqliteWriteSession { store, conn, tenant, tx: 0, timestamp_us: 0, open: true };
+        // lastUpdated must not go backwards even if the wall clock does.
+        let last: Option<i64> = session
+            .conn
+            .prepare_cached("SELECT at_us FROM tx_log ORDER BY tx DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .ok();
+        session.timestamp_us = now_us().max(last.map_or(0, |l| l + 1));
+        session
+            .conn
+            .prepare_cached("INSERT INTO tx_log (tenant, at_us) VALUES (?1, ?2)")?
+            .execute(params![tenant, session.timestamp_us])?;
+        session.tx = session.conn.last_insert_rowid();
+        Ok(session)
+    }
+
+    fn type_code(&self, resource_type: &str) -> Result<i64, StoreError> {
+        self.store
+            .type_code(resource_type)
+            .ok_or_else(|| StoreError::Corrupt(format!("'{resource_type}' is not a known resource type")))
+    }
+
+    fn check(precondition: Precondition, rt: &str, id: &str, current: Option<&CurrentRow>) -> Result<(), StoreError> {
+        let Precondition::VersionIs(expected) = precondition else { return Ok(()) };
+        let live = current.filter(|c| !c.deleted).map(|c| c.version);
+        if live == Some(expected) {
+            return Ok(());
+        }
+        Err(StoreError::VersionConflict { resource_type: rt.to_owned(), id: id.to_owned(), expected, current: live })
+    }
+
+    /// Removes the index rows of the current (live) version.
+    fn unindex(&self, rt: &str, row: &CurrentRow) -> Result<(), StoreError> {
+        if row.deleted {
+            return Ok(());
+        }
+        if let Some(old) = read::body_of(&self.conn, row.vid)? {
+            let entries = extract_entries(medicus_fhir::r4(), rt, &old);
+            index_rows::remove(&self.conn, self.tenant, row.rid, &entries)?;
+        }
+        Ok(())
+    }
+
+    fn insert_version(
+        &self,
+        rid: i64,
+        version: i64,
+        rtype: i64,
+        body: Option<&[u8]>,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO version (rid, version, tenant, rtype, tx, updated_us, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![rid, version, self.tenant, rtype, self.tx, self.timestamp_us, body])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+}
+
+/// Puts `resourceType`, `id` and `meta` first and sets the server-owned meta fields.
+fn stamp(resource_type: &str, id: &str, version: i64, last_updated: &str, body: Value) -> Value {
+    let mut src = match body {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let mut meta = match src.remove("meta") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    meta.insert("versionId".into(), Value::String(version.to_string()));
+    meta.insert("lastUpdated".into(), Value::String(last_updated.to_owned()));
+    let mut out = Map::with_capacity(src.len() + 3);
+    out.insert("resourceType".into(), Value::String(resource_type.to_owned()));
+    out.insert("id".into(), Value::String(id.to_owned()));
+    out.insert("meta".into(), Value::Object(meta));
+    for (k, v) in src {
+        if k != "resourceType" && k != "id" {
+            out.insert(k, v);
+        }
+    }
+    Value::Object(out)
+}
+
+impl ReadSession for SqliteWriteSession<'_> {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
+        read::read(self.store, &self.conn, self.tenant, resource_type, id)
+    }
+
+    fn vread(&mut self, resource_type: &str, id: &str, version: i64) -> Result<Option<ResourceVersion>, StoreError> {
+        read::vread(self.store, &self.conn, self.tenant, resource_type, id, version)
+    }
+
+    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        read::history(self.store, &self.conn, self.tenant, scope, query)
+    }
+
+    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        search_sql::search(self.store, &self.conn, self.tenant, resource_type, query)
+    }
+}
+
+impl WriteSession for SqliteWriteSession<'_> {
+    fn tx(&self) -> TxId {
+        self.tx
+    }
+
+    fn timestamp_us(&self) -> i64 {
+        self.timestamp_us
+    }
+
+    fn put(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        precondition: Precondition,
+    ) -> Result<WriteOutcome, StoreError> {
+        let rtype = self.type_code(resource_type)?;
+        let current = read::current_row(&self.conn, self.tenant, rtype, id)?;
+        Self::check(precondition, resource_type, id, current.as_ref())?;
+        if let Some(row) = &current {
+            self.unindex(resource_type, row)?;
+        }
+        let version = current.map_or(1, |c| c.version + 1);
+        let body = stamp(resource_type, id, version, &format_instant_us(self.timestamp_us), body);
+        let blob = codec::encode(&body)?;
+        let rid = match current {
+            Some(row) => row.rid,
+            None => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO resource (tenant, rtype, id, version, vid, tx, updated_us, deleted)
+                         VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, 0)",
+                    )?
+                    .execute(params![self.tenant, rtype, id, self.tx, self.timestamp_us])?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        let vid = self.insert_version(rid, version, rtype, Some(&blob))?;
+        self.conn
+            .prepare_cached(
+                "UPDATE resource SET version = ?2, vid = ?3, tx = ?4, updated_us = ?5, deleted = 0 WHERE rid = ?1",
+            )?
+            .execute(params![rid, version, vid, self.tx, self.timestamp_us])?;
+        let entries = extract_entries(medicus_fhir::r4(), resource_type, &body);
+        index_rows::insert(&self.conn, self.tenant, rid, &entries)?;
+        Ok(WriteOutcome {
+            created: current.is_none_or(|c| c.deleted),
+            version: ResourceVersion {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+                version,
+                tx: self.tx,
+                last_updated_us: self.timestamp_us,
+                body: Some(body),
+            },
+        })
+    }
+
+    fn delete(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        precondition: Precondition,
+    ) -> Result<Option<ResourceVersion>, StoreError> {
+        let rtype = self.type_code(resource_type)?;
+        let current = read::current_row(&self.conn, self.tenant, rtype, id)?;
+        Self::check(precondition, resource_type, id, current.as_ref())?;
+        let Some(row) = current.filter(|c| !c.deleted) else { return Ok(None) };
+        self.unindex(resource_type, &row)?;
+        let version = row.version + 1;
+        let vid = self.insert_version(row.rid, version, rtype, None)?;
+        self.conn
+            .prepare_cached(
+                "UPDATE resource SET version = ?2, vid = ?3, tx = ?4, updated_us = ?5, deleted = 1 WHERE rid = ?1",
+            )?
+            .execute(params![row.rid, version, vid, self.tx, self.timestamp_us])?;
+        Ok(Some(ResourceVersion {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            tx: self.tx,
+            last_updated_us: self.timestamp_us,
+            body: None,
+        }))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<TxId, StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(self.tx)
+    }
+}
+
+impl Drop for SqliteWriteSession<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Uncommitted: nothing of this session becomes visible, including its tx_log row.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
