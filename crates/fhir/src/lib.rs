@@ -7,43 +7,96 @@
 //! - `validate(resource)` checks a resource structurally; every issue carries a FHIRPath-style
 //!   `expression` pointing at the failing element, e.g. `Patient.name[0].given[1]`.
 
+mod compartment;
+mod definitions;
+mod error;
+mod fast_hash;
+mod model;
+mod search_params;
+mod validate;
+
+use std::sync::LazyLock;
+
 use serde_json::Value;
+
+pub use error::DefinitionsError;
+
+static R4: LazyLock<Definitions> = LazyLock::new(|| {
+    // The data is embedded at build time and checked by this crate's tests: a failure here is a
+    // build defect, not bad input.
+    Definitions::load()
+        .unwrap_or_else(|e| panic!("medicus-fhir: embedded R4 definitions are invalid: {e}"))
+});
 
 /// Process-wide R4 definitions.
 pub fn r4() -> &'static Definitions {
-    todo!("medicus-fhir: load generated data")
+    &R4
 }
 
-pub struct Definitions {}
+/// The R4 definitions: types and their elements, search parameters, the Patient compartment.
+/// Search parameter expressions are compiled on the first `search_params`/`search_param` call.
+#[derive(Debug)]
+pub struct Definitions {
+    types: definitions::TypeTable,
+    search: search_params::SearchRegistry,
+    compartment: compartment::PatientCompartment,
+}
 
 impl Definitions {
+    /// Build the definitions from the embedded data (what `r4()` does once).
+    pub fn load() -> Result<Self, DefinitionsError> {
+        let types = definitions::TypeTable::load()?;
+        let search = search_params::SearchRegistry::load(&types)?;
+        let compartment = compartment::PatientCompartment::load(&types)?;
+        Ok(Self {
+            types,
+            search,
+            compartment,
+        })
+    }
+
+    /// The FHIR version of the definitions (`4.0.1`).
+    pub fn fhir_version(&self) -> &'static str {
+        self.types.fhir_version
+    }
+
+    /// True for a concrete resource type (`Patient`; not `DomainResource`).
     pub fn is_resource_type(&self, name: &str) -> bool {
-        let _ = name;
-        todo!()
+        self.types.concrete_resource(name).is_some()
     }
 
     /// All concrete resource type names (Account … VisionPrescription), sorted.
     pub fn resource_types(&self) -> &[&'static str] {
-        todo!()
+        self.types.resource_types()
+    }
+
+    /// Number of distinct search parameters in the definitions (each counted once, whatever its bases).
+    pub fn search_param_count(&self) -> usize {
+        self.search.distinct_count()
     }
 
     /// Every search parameter that applies to `resource_type`, including the ones inherited from
     /// Resource and DomainResource (`_id`, `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`, …).
     /// Expressions are already narrowed to this type (the `|` branches for other types removed).
     pub fn search_params(&self, resource_type: &str) -> &[SearchParam] {
-        let _ = resource_type;
-        todo!()
+        self.search.compiled(resource_type)
     }
 
     pub fn search_param(&self, resource_type: &str, code: &str) -> Option<&SearchParam> {
-        self.search_params(resource_type).iter().find(|p| p.code == code)
+        self.search_params(resource_type)
+            .iter()
+            .find(|p| p.code == code)
     }
 
     /// Search parameter codes that link `resource_type` into the Patient compartment
     /// (empty when the type is not in the compartment; `["{def}"]` style entries excluded).
     pub fn patient_compartment_params(&self, resource_type: &str) -> &[&'static str] {
-        let _ = resource_type;
-        todo!()
+        self.compartment.params(resource_type)
+    }
+
+    /// Number of resource types in the Patient compartment (with at least one parameter).
+    pub fn patient_compartment_len(&self) -> usize {
+        self.compartment.len()
     }
 }
 
@@ -129,6 +182,5 @@ pub struct ValidationIssue {
 /// Structural validation against the R4 definitions. Returns every error found (not just the first).
 /// Warnings do not make a resource invalid.
 pub fn validate(resource: &Value) -> Vec<ValidationIssue> {
-    let _ = resource;
-    todo!("medicus-fhir: validator")
+    validate::validate(&r4().types, resource)
 }
