@@ -9,6 +9,19 @@
 
 use serde_json::Value;
 
+mod ast;
+mod datetime;
+mod decimal;
+mod eval;
+mod lexer;
+mod model;
+mod parser;
+mod quantity;
+#[cfg(test)]
+mod tests;
+
+pub use model::builtin_type_name;
+
 /// FHIR type knowledge the evaluator needs for navigation and `is`/`as`/`ofType`.
 pub trait Model: Sync {
     /// Types of child element `element` of a node of type `parent_type`.
@@ -68,19 +81,26 @@ pub enum Item<'a> {
     Date(String),
     DateTime(String),
     Time(String),
-    Quantity { value: String, unit: String },
+    Quantity {
+        value: String,
+        unit: String,
+    },
 }
 
 /// A compiled FHIRPath expression.
 #[derive(Debug, Clone)]
 pub struct Expression {
     source: String,
+    ast: ast::Expr,
 }
 
 impl Expression {
     pub fn parse(src: &str) -> Result<Self, ParseError> {
-        let _ = src;
-        todo!("medicus-fhirpath: parser")
+        let ast = parser::parse(src)?;
+        Ok(Expression {
+            source: src.to_string(),
+            ast,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -88,7 +108,25 @@ impl Expression {
     }
 
     pub fn evaluate<'a>(&self, root: &'a Value, env: &Env<'_>) -> Result<Vec<Item<'a>>, EvalError> {
-        let _ = (root, env);
-        todo!("medicus-fhirpath: evaluator")
+        let ctx = eval::Ctx::new(root, env.model);
+        let frame = eval::Frame {
+            this: Some(ctx.root.clone()),
+            index: None,
+            total: None,
+        };
+        let focus = [ctx.root.clone()];
+        ctx.eval(&self.ast, &focus, &frame)
+    }
+
+    /// The expression printed back in canonical, fully parenthesised form. Parsing the result
+    /// yields an equivalent expression (useful for logging and round-trip tests).
+    pub fn to_canonical_string(&self) -> String {
+        self.ast.to_string()
+    }
+}
+
+impl std::fmt::Display for Expression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
     }
 }

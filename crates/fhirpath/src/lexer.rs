@@ -1,0 +1,284 @@
+//! Tokeniser for FHIRPath source text.
+
+use crate::ParseError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Tok {
+    /// Identifier; `quoted` when written with backticks (never a keyword then).
+    Ident {
+        name: String,
+        quoted: bool,
+    },
+    Str(String),
+    /// Integer or decimal literal text.
+    Number(String),
+    /// `@2014-01-25`, `@2014-01-25T14:30`, `@T14:30` (text without `@`, with the `T` for times).
+    DateTime(String),
+    /// `%name`, `%'string'` or %`name`.
+    External(String),
+    /// `$this`, `$index`, `$total`.
+    Special(String),
+    Sym(&'static str),
+    Eof,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Token {
+    pub tok: Tok,
+    pub pos: usize,
+}
+
+fn err(pos: usize, message: impl Into<String>) -> ParseError {
+    ParseError {
+        position: pos,
+        message: message.into(),
+    }
+}
+
+const SYMBOLS: &[&str] = &[
+    "<=", ">=", "!=", "!~", ".", ",", "(", ")", "[", "]", "{", "}", "+", "-", "*", "/", "&", "|",
+    "=", "~", "<", ">",
+];
+
+pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if src[i..].starts_with("//") {
+            i = src[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            continue;
+        }
+        if src[i..].starts_with("/*") {
+            let end = src[i + 2..]
+                .find("*/")
+                .ok_or_else(|| err(i, "unterminated comment"))?;
+            i += 2 + end + 2;
+            continue;
+        }
+        let start = i;
+        let tok = match c {
+            b'\'' => {
+                let (s, next) = read_quoted(src, i, b'\'')?;
+                i = next;
+                Tok::Str(s)
+            }
+            b'`' => {
+                let (s, next) = read_quoted(src, i, b'`')?;
+                i = next;
+                Tok::Ident {
+                    name: s,
+                    quoted: true,
+                }
+            }
+            b'0'..=b'9' => {
+                let mut j = i;
+                while j < bytes.len() && bytes[j].is_ascii_digit() {
+                    j += 1;
+                }
+                // Only take the point when a digit follows: `1.abs()` is a call on 1.
+                if j + 1 < bytes.len() && bytes[j] == b'.' && bytes[j + 1].is_ascii_digit() {
+                    j += 1;
+                    while j < bytes.len() && bytes[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                }
+                let text = src[i..j].to_string();
+                // `1L` long literal: accepted and treated as an integer.
+                if j < bytes.len() && bytes[j] == b'L' && !text.contains('.') {
+                    j += 1;
+                }
+                i = j;
+                Tok::Number(text)
+            }
+            b'@' => {
+                let mut j = i + 1;
+                while j < bytes.len() {
+                    let b = bytes[j];
+                    // A '.' belongs to the literal only as the seconds' decimal point.
+                    let frac = b == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'+') || frac {
+                        j += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let text = &src[i + 1..j];
+                if text.is_empty() {
+                    return Err(err(i, "empty date/time literal"));
+                }
+                i = j;
+                Tok::DateTime(text.to_string())
+            }
+            b'%' => {
+                let next = bytes.get(i + 1).copied();
+                match next {
+                    Some(b'\'') => {
+                        let (s, n) = read_quoted(src, i + 1, b'\'')?;
+                        i = n;
+                        Tok::External(s)
+                    }
+                    Some(b'`') => {
+                        let (s, n) = read_quoted(src, i + 1, b'`')?;
+                        i = n;
+                        Tok::External(s)
+                    }
+                    _ => {
+                        let n = ident_len(&src[i + 1..]);
+                        if n == 0 {
+                            return Err(err(i, "expected a name after '%'"));
+                        }
+                        // Names like `%vs-name` and `%ext-name` are allowed to contain '-'.
+                        let mut j = i + 1 + n;
+                        while j < bytes.len()
+                            && bytes[j] == b'-'
+                            && bytes.get(j + 1).is_some_and(|b| b.is_ascii_alphanumeric())
+                        {
+                            j += 1 + src[j + 1..]
+                                .bytes()
+                                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                                .count();
+                        }
+                        let name = src[i + 1..j].to_string();
+                        i = j;
+                        Tok::External(name)
+                    }
+                }
+            }
+            b'$' => {
+                let n = ident_len(&src[i + 1..]);
+                let name = &src[i + 1..i + 1 + n];
+                if !matches!(name, "this" | "index" | "total") {
+                    return Err(err(i, format!("unknown special variable ${name}")));
+                }
+                i += 1 + n;
+                Tok::Special(name.to_string())
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let n = ident_len(&src[i..]);
+                let name = src[i..i + n].to_string();
+                i += n;
+                Tok::Ident {
+                    name,
+                    quoted: false,
+                }
+            }
+            _ => {
+                let Some(sym) = SYMBOLS.iter().find(|s| src[i..].starts_with(**s)) else {
+                    let ch = src[i..].chars().next().unwrap_or('?');
+                    return Err(err(i, format!("unexpected character '{ch}'")));
+                };
+                i += sym.len();
+                Tok::Sym(sym)
+            }
+        };
+        out.push(Token { tok, pos: start });
+    }
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: src.len(),
+    });
+    Ok(out)
+}
+
+fn ident_len(s: &str) -> usize {
+    s.bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count()
+}
+
+/// Reads a quoted string or backticked identifier starting at `start` (the quote), handling
+/// FHIRPath escapes. Returns the unescaped text and the index after the closing quote.
+fn read_quoted(src: &str, start: usize, quote: u8) -> Result<(String, usize), ParseError> {
+    let mut out = String::new();
+    let mut chars = src[start + 1..].char_indices();
+    while let Some((off, ch)) = chars.next() {
+        let pos = start + 1 + off;
+        if ch as u32 == u32::from(quote) {
+            return Ok((out, pos + 1));
+        }
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        let Some((_, esc)) = chars.next() else { break };
+        match esc {
+            '\'' | '"' | '`' | '\\' | '/' => out.push(esc),
+            'f' => out.push('\u{c}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
+                let code = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4);
+                let Some(ch) = code.and_then(char::from_u32) else {
+                    return Err(err(pos, "invalid \\u escape"));
+                };
+                out.push(ch);
+            }
+            other => return Err(err(pos, format!("invalid escape \\{other}"))),
+        }
+    }
+    Err(err(start, "unterminated string"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<Tok> {
+        tokenize(s).unwrap().into_iter().map(|t| t.tok).collect()
+    }
+
+    #[test]
+    fn lexes_literals_and_symbols() {
+        assert_eq!(
+            toks("1.5 'a\\'b' @2014-01T `x y` %ucum $this <= 1.abs()"),
+            vec![
+                Tok::Number("1.5".into()),
+                Tok::Str("a'b".into()),
+                Tok::DateTime("2014-01T".into()),
+                Tok::Ident {
+                    name: "x y".into(),
+                    quoted: true
+                },
+                Tok::External("ucum".into()),
+                Tok::Special("this".into()),
+                Tok::Sym("<="),
+                Tok::Number("1".into()),
+                Tok::Sym("."),
+                Tok::Ident {
+                    name: "abs".into(),
+                    quoted: false
+                },
+                Tok::Sym("("),
+                Tok::Sym(")"),
+                Tok::Eof,
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_and_errors() {
+        assert_eq!(toks("2 // x\n/* y */ + 2").len(), 4);
+        assert!(tokenize("2 /* open").is_err());
+        assert!(tokenize("'open").is_err());
+        assert!(tokenize("#").is_err());
+        assert_eq!(
+            toks("%`vs-x`"),
+            vec![Tok::External("vs-x".into()), Tok::Eof]
+        );
+        assert_eq!(
+            toks("%vs-administrative-gender"),
+            vec![Tok::External("vs-administrative-gender".into()), Tok::Eof]
+        );
+        assert_eq!(toks("'\\u0041'"), vec![Tok::Str("A".into()), Tok::Eof]);
+    }
+}
