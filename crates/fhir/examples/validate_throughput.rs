@@ -23,6 +23,17 @@ fn main() {
         start.elapsed().as_secs_f64() * 1e3 / f64::from(n)
     );
 
+    let start = Instant::now();
+    let compiled: usize = defs
+        .resource_types()
+        .iter()
+        .map(|t| defs.search_params(t).len())
+        .sum();
+    println!(
+        "search parameters compiled on first use: {compiled} (type, parameter) pairs in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/reference/mii-kds-testdata"

@@ -381,6 +381,62 @@ mod tests {
         );
     }
 
+    /// Every narrowed expression and composite component compiles with medicus-fhirpath.
+    #[test]
+    fn all_expressions_compile() {
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        let types = r4()
+            .resource_types()
+            .iter()
+            .copied()
+            .chain(["Resource", "DomainResource"]);
+        for rt in types {
+            for p in r4().search.sources(rt) {
+                let components = p.components.iter().map(|c| c.expression);
+                for expression in p.expression.into_iter().chain(components) {
+                    checked += 1;
+                    if let Err(e) = compile_expression(expression) {
+                        failures.push(format!("{rt}.{} `{expression}`: {e}", p.code));
+                    }
+                }
+            }
+        }
+        assert!(checked > 2500, "{checked}");
+        assert!(
+            failures.is_empty(),
+            "{} of {checked} fail:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn compiled_registry_matches_sources() {
+        let d = r4();
+        let params = d.search_params("Observation");
+        assert_eq!(params.len(), d.search.sources("Observation").len());
+        let code = d
+            .search_param("Observation", "code")
+            .expect("Observation.code");
+        assert_eq!(code.kind, SearchParamType::Token);
+        assert_eq!(
+            code.expression.as_ref().map(Expression::source),
+            Some("Observation.code")
+        );
+        let combo = d
+            .search_param("Observation", "code-value-quantity")
+            .expect("composite");
+        assert_eq!(combo.components.len(), 2);
+        assert_eq!(combo.components[1].code, "value-quantity");
+        assert!(d.search_params("Nope").is_empty());
+        let id = d.search_param("Patient", "_id").expect("_id");
+        assert_eq!(
+            id.expression.as_ref().map(Expression::source),
+            Some("Patient.id")
+        );
+    }
+
     #[test]
     fn rewrites_inherited_roots() {
         assert_eq!(rewrite_inherited("Resource.id", "Patient"), "Patient.id");
