@@ -120,7 +120,7 @@ impl SearchRegistry {
                 .ok_or_else(|| bad(format!("unknown type {}", p.kind)))?;
             let targets: &'static [&'static str] = Box::leak(p.target.clone().into_boxed_slice());
             let mut components = Vec::with_capacity(p.component.len());
-            for &(code, kind, expression) in &p.component {
+            for &(code, kind, expression, _definition) in &p.component {
                 let kind = SearchParamType::from_code(kind)
                     .ok_or_else(|| bad(format!("unknown component type {kind}")))?;
                 components.push(ComponentSource {

@@ -69,9 +69,9 @@ pub(crate) struct RawSearchParam<'a> {
     pub expression: BTreeMap<&'a str, &'a str>,
     #[serde(default, borrow)]
     pub target: Vec<&'a str>,
-    /// `[code, type, expression]` of each component of a composite parameter.
+    /// `[code, type, expression, definition url]` of each component of a composite parameter.
     #[serde(default, borrow)]
-    pub component: Vec<(&'a str, &'a str, &'a str)>,
+    pub component: Vec<(&'a str, &'a str, &'a str, &'a str)>,
 }
 
 #[derive(Deserialize)]
