@@ -286,10 +286,17 @@ impl Temporal {
         let (a, b) = match (self.kind, other.kind) {
             (Kind::Time, Kind::Time) => (*self, *other),
             (Kind::Time, _) | (_, Kind::Time) => return None,
-            _ => (
-                self.as_datetime().normalized(),
-                other.as_datetime().normalized(),
-            ),
+            _ => {
+                // One side zoned and the other not: the local offset is unknown.
+                let timed = |t: &Self| t.kind == Kind::DateTime && t.precision >= Precision::Hour;
+                if timed(self) && timed(other) && self.tz.is_some() != other.tz.is_some() {
+                    return None;
+                }
+                (
+                    self.as_datetime().normalized(),
+                    other.as_datetime().normalized(),
+                )
+            }
         };
         let min = a.precision.min(b.precision);
         let parts = |t: &Temporal| -> [(Precision, i64); 6] {
@@ -350,7 +357,14 @@ impl Temporal {
             }
             _ => {
                 let unit_ms = unit.millis();
-                let ms = value.checked_mul(Decimal::from_i64(unit_ms))?.trunc()?;
+                // Calendar arithmetic uses whole units (`+ 7.7 days` adds 7 days), except for
+                // milliseconds, the finest precision.
+                let whole = if unit == CalendarUnit::Millisecond {
+                    value
+                } else {
+                    Decimal::from_i64(i64::try_from(value.trunc()?).ok()?)
+                };
+                let ms = whole.checked_mul(Decimal::from_i64(unit_ms))?.trunc()?;
                 let ms = i64::try_from(ms).ok()?;
                 // Below the value's precision the quantity is truncated to whole units of it.
                 let grain: i64 = match (t.kind, t.precision) {

@@ -244,6 +244,11 @@ pub fn builtin_type_name(name: &str) -> Option<&'static str> {
         .find(|n| *n == name)
 }
 
+/// True when `name` is an R4 primitive type (`string`, `dateTime`, ...).
+pub(crate) fn is_primitive(name: &str) -> bool {
+    PRIMITIVES.iter().any(|(n, _)| *n == name)
+}
+
 /// True when `name` is a built-in R4 resource type.
 pub(crate) fn is_resource_type(name: &str) -> bool {
     RESOURCES.contains(&name)

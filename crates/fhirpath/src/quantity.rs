@@ -90,3 +90,53 @@ pub(crate) fn equivalent_units(a: &str, b: &str) -> bool {
         ("year", "a") | ("a", "year") | ("month", "mo") | ("mo", "month")
     )
 }
+
+fn base_symbol(dimension: &str) -> Option<&'static str> {
+    Some(match dimension {
+        "mass" => "g",
+        "length" => "m",
+        "volume" => "L",
+        "time" => "s",
+        _ => return None,
+    })
+}
+
+/// Product or quotient of two quantities. Same-dimension units are first brought to their base
+/// unit (`2 'cm' * 2 'm'` = `0.04 'm2'`, `1 'm' / 1 'm'` = `1 '1'`); otherwise the units are
+/// combined as written (`'g/m'`, `'g.m'`).
+pub(crate) fn multiply(
+    a: (Decimal, &str),
+    b: (Decimal, &str),
+    divide: bool,
+) -> Option<(Decimal, String)> {
+    let op = |x: Decimal, y: Decimal| {
+        if divide {
+            x.checked_div(y)
+        } else {
+            x.checked_mul(y)
+        }
+    };
+    if b.1 == "1" {
+        return Some((op(a.0, b.0)?, a.1.to_string()));
+    }
+    if a.1 == "1" && !divide {
+        return Some((op(a.0, b.0)?, b.1.to_string()));
+    }
+    if let (Some((va, da)), Some((vb, db))) = (to_base(a.0, a.1), to_base(b.0, b.1))
+        && da == db
+        && let Some(base) = base_symbol(da)
+    {
+        let unit = if divide {
+            "1".to_string()
+        } else {
+            format!("{base}2")
+        };
+        return Some((op(va, vb)?.normalize(), unit));
+    }
+    let unit = if divide {
+        format!("{}/{}", a.1, b.1)
+    } else {
+        format!("{}.{}", a.1, b.1)
+    };
+    Some((op(a.0, b.0)?, unit))
+}

@@ -34,7 +34,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|i| Value::from(i)),
+        any::<i64>().prop_map(Value::from),
         "[-0-9.eE]{1,12}".prop_filter_map("number", |s| serde_json::from_str::<Value>(&s).ok()),
         prop_oneof![
             "[a-z0-9:/#._ -]{0,12}",
@@ -45,10 +45,28 @@ fn arb_json() -> impl Strategy<Value = Value> {
         .prop_map(Value::String),
     ];
     let keys = prop_oneof![
-        Just("resourceType"), Just("name"), Just("given"), Just("_given"), Just("value"),
-        Just("valueQuantity"), Just("valueString"), Just("_valueString"), Just("extension"), Just("url"),
-        Just("a"), Just("b"), Just("x"), Just("id"), Just("item"), Just("contained"), Just("reference"),
-        Just("subject"), Just("effectiveDateTime"), Just("unit"), Just("code"), Just("component"),
+        Just("resourceType"),
+        Just("name"),
+        Just("given"),
+        Just("_given"),
+        Just("value"),
+        Just("valueQuantity"),
+        Just("valueString"),
+        Just("_valueString"),
+        Just("extension"),
+        Just("url"),
+        Just("a"),
+        Just("b"),
+        Just("x"),
+        Just("id"),
+        Just("item"),
+        Just("contained"),
+        Just("reference"),
+        Just("subject"),
+        Just("effectiveDateTime"),
+        Just("unit"),
+        Just("code"),
+        Just("component"),
     ];
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![

@@ -30,7 +30,9 @@ fn expressions(doc: &Value) -> Vec<(Vec<String>, String)> {
     }
     if let Some(entries) = doc.get("entry").and_then(Value::as_array) {
         for entry in entries {
-            let Some(p) = entry.get("resource") else { continue };
+            let Some(p) = entry.get("resource") else {
+                continue;
+            };
             if let Some(e) = p.get("expression").and_then(Value::as_str) {
                 out.push((bases(p), e.to_string()));
             }
@@ -42,12 +44,18 @@ fn expressions(doc: &Value) -> Vec<(Vec<String>, String)> {
 fn bases(p: &Value) -> Vec<String> {
     p.get("base")
         .and_then(Value::as_array)
-        .map(|b| b.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|b| {
+            b.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn source() -> Option<PathBuf> {
-    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fhir/data/r4-search-parameters.json");
+    let committed =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fhir/data/r4-search-parameters.json");
     if committed.exists() {
         return Some(committed);
     }
@@ -61,9 +69,15 @@ fn every_r4_search_parameter_expression_compiles_and_runs() {
         return;
     };
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let exprs = expressions(&doc);
-    assert!(exprs.len() > 1000, "only {} expressions in {}", exprs.len(), path.display());
+    assert!(
+        exprs.len() > 1000,
+        "only {} expressions in {}",
+        exprs.len(),
+        path.display()
+    );
     let mut failures = Vec::new();
     for (bases, src) in &exprs {
         match Expression::parse(src) {
@@ -78,6 +92,15 @@ fn every_r4_search_parameter_expression_compiles_and_runs() {
             }
         }
     }
-    println!("{} search parameter expressions from {}", exprs.len(), path.display());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "{} search parameter expressions from {}",
+        exprs.len(),
+        path.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -187,7 +187,13 @@ fn input_str<'x>(input: &'x [Item<'_>], f: FnName) -> Result<Option<Cow<'x, str>
     };
     Ok(match val(item) {
         Some(Val::Str(s)) => Some(s),
-        Some(Val::Complex(_)) | None => None,
+        None => None,
+        Some(Val::Complex(_)) => {
+            return Err(err(format!(
+                "{}() expects a string, got a complex value",
+                f.as_str()
+            )));
+        }
         Some(_) => value::to_string(item).map(Cow::Owned),
     })
 }
@@ -195,6 +201,7 @@ fn input_str<'x>(input: &'x [Item<'_>], f: FnName) -> Result<Option<Cow<'x, str>
 pub(crate) fn call<'a>(
     ctx: &Ctx<'a, '_>,
     input: Coll<'a>,
+    explicit_input: bool,
     func: &Func,
     args: &[Expr],
     focus: &[Item<'a>],
@@ -304,15 +311,25 @@ pub(crate) fn call<'a>(
             }
             out
         }
-        F::OfType | F::As => {
+        F::OfType => {
             let ts = c.type_arg()?;
+            types::check_known(ctx, ts)?;
             input
                 .into_iter()
-                .filter(|i| types::is_type(ctx, i, ts))
+                .filter(|i| types::cast_matches(ctx, i, ts))
                 .collect()
+        }
+        F::As => {
+            let ts = c.type_arg()?;
+            types::check_known(ctx, ts)?;
+            match single(&input, f)? {
+                Some(item) if types::cast_matches(ctx, item, ts) => vec![item.clone()],
+                _ => Vec::new(),
+            }
         }
         F::Is => {
             let ts = c.type_arg()?;
+            types::check_known(ctx, ts)?;
             match single(&input, f)? {
                 Some(item) => boolean(types::is_type(ctx, item, ts)),
                 None => Vec::new(),
@@ -362,17 +379,25 @@ pub(crate) fn call<'a>(
             if input.len() > 1 {
                 return Err(err("iif() expects a single input"));
             }
-            // With an explicit input, the criterion sees it as `$this`.
-            let cond = match input.first() {
-                Some(item) if !std::ptr::eq(focus, input.as_slice()) => {
-                    to_bool(&c.lambda(0, item, 0)?)?
-                }
-                _ => to_bool(&c.arg(0)?)?,
+            // With an explicit input (`x.iif(...)`) the arguments see it as `$this`.
+            let item = input.first().filter(|_| explicit_input);
+            let branch = |i: usize| match item {
+                Some(item) => c.lambda(i, item, 0),
+                None => c.arg(i),
+            };
+            let cond = branch(0)?;
+            let cond = match cond.as_slice() {
+                [] => None,
+                [b] => match val(b) {
+                    Some(Val::Bool(b)) => Some(b),
+                    _ => return Err(err("iif() criterion must be a boolean")),
+                },
+                _ => return Err(err("iif() criterion must be a single boolean")),
             };
             if cond == Some(true) {
-                c.arg(1)?
+                branch(1)?
             } else {
-                c.arg(2)?
+                branch(2)?
             }
         }
         F::ToBoolean | F::ConvertsToBoolean => convert(f, F::ToBoolean, &input, to_boolean)?,
@@ -487,6 +512,9 @@ pub(crate) fn call<'a>(
             };
             if f == F::Matches {
                 boolean(re.is_match(&s))
+            } else if re.as_str().is_empty() {
+                // An empty pattern would match between every character; FHIRPath leaves the input.
+                vec![Item::String(s.into_owned())]
             } else {
                 let Some(rep) = c.str_arg(1)? else {
                     return Ok(Vec::new());

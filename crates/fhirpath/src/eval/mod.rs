@@ -128,7 +128,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
                     Some(t) => self.eval(t, focus, fr)?,
                     None => focus.to_vec(),
                 };
-                functions::call(self, input, func, args, focus, fr)?
+                functions::call(self, input, target.is_some(), func, args, focus, fr)?
             }
             Expr::Indexer(target, idx) => {
                 let input = self.eval(target, focus, fr)?;
@@ -146,6 +146,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
             Expr::Pos(inner) => self.eval(inner, focus, fr)?,
             Expr::Binary(op, l, r) => operators::binary(self, *op, l, r, focus, fr)?,
             Expr::Is(inner, ts) => {
+                types::check_known(self, ts)?;
                 let input = self.eval(inner, focus, fr)?;
                 match input.as_slice() {
                     [] => Vec::new(),
@@ -154,10 +155,13 @@ impl<'a, 'm> Ctx<'a, 'm> {
                 }
             }
             Expr::As(inner, ts) => {
+                types::check_known(self, ts)?;
+                // Lenient on purpose: R4 search parameters apply `as` to collections
+                // (`(ActivityDefinition.useContext.value as CodeableConcept)`).
                 let input = self.eval(inner, focus, fr)?;
                 input
                     .into_iter()
-                    .filter(|i| types::is_type(self, i, ts))
+                    .filter(|i| types::cast_matches(self, i, ts))
                     .collect()
             }
         })

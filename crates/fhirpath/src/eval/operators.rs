@@ -254,6 +254,10 @@ fn arithmetic(op: BinOp, x: &Item<'_>, y: &Item<'_>) -> Result<Option<Item<'stat
             };
             r.map(|v| item_of(Val::Quantity(v, unit)))
         }
+        (Val::Quantity(a, ua), Val::Quantity(b, ub)) if matches!(op, BinOp::Mul | BinOp::Div) => {
+            crate::quantity::multiply((*a, ua), (*b, ub), op == BinOp::Div)
+                .map(|(v, unit)| item_of(Val::Quantity(v, Cow::Owned(unit))))
+        }
         (Val::Quantity(a, u), Val::Int(_) | Val::Dec(_))
             if matches!(op, BinOp::Mul | BinOp::Div) =>
         {

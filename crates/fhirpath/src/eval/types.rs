@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use crate::ast::TypeSpec;
-use crate::eval::Ctx;
-use crate::{Item, model};
+use crate::eval::{Ctx, err};
+use crate::{EvalError, Item, model};
 
 /// The namespace and name of an item's type.
 pub(crate) fn type_of<'x>(
@@ -39,19 +39,59 @@ pub(crate) fn type_of<'x>(
     }
 }
 
+const SYSTEM_TYPES: &[&str] = &[
+    "Boolean", "Integer", "Decimal", "String", "Date", "DateTime", "Time", "Quantity",
+];
+
+/// Rejects type specifiers that name no known type (`ofType(string1)`).
+pub(crate) fn check_known(ctx: &Ctx<'_, '_>, ts: &TypeSpec) -> Result<(), EvalError> {
+    let known = match ts.namespace.as_deref() {
+        // `System.Patient` is simply no type any value has.
+        Some("System") => true,
+        Some("FHIR") => ctx.type_name(&ts.name).is_some(),
+        Some(_) => false,
+        None => SYSTEM_TYPES.contains(&ts.name.as_str()) || ctx.type_name(&ts.name).is_some(),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(err(format!("unknown type '{}'", ts.name)))
+    }
+}
+
+/// FHIR primitive types match exactly: `code` is not treated as a `string` (nor `id` as one),
+/// as the FHIRPath conformance suite expects.
+fn fhir_matches(ctx: &Ctx<'_, '_>, ty: &str, wanted: &str, exact_primitives: bool) -> bool {
+    if exact_primitives && model::builtin_type_name(ty).is_some_and(model::is_primitive) {
+        return ty == wanted;
+    }
+    model::is_subtype(ctx.model, ty, wanted)
+}
+
+/// `is`: the item's type is `ts` or derives from it.
 pub(crate) fn is_type(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec) -> bool {
+    matches_type(ctx, item, ts, false)
+}
+
+/// `as` / `ofType`: like [`is_type`], but FHIR primitives must match exactly (`code` is not
+/// cast to `string`), as the conformance suite expects.
+pub(crate) fn cast_matches(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec) -> bool {
+    matches_type(ctx, item, ts, true)
+}
+
+fn matches_type(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec, exact_primitives: bool) -> bool {
     let Some((ns, ty)) = type_of(ctx, item) else {
         return false;
     };
     match ts.namespace.as_deref() {
         Some("System") => ns == "System" && ty == ts.name,
-        Some("FHIR") => ns == "FHIR" && model::is_subtype(ctx.model, ty, &ts.name),
+        Some("FHIR") => ns == "FHIR" && fhir_matches(ctx, ty, &ts.name, exact_primitives),
         Some(_) => false,
         None => {
             if ns == "System" {
                 ty == ts.name
             } else {
-                model::is_subtype(ctx.model, ty, &ts.name)
+                fhir_matches(ctx, ty, &ts.name, exact_primitives)
             }
         }
     }

@@ -175,8 +175,10 @@ fn equals_val(a: &Val<'_>, b: &Val<'_>) -> Option<bool> {
             x.compare(y).map(|o| o == Ordering::Equal)
         }
         (Val::Str(s), Val::Temporal(t)) | (Val::Temporal(t), Val::Str(s)) => {
-            let parsed = as_temporal(s, t)?;
-            parsed.compare(t).map(|o| o == Ordering::Equal)
+            match as_temporal(s, t) {
+                Some(parsed) => parsed.compare(t).map(|o| o == Ordering::Equal),
+                None => Some(false),
+            }
         }
         (Val::Quantity(x, ux), Val::Quantity(y, uy)) => {
             let (x, y) = quantity::comparable((*x, ux), (*y, uy))?;
