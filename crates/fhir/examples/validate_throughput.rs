@@ -14,16 +14,6 @@ fn main() {
         defs.resource_types().len()
     );
     let start = Instant::now();
-    let n = 10;
-    for _ in 0..n {
-        let _ = medicus_fhir::Definitions::load().expect("definitions");
-    }
-    println!(
-        "Definitions::load(): {:.1} ms each",
-        start.elapsed().as_secs_f64() * 1e3 / f64::from(n)
-    );
-
-    let start = Instant::now();
     let compiled: usize = defs
         .resource_types()
         .iter()

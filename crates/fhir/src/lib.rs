@@ -34,7 +34,9 @@ pub fn r4() -> &'static Definitions {
 }
 
 /// The R4 definitions: types and their elements, search parameters, the Patient compartment.
-/// Search parameter expressions are compiled on the first `search_params`/`search_param` call.
+/// Search parameter expressions are compiled on the first `search_params`/`search_param` call
+/// (about 1 ms for all of them; call it at start-up to warm up), so that validation and the FHIRPath
+/// model never depend on the FHIRPath parser.
 #[derive(Debug)]
 pub struct Definitions {
     types: definitions::TypeTable,
@@ -43,8 +45,9 @@ pub struct Definitions {
 }
 
 impl Definitions {
-    /// Build the definitions from the embedded data (what `r4()` does once).
-    pub fn load() -> Result<Self, DefinitionsError> {
+    /// Build the definitions from the embedded data (what `r4()` does once). Names are leaked to
+    /// become `&'static str`, so this is for the one static instance only.
+    pub(crate) fn load() -> Result<Self, DefinitionsError> {
         let types = definitions::TypeTable::load()?;
         let search = search_params::SearchRegistry::load(&types)?;
         let compartment = compartment::PatientCompartment::load(&types)?;

@@ -315,8 +315,8 @@ fn build(file: TypesFile<'static>) -> Result<TypeTable, DefinitionsError> {
 mod tests {
     use super::*;
 
-    fn table() -> TypeTable {
-        TypeTable::load().expect("definitions load")
+    fn table() -> &'static TypeTable {
+        &crate::r4().types
     }
 
     #[test]
