@@ -1,0 +1,112 @@
+//! The CapabilityStatement: states exactly what this server implements.
+
+use std::sync::OnceLock;
+
+use medicus_fhir::SearchParamType;
+use serde_json::{Value, json};
+
+fn param_type(kind: SearchParamType) -> &'static str {
+    match kind {
+        SearchParamType::Number => "number",
+        SearchParamType::Date => "date",
+        SearchParamType::String => "string",
+        SearchParamType::Token => "token",
+        SearchParamType::Reference => "reference",
+        SearchParamType::Composite => "composite",
+        SearchParamType::Quantity => "quantity",
+        SearchParamType::Uri => "uri",
+        SearchParamType::Special => "special",
+    }
+}
+
+/// Parameters the server interprets itself on every search.
+const RESULT_PARAMS: &[(&str, &str)] = &[
+    ("_count", "number"),
+    ("_summary", "token"),
+    ("_elements", "string"),
+];
+
+fn resource_entry(resource_type: &str) -> Value {
+    let defs = medicus_fhir::r4();
+    let mut params: Vec<Value> = defs
+        .search_params(resource_type)
+        .iter()
+        .map(|p| json!({ "name": p.code, "definition": p.url, "type": param_type(p.kind) }))
+        .collect();
+    params.extend(
+        RESULT_PARAMS
+            .iter()
+            .map(|(name, kind)| json!({ "name": name, "type": kind })),
+    );
+    let interactions: Vec<Value> = [
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+        "search-type",
+    ]
+    .iter()
+    .map(|code| json!({ "code": code }))
+    .collect();
+    json!({
+        "type": resource_type,
+        "interaction": interactions,
+        "versioning": "versioned-update",
+        "readHistory": true,
+        "updateCreate": true,
+        "conditionalCreate": true,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": true,
+        "conditionalDelete": "single",
+        "referencePolicy": ["literal", "local"],
+        "searchParam": params,
+    })
+}
+
+fn static_statement() -> &'static Value {
+    static STATEMENT: OnceLock<Value> = OnceLock::new();
+    STATEMENT.get_or_init(|| {
+        let resources: Vec<Value> = medicus_fhir::r4()
+            .resource_types()
+            .iter()
+            .map(|t| resource_entry(t))
+            .collect();
+        json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-24",
+            "publisher": "medicus",
+            "kind": "instance",
+            "software": { "name": "medicus", "version": env!("CARGO_PKG_VERSION") },
+            "fhirVersion": "4.0.1",
+            "format": ["json", "application/fhir+json"],
+            "patchFormat": ["application/json-patch+json"],
+            "rest": [{
+                "mode": "server",
+                "resource": resources,
+                "interaction": [
+                    { "code": "transaction" },
+                    { "code": "batch" },
+                    { "code": "history-system" },
+                    { "code": "search-system" },
+                ],
+                "searchParam": [
+                    { "name": "_id", "type": "token" },
+                    { "name": "_lastUpdated", "type": "date" },
+                ],
+            }],
+        })
+    })
+}
+
+/// The CapabilityStatement for a tenant's FHIR base.
+pub fn capability_statement(fhir_base: &str) -> Value {
+    let mut statement = static_statement().clone();
+    statement["implementation"] =
+        json!({ "description": "medicus FHIR R4 server", "url": fhir_base });
+    statement
+}

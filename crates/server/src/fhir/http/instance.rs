@@ -1,0 +1,189 @@
+//! Instance-level interactions: read, vread, update, patch, delete, instance history.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use medicus_store::api::HistoryScope;
+
+use super::blocking;
+use super::extract::{FhirBody, FhirPath, QueryPairs, content_type, header_str};
+use super::response::FhirResponse;
+use crate::context::RequestContext;
+use crate::fhir::FhirError;
+use crate::fhir::headers::{
+    ReturnPreference, etag, parse_etag_version, parse_if_match, require_fhir_json,
+    require_json_patch,
+};
+use crate::fhir::interactions::{
+    delete, history, patch, read, resource::ensure_supported_type, update,
+};
+use crate::fhir::json_body::{parse_json, parse_resource};
+use crate::fhir::outcome::information;
+use crate::state::AppState;
+
+type Result<T> = std::result::Result<T, FhirError>;
+
+pub async fn read(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    let store = state.store.clone();
+    let tenant = ctx.tenant.clone();
+    let v = blocking(move || {
+        let mut session = store.read_session(&tenant)?;
+        read::read(&mut *session, &ty, &id)
+    })
+    .await?;
+    // A client that already has this version gets 304 without a body.
+    if header_str(&headers, "if-none-match").and_then(parse_etag_version) == Some(v.version) {
+        return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED, None).version_headers(&v));
+    }
+    Ok(FhirResponse::new(StatusCode::OK, v.body.clone()).version_headers(&v))
+}
+
+pub async fn vread(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id, vid)): FhirPath<(String, String, String, String)>,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    let store = state.store.clone();
+    let v = blocking(move || {
+        let mut session = store.read_session(&ctx.tenant)?;
+        read::vread(&mut *session, &ty, &id, &vid)
+    })
+    .await?;
+    Ok(FhirResponse::new(StatusCode::OK, v.body.clone()).version_headers(&v))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    require_fhir_json(content_type(&headers))?;
+    let precondition = parse_if_match(header_str(&headers, "if-match"))?;
+    let resource = parse_resource(&body, state.config.max_json_depth)?;
+    let store = state.store.clone();
+    let tenant = ctx.tenant.clone();
+    let written = blocking(move || {
+        let mut session = store.write_session(&tenant)?;
+        let written = update::update(&mut *session, &ty, &id, resource, precondition)?;
+        session.commit()?;
+        Ok(written)
+    })
+    .await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(FhirResponse::written(
+        status,
+        &written.version,
+        &ctx.fhir_base,
+        ctx.prefer.return_,
+    ))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    require_json_patch(content_type(&headers))?;
+    let precondition = parse_if_match(header_str(&headers, "if-match"))?;
+    let document = patch::parse_patch(parse_json(&body, state.config.max_json_depth)?)?;
+    let store = state.store.clone();
+    let tenant = ctx.tenant.clone();
+    let written = blocking(move || {
+        let mut session = store.write_session(&tenant)?;
+        let written = patch::patch(&mut *session, &ty, &id, &document, precondition)?;
+        session.commit()?;
+        Ok(written)
+    })
+    .await?;
+    Ok(FhirResponse::written(
+        StatusCode::OK,
+        &written.version,
+        &ctx.fhir_base,
+        ctx.prefer.return_,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    let precondition = parse_if_match(header_str(&headers, "if-match"))?;
+    let store = state.store.clone();
+    let tenant = ctx.tenant.clone();
+    let deleted = blocking(move || {
+        let mut session = store.write_session(&tenant)?;
+        let deleted = delete::delete(&mut *session, &ty, &id, precondition)?;
+        session.commit()?;
+        Ok(deleted)
+    })
+    .await?;
+    Ok(deleted_response(deleted.as_ref(), ctx.prefer.return_))
+}
+
+/// 200 with an OperationOutcome (or 204 for `return=minimal`) when something was deleted, and
+/// 204 when there was nothing to delete (deleting is idempotent).
+pub(super) fn deleted_response(
+    deleted: Option<&medicus_store::api::ResourceVersion>,
+    preference: ReturnPreference,
+) -> FhirResponse {
+    match deleted {
+        Some(v) if preference != ReturnPreference::Minimal => {
+            FhirResponse::ok(information(format!("deleted {}/{}", v.resource_type, v.id)))
+                .header(header::ETAG, &etag(v.version))
+        }
+        Some(v) => {
+            FhirResponse::new(StatusCode::NO_CONTENT, None).header(header::ETAG, &etag(v.version))
+        }
+        None => FhirResponse::new(StatusCode::NO_CONTENT, None),
+    }
+}
+
+pub async fn instance_history(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    crate::fhir::interactions::resource::ensure_valid_id(&id)?;
+    let params = history::parse_history_params(&pairs, super::type_level::page_sizes(&state))?;
+    let store = state.store.clone();
+    let bundle = blocking(move || {
+        let mut session = store.read_session(&ctx.tenant)?;
+        if session.read(&ty, &id)?.is_none() {
+            return Err(FhirError::NotFound {
+                resource_type: ty,
+                id,
+            });
+        }
+        let self_url = format!("{}/{ty}/{id}/_history", ctx.fhir_base);
+        history::history(
+            &mut *session,
+            HistoryScope::Instance(&ty, &id),
+            &params,
+            &ctx.fhir_base,
+            &self_url,
+        )
+    })
+    .await?;
+    Ok(FhirResponse::ok(bundle))
+}

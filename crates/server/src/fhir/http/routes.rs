@@ -1,0 +1,55 @@
+//! The FHIR route table, everything under `/fhir/{tenant}`.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::{instance, system, type_level};
+use crate::state::AppState;
+
+/// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`) take precedence over
+/// the `{type}`/`{id}` captures.
+pub fn fhir_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/fhir/{tenant}",
+            get(system::system_search).post(system::bundle),
+        )
+        .route(
+            "/fhir/{tenant}/",
+            get(system::system_search).post(system::bundle),
+        )
+        .route("/fhir/{tenant}/metadata", get(system::metadata))
+        .route("/fhir/{tenant}/_history", get(system::system_history))
+        .route("/fhir/{tenant}/_search", post(system::system_search_post))
+        .route(
+            "/fhir/{tenant}/{type}",
+            get(type_level::search)
+                .post(type_level::create)
+                .put(type_level::conditional_update)
+                .delete(type_level::conditional_delete)
+                .patch(type_level::conditional_patch),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/_search",
+            post(type_level::search_post),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/_history",
+            get(type_level::type_history),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/{id}",
+            get(instance::read)
+                .put(instance::update)
+                .delete(instance::delete)
+                .patch(instance::patch),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/{id}/_history",
+            get(instance::instance_history),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/{id}/_history/{vid}",
+            get(instance::vread),
+        )
+}

@@ -1,0 +1,245 @@
+//! Search: parameters → store query, and the `searchset` Bundle.
+
+use medicus_store::api::ReadSession;
+use medicus_store::search::SearchQuery;
+use serde_json::{Value, json};
+
+use super::history::with_query;
+use crate::fhir::bundle::{link, new_bundle, search_entry};
+use crate::fhir::error::FhirError;
+use crate::fhir::headers::Handling;
+use crate::fhir::outcome::{Issue, Severity, operation_outcome};
+use crate::fhir::query::encode_pairs;
+
+/// Page-size policy from the server configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSizes {
+    pub default: usize,
+    pub max: usize,
+}
+
+impl PageSizes {
+    /// `_count`: a non-negative integer, clamped to the maximum.
+    pub fn parse_count(&self, value: &str) -> Result<usize, FhirError> {
+        value
+            .trim()
+            .parse::<usize>()
+            .map(|n| n.min(self.max))
+            .map_err(|_| FhirError::bad_request("_count must be a non-negative integer"))
+    }
+}
+
+/// Parameters this layer handles itself instead of passing them to the store's parser.
+const HANDLED_HERE: &[&str] = &[
+    "_count",
+    "_cursor",
+    "_format",
+    "_pretty",
+    "_summary",
+    "_elements",
+];
+
+/// A parsed search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    pub query: SearchQuery,
+    /// Parameters that were used, to repeat in the self and next links (no `_cursor`).
+    pub link_params: Vec<(String, String)>,
+    /// Parameters that were not understood and were ignored.
+    pub ignored: Vec<String>,
+    /// `_elements`: only these top-level elements are returned.
+    pub elements: Option<Vec<String>>,
+}
+
+pub fn parse_search_params(
+    resource_type: Option<&str>,
+    pairs: &[(String, String)],
+    sizes: PageSizes,
+    handling: Handling,
+) -> Result<SearchParams, FhirError> {
+    let criteria: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(n, _)| !HANDLED_HERE.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let mut query =
+        medicus_store::search::parse_search(medicus_fhir::r4(), resource_type, &criteria)?;
+    let mut ignored = query.ignored.clone();
+    let mut count = sizes.default;
+    let mut cursor = None;
+    let mut summary_count = false;
+    let mut elements = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "_count" => count = sizes.parse_count(value)?,
+            "_cursor" => {
+                cursor = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| FhirError::bad_request("invalid _cursor"))?,
+                );
+            }
+            "_summary" => match value.as_str() {
+                "count" => summary_count = true,
+                "false" => {}
+                // Summary views are not implemented; full resources are returned.
+                _ => ignored.push("_summary".into()),
+            },
+            "_elements" => {
+                let list: Vec<String> = value
+                    .split(',')
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if !list.is_empty() {
+                    elements = Some(list);
+                }
+            }
+            _ => {}
+        }
+    }
+    if handling == Handling::Strict && !ignored.is_empty() {
+        return Err(FhirError::bad_request(format!(
+            "unknown or unsupported search parameters: {}",
+            ignored.join(", ")
+        )));
+    }
+    query.count = if summary_count { 0 } else { count };
+    if summary_count {
+        query.total = true;
+    }
+    query.cursor = cursor;
+    let link_params = pairs
+        .iter()
+        .filter(|(n, _)| n != "_cursor" && n != "_format" && n != "_pretty")
+        .filter(|(n, _)| {
+            !ignored
+                .iter()
+                .any(|i| i == n || i.split(':').next() == Some(n.split(':').next().unwrap_or("")))
+        })
+        .cloned()
+        .collect();
+    Ok(SearchParams {
+        query,
+        link_params,
+        ignored,
+        elements,
+    })
+}
+
+/// Runs a search and renders the `searchset` Bundle. `self_url` is the request URL without the
+/// query (e.g. `{base}/Patient`).
+pub fn search(
+    session: &mut dyn ReadSession,
+    resource_type: Option<&str>,
+    params: &SearchParams,
+    fhir_base: &str,
+    self_url: &str,
+) -> Result<Value, FhirError> {
+    let page = session.search(resource_type, &params.query)?;
+    let mut bundle = new_bundle("searchset");
+    if let Some(total) = page.total {
+        bundle.insert("total".into(), json!(total));
+    }
+    let link_pairs = || {
+        params
+            .link_params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    };
+    let cursor_text = params.query.cursor.map(|c| c.to_string());
+    let self_query =
+        encode_pairs(link_pairs().chain(cursor_text.as_deref().map(|c| ("_cursor", c))));
+    let mut links = vec![link("self", with_query(self_url, &self_query))];
+    if let Some(next) = page.next_cursor
+        && params.query.count > 0
+    {
+        let next_text = next.to_string();
+        let next_query =
+            encode_pairs(link_pairs().chain(std::iter::once(("_cursor", next_text.as_str()))));
+        links.push(link("next", with_query(self_url, &next_query)));
+    }
+    bundle.insert("link".into(), Value::Array(links));
+    let mut entries: Vec<Value> = page
+        .resources
+        .iter()
+        .filter_map(|v| {
+            let body = v.body.as_ref()?;
+            let resource = match &params.elements {
+                Some(elements) => subset_elements(body, elements),
+                None => body.clone(),
+            };
+            Some(search_entry(fhir_base, v, resource))
+        })
+        .collect();
+    if !params.ignored.is_empty() {
+        let outcome = operation_outcome(&[Issue {
+            severity: Severity::Warning,
+            code: "not-supported",
+            diagnostics: format!(
+                "ignored unknown or unsupported parameters: {}",
+                params.ignored.join(", ")
+            ),
+            expression: Vec::new(),
+        }]);
+        entries.push(json!({ "resource": outcome, "search": { "mode": "outcome" } }));
+    }
+    if !entries.is_empty() {
+        bundle.insert("entry".into(), Value::Array(entries));
+    }
+    Ok(Value::Object(bundle))
+}
+
+/// `_elements`: keeps the mandatory elements and the listed top-level ones, and marks the
+/// resource as SUBSETTED.
+pub fn subset_elements(resource: &Value, elements: &[String]) -> Value {
+    let Some(obj) = resource.as_object() else {
+        return resource.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in obj {
+        let base = key.strip_prefix('_').unwrap_or(key);
+        if matches!(key.as_str(), "resourceType" | "id" | "meta")
+            || elements.iter().any(|e| e == base)
+        {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    let meta = out.entry("meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let tags = meta.entry("tag").or_insert_with(|| json!([]));
+        if let Some(tags) = tags.as_array_mut() {
+            tags.push(json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED",
+            }));
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_is_clamped_and_checked() {
+        let sizes = PageSizes {
+            default: 10,
+            max: 100,
+        };
+        assert_eq!(sizes.parse_count("5").unwrap(), 5);
+        assert_eq!(sizes.parse_count("5000").unwrap(), 100);
+        assert_eq!(sizes.parse_count("abc").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn elements_subset_keeps_mandatory_elements() {
+        let r = json!({"resourceType": "Patient", "id": "1", "name": [{"family": "X"}], "gender": "male", "_gender": {}});
+        let s = subset_elements(&r, &["gender".to_string()]);
+        assert!(s.get("name").is_none());
+        assert_eq!(s["gender"], "male");
+        assert!(s.get("_gender").is_some());
+        assert_eq!(s["meta"]["tag"][0]["code"], "SUBSETTED");
+    }
+}

@@ -1,0 +1,39 @@
+//! The application router: FHIR routes, probes, fallbacks and layers.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::fhir::FhirError;
+use crate::fhir::http::fhir_routes;
+use crate::health::{healthz, readyz};
+use crate::middleware::{access_log, fhir_format, panic_response, request_id};
+use crate::state::AppState;
+
+/// Builds the HTTP application. Layers, outermost first: panic → 500 OperationOutcome, request
+/// id, access log, FHIR format handling, body limit.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(fhir_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(from_fn(fhir_format))
+        .layer(from_fn(access_log))
+        .layer(from_fn(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found() -> FhirError {
+    FhirError::NotFoundOther("no such endpoint; the FHIR API is at /fhir/{tenant}".into())
+}
+
+async fn method_not_allowed() -> FhirError {
+    FhirError::MethodNotAllowed("this method is not allowed on this endpoint".into())
+}
