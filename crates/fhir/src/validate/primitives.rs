@@ -77,7 +77,9 @@ fn check_string(primitive: Primitive, s: &str) -> Result<(), &'static str> {
         Primitive::Instant => is_instant(s),
         Primitive::Time => is_time(s),
         Primitive::Base64Binary => is_base64(s),
-        // string, markdown, xhtml: any non-empty text (checked above).
+        // The narrative is an XHTML `<div>` (R4 Narrative.div); its content is not checked here.
+        Primitive::Xhtml => s.trim_start().starts_with("<div"),
+        // string, markdown: any non-empty text (checked above).
         _ => true,
     };
     if ok {
@@ -98,6 +100,7 @@ fn check_string(primitive: Primitive, s: &str) -> Result<(), &'static str> {
             Primitive::Instant => "not a valid instant (date and time with seconds and time zone)",
             Primitive::Time => "not a valid time (hh:mm:ss)",
             Primitive::Base64Binary => "not valid base64",
+            Primitive::Xhtml => "the narrative must be an XHTML <div> element",
             _ => "not a valid value",
         })
     }
@@ -340,6 +343,11 @@ mod tests {
         assert!(!ok(Primitive::String, json!("")));
         assert!(ok(Primitive::String, json!(" x ")));
         assert!(ok(Primitive::Markdown, json!("# x")));
+        assert!(ok(
+            Primitive::Xhtml,
+            json!("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>")
+        ));
+        assert!(!ok(Primitive::Xhtml, json!("<p>x</p>")));
         assert!(!ok(
             Primitive::String,
             Value::String("x".repeat(MAX_STRING_BYTES + 1))
