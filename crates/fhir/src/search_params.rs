@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn counts() {
-        assert_eq!(r4().search.distinct_count(), 1377);
+        assert_eq!(r4().search.distinct_count(), 1375);
         let total: usize = r4()
             .resource_types()
             .iter()

@@ -7,7 +7,7 @@ fn counts() {
     let d = r4();
     assert_eq!(d.fhir_version(), "4.0.1");
     assert_eq!(d.resource_types().len(), 146);
-    assert_eq!(d.search_param_count(), 1377);
+    assert_eq!(d.search_param_count(), 1375);
     assert_eq!(d.patient_compartment_len(), 66);
     let mut sorted = d.resource_types().to_vec();
     sorted.sort_unstable();

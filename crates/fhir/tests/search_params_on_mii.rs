@@ -204,3 +204,39 @@ fn patient_compartment_params_find_the_patient() {
     }
     assert!(checked > 100, "{checked}");
 }
+
+#[test]
+fn composite_components_evaluate_against_the_composite_node() {
+    let d = r4();
+    let env = Env {
+        model: Some(d as &dyn Model),
+    };
+    let obs = serde_json::json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]},
+        "valueDateTime": "2020-01-02"
+    });
+    let p = d
+        .search_param("Observation", "code-value-date")
+        .expect("code-value-date");
+    let nodes = p
+        .expression
+        .as_ref()
+        .expect("compiled")
+        .evaluate(&obs, &env)
+        .expect("evaluates");
+    assert_eq!(nodes.len(), 1);
+    let Item::Node(node) = &nodes[0] else {
+        panic!("{nodes:?}")
+    };
+    let values = p.components[1]
+        .expression
+        .evaluate(node.value, &env)
+        .expect("evaluates");
+    assert_eq!(
+        values.len(),
+        1,
+        "{}: {values:?}",
+        p.components[1].expression.source()
+    );
+}
