@@ -1,0 +1,349 @@
+//! Router-level tests of search, capabilities, format negotiation and bad input.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{FHIR_JSON, TestApp};
+use medicus_server::ServerConfig;
+use serde_json::json;
+
+async fn seed(app: &TestApp, n: usize) {
+    for i in 0..n {
+        app.create(&json!({"resourceType": "Patient", "name": [{"family": "Search", "given": [format!("G{i}")]}], "gender": "female"}))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn search_pages_with_cursor_links() {
+    let app = TestApp::new();
+    seed(&app, 5).await;
+    app.create(&json!({"resourceType": "Patient", "name": [{"family": "Other"}]}))
+        .await;
+    let r = app
+        .get("/fhir/default/Patient?family=Search&_count=2")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["type"], "searchset");
+    assert_eq!(r.json["total"], 5);
+    let entries = r.json["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["search"]["mode"], "match");
+    assert!(
+        entries[0]["fullUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://test.local/fhir/default/Patient/")
+    );
+    let links = r.json["link"].as_array().unwrap();
+    assert_eq!(links[0]["relation"], "self");
+    assert_eq!(
+        links[0]["url"],
+        "http://test.local/fhir/default/Patient?family=Search&_count=2"
+    );
+    let mut next = links
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .map(|l| l["url"].as_str().unwrap().to_string());
+    let mut seen = entries.len();
+    while let Some(url) = next {
+        assert!(
+            url.contains("family=Search") && url.contains("_count=2") && url.contains("_cursor="),
+            "{url}"
+        );
+        let page = app
+            .get(url.strip_prefix("http://test.local").unwrap())
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        seen += page.json["entry"].as_array().map_or(0, Vec::len);
+        next = page.json["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, 5);
+
+    let r = app
+        .get("/fhir/default/Patient?family=Search&_summary=count")
+        .await;
+    assert_eq!(r.json["total"], 5);
+    assert!(r.json.get("entry").is_none());
+
+    let r = app
+        .request(
+            "POST",
+            "/fhir/default/Patient/_search",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "family=Search&_count=1",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["total"], 5);
+
+    let r = app
+        .get("/fhir/default/Patient?family=Search&_elements=gender&_count=1")
+        .await;
+    assert!(r.json["entry"][0]["resource"].get("name").is_none());
+    assert_eq!(r.json["entry"][0]["resource"]["gender"], "female");
+
+    let r = app.get("/fhir/default?_id=nonexistent").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["type"], "searchset");
+}
+
+#[tokio::test]
+async fn unknown_parameters_lenient_or_strict() {
+    let app = TestApp::new();
+    seed(&app, 1).await;
+    let r = app.get("/fhir/default/Patient?bogus=1&family=Search").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["total"], 1);
+    assert_eq!(
+        r.json["link"][0]["url"],
+        "http://test.local/fhir/default/Patient?family=Search"
+    );
+    let r = app
+        .request(
+            "GET",
+            "/fhir/default/Patient?bogus=1",
+            &[("prefer", "handling=strict")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.outcome_text().contains("bogus"));
+    assert_eq!(
+        app.get("/fhir/default/Patient?_count=abc").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/fhir/default/Patient?birthdate=notadate")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn capability_statement() {
+    let app = TestApp::new();
+    let r = app.get("/fhir/default/metadata").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["resourceType"], "CapabilityStatement");
+    assert_eq!(r.json["fhirVersion"], "4.0.1");
+    assert_eq!(r.json["patchFormat"][0], "application/json-patch+json");
+    let rest = &r.json["rest"][0];
+    let patient = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|res| res["type"] == "Patient")
+        .unwrap();
+    assert_eq!(patient["versioning"], "versioned-update");
+    assert_eq!(patient["conditionalDelete"], "single");
+    assert!(
+        patient["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "family" && p["type"] == "string")
+    );
+    let system: Vec<&str> = rest["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert!(system.contains(&"transaction") && system.contains(&"batch"));
+}
+
+#[tokio::test]
+async fn format_negotiation() {
+    let app = TestApp::new();
+    let r = app.get("/fhir/default/metadata?_format=xml").await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+    r.outcome_text();
+    let r = app
+        .request(
+            "GET",
+            "/fhir/default/metadata",
+            &[("accept", "application/fhir+xml")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+    for accept in ["application/fhir+json", "application/json", "*/*"] {
+        let r = app
+            .request("GET", "/fhir/default/metadata", &[("accept", accept)], "")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{accept}");
+    }
+    let r = app
+        .get("/fhir/default/metadata?_format=application/json")
+        .await;
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let r = app
+        .get("/fhir/default/metadata?_format=json&_pretty=true")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("\n  "), "pretty output is indented");
+    assert_eq!(r.json["resourceType"], "CapabilityStatement");
+    let r = app.get("/fhir/default/metadata").await;
+    assert!(!r.text.contains('\n'));
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_operation_outcome_and_writes_nothing() {
+    let app = TestApp::with_config(ServerConfig {
+        max_body_bytes: 200_000,
+        ..ServerConfig::default()
+    });
+    let post = |body: String, ct: &'static str| {
+        let app = &app;
+        async move {
+            app.request(
+                "POST",
+                "/fhir/default/Patient",
+                &[("content-type", ct)],
+                body,
+            )
+            .await
+        }
+    };
+    let cases: Vec<(StatusCode, String, &str)> = vec![
+        (
+            StatusCode::BAD_REQUEST,
+            "{\"resourceType\": \"Patient\",".into(),
+            FHIR_JSON,
+        ),
+        (StatusCode::BAD_REQUEST, "[".repeat(100_000), FHIR_JSON),
+        (
+            StatusCode::BAD_REQUEST,
+            format!("{}{}", "[".repeat(65), "]".repeat(65)),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{{\"resourceType\":\"Patient\",\"x\":\"{}\"}}",
+                "a".repeat(300_000)
+            ),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"resourceType": "Patient"}).to_string(),
+            "application/xml",
+        ),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"resourceType": "Patient"}).to_string(),
+            "text/plain",
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"resourceType": "Patient", "birthDate": "1999-13-45"}).to_string(),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"resourceType": "Patient", "unknownElement": 1}).to_string(),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"resourceType": "Observation"}).to_string(),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"name": "no type"}).to_string(),
+            FHIR_JSON,
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            "\"just a string\"".into(),
+            FHIR_JSON,
+        ),
+        (StatusCode::BAD_REQUEST, String::new(), FHIR_JSON),
+    ];
+    for (expected, body, ct) in cases {
+        let r = post(body.clone(), ct).await;
+        assert_eq!(
+            r.status,
+            expected,
+            "body starting {:?}: {}",
+            &body.chars().take(40).collect::<String>(),
+            r.text
+        );
+        r.outcome_text();
+    }
+    let r = post(
+        json!({"resourceType": "Patient", "birthDate": "1999-13-45"}).to_string(),
+        FHIR_JSON,
+    )
+    .await;
+    assert!(
+        r.json["issue"][0]["expression"][0]
+            .as_str()
+            .unwrap()
+            .contains("birthDate"),
+        "{}",
+        r.text
+    );
+    // application/json with a charset parameter is fine.
+    assert_eq!(
+        post(
+            json!({"resourceType": "Patient"}).to_string(),
+            "application/json; charset=utf-8"
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+
+    let r = app
+        .send_json(
+            "POST",
+            "/fhir/default/NotAType",
+            &json!({"resourceType": "NotAType"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    r.outcome_text();
+    let r = app.get("/fhir/default/NotAType/1").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Axum's own rejections are OperationOutcomes too.
+    let r = app
+        .request("DELETE", "/fhir/default/metadata", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    r.outcome_text();
+    let r = app.get("/fhir/default/Patient/1/_history/1/extra").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    r.outcome_text();
+    let r = app.get("/nothing-here").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    r.outcome_text();
+    let r = app
+        .request(
+            "PUT",
+            "/fhir/default/Patient/1",
+            &[("content-type", FHIR_JSON), ("if-match", "garbage")],
+            json!({"resourceType": "Patient", "id": "1"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Exactly one resource was written in all of the above.
+    let r = app.get("/fhir/default/_history").await;
+    assert_eq!(r.json["total"], 1, "{}", r.text);
+    assert!(r.header("x-request-id").is_some());
+}
