@@ -410,6 +410,104 @@ impl Temporal {
         Some(t)
     }
 
+    /// `precision()`: the number of digits of the value (`@2014` → 4, `@T10:30` → 4).
+    pub(crate) fn precision_digits(&self) -> i64 {
+        let ms = self.frac_digits > 0;
+        match (self.kind, self.precision) {
+            (Kind::Time, Precision::Hour) => 2,
+            (Kind::Time, Precision::Minute) => 4,
+            (Kind::Time, _) => {
+                if ms {
+                    9
+                } else {
+                    6
+                }
+            }
+            (_, Precision::Year) => 4,
+            (_, Precision::Month) => 6,
+            (_, Precision::Day) => 8,
+            (_, Precision::Hour) => 10,
+            (_, Precision::Minute) => 12,
+            (_, Precision::Second) => {
+                if ms {
+                    17
+                } else {
+                    14
+                }
+            }
+        }
+    }
+
+    /// `lowBoundary`/`highBoundary`: the earliest/latest value the partial value could stand for,
+    /// at `digits` precision. A missing zone widens to +14:00 (low) or -12:00 (high).
+    pub(crate) fn boundary(&self, digits: Option<i64>, high: bool) -> Option<Self> {
+        let (target, ms) = match (self.kind, digits) {
+            (Kind::Time, None) => (Precision::Second, true),
+            (_, None) => (Precision::Second, self.kind != Kind::Date),
+            (Kind::Time, Some(2)) => (Precision::Hour, false),
+            (Kind::Time, Some(4)) => (Precision::Minute, false),
+            (Kind::Time, Some(6)) => (Precision::Second, false),
+            (Kind::Time, Some(9)) => (Precision::Second, true),
+            (Kind::Time, Some(_)) => return None,
+            (_, Some(4)) => (Precision::Year, false),
+            (_, Some(6)) => (Precision::Month, false),
+            (_, Some(8)) => (Precision::Day, false),
+            (Kind::Date, Some(_)) => return None,
+            (_, Some(10)) => (Precision::Hour, false),
+            (_, Some(12)) => (Precision::Minute, false),
+            (_, Some(14)) => (Precision::Second, false),
+            (_, Some(17)) => (Precision::Second, true),
+            _ => return None,
+        };
+        let target = if self.kind == Kind::Date && digits.is_none() {
+            Precision::Day
+        } else {
+            target
+        };
+        let mut t = *self;
+        // An hour-only time (`T08`) is not a valid FHIR value: read it as `08:00` first.
+        let p = if self.kind == Kind::DateTime && self.precision == Precision::Hour {
+            Precision::Minute
+        } else {
+            self.precision
+        };
+        if p < Precision::Month {
+            t.month = if high { 12 } else { 1 };
+        }
+        if p < Precision::Day {
+            t.day = if high {
+                days_in_month(t.year, t.month)
+            } else {
+                1
+            };
+        }
+        if p < Precision::Hour {
+            t.hour = if high { 23 } else { 0 };
+        }
+        if p < Precision::Minute {
+            t.minute = if high { 59 } else { 0 };
+        }
+        if p < Precision::Second {
+            t.second = if high { 59 } else { 0 };
+        }
+        if p < Precision::Second || self.frac_digits == 0 {
+            t.millis = if high { 999 } else { 0 };
+        }
+        t.precision = target;
+        t.frac_digits = if target == Precision::Second && ms {
+            3
+        } else {
+            0
+        };
+        if t.kind == Kind::DateTime && target >= Precision::Hour && t.tz.is_none() {
+            t.tz = Some(if high { -720 } else { 840 });
+        }
+        if t.kind == Kind::DateTime && target < Precision::Hour {
+            t.tz = None;
+        }
+        Some(t)
+    }
+
     /// Current UTC date-time, with milliseconds.
     pub(crate) fn now() -> Self {
         let ms = std::time::SystemTime::now()

@@ -196,6 +196,44 @@ impl Decimal {
         })
     }
 
+    /// Digits after the decimal point.
+    pub(crate) fn scale(self) -> u32 {
+        self.scale
+    }
+
+    /// Rounds to `scale` digits towards +infinity (`up`) or -infinity.
+    pub(crate) fn round_dir(self, scale: u32, up: bool) -> Option<Self> {
+        if scale >= self.scale {
+            return self.rescale(scale);
+        }
+        let f = pow10(self.scale - scale)?;
+        let q = self.mant.div_euclid(f);
+        let q = if up && self.mant.rem_euclid(f) != 0 {
+            q + 1
+        } else {
+            q
+        };
+        Some(Decimal { mant: q, scale })
+    }
+
+    /// `lowBoundary`/`highBoundary`: the value widened by half a unit of its last digit, to
+    /// `digits` decimal places (default 8). `None` outside 0..=28 digits.
+    pub(crate) fn boundary(self, digits: Option<i64>, high: bool) -> Option<Self> {
+        let p = u32::try_from(digits.unwrap_or(8))
+            .ok()
+            .filter(|p| *p <= MAX_SCALE)?;
+        let half = Decimal {
+            mant: 5,
+            scale: self.scale + 1,
+        };
+        let v = if high {
+            self.checked_add(half)?
+        } else {
+            self.checked_sub(half)?
+        };
+        v.round_dir(p, high)
+    }
+
     /// Removes trailing fractional zeros (`2.500` → `2.5`, `3.0` → `3`).
     pub(crate) fn normalize(mut self) -> Self {
         while self.scale > 0 && self.mant % 10 == 0 {

@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 mod ast;
+mod codec;
 mod datetime;
 mod decimal;
 mod eval;

@@ -360,10 +360,13 @@ impl Parser {
             func.type_arg =
                 Some(type_spec_of(&arg).ok_or_else(|| self.err_at(pos, "expected a type name"))?);
         }
-        if matches!(fname, FnName::Matches | FnName::ReplaceMatches)
-            && let Some(Expr::Lit(Literal::Str(pattern))) = args.first()
+        if matches!(
+            fname,
+            FnName::Matches | FnName::ReplaceMatches | FnName::MatchesFull
+        ) && let Some(Expr::Lit(Literal::Str(pattern))) = args.first()
         {
-            let re = compile_regex(pattern).map_err(|m| self.err_at(pos, m))?;
+            let re = compile_regex(pattern, fname == FnName::MatchesFull)
+                .map_err(|m| self.err_at(pos, m))?;
             func.regex = Some(Arc::new(re));
         }
         let depth = depth + 1;
@@ -408,7 +411,15 @@ fn type_spec_of(e: &Expr) -> Option<TypeSpec> {
 }
 
 /// Regexes get "dot matches newline", as FHIRPath specifies.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<regex::Regex, String> {
+    // `matchesFull` must match the entire string.
+    let anchored;
+    let pattern = if whole {
+        anchored = format!("^(?:{pattern})$");
+        anchored.as_str()
+    } else {
+        pattern
+    };
     regex::RegexBuilder::new(pattern)
         .dot_matches_new_line(true)
         .size_limit(1 << 20)

@@ -156,6 +156,11 @@ fn item_text(item: &Item<'_>) -> String {
 fn matches_output(item: &Item<'_>, ty: &str, expected: &str) -> bool {
     let got = item_text(item);
     let expected = expected.trim();
+    let ty = if ty.is_empty() && expected.starts_with('@') {
+        "dateTime"
+    } else {
+        ty
+    };
     match ty {
         "decimal" | "integer" => match (got.parse::<f64>(), expected.parse::<f64>()) {
             (Ok(a), Ok(b)) => (a - b).abs() < 1e-9,

@@ -65,6 +65,11 @@ functions! {
     Extension = "extension"(1, 1), HasValue = "hasValue"(0, 0), GetValue = "getValue"(0, 0),
     Resolve = "resolve"(0, 0), MemberOf = "memberOf"(1, 1), HtmlChecks = "htmlChecks"(0, 0),
     HtmlChecksLower = "htmlchecks"(0, 0), ConformsTo = "conformsTo"(1, 1),
+    // FHIRPath 2.0 additions, cheap enough to support.
+    Sort = "sort"(0, 8), Encode = "encode"(1, 1), Decode = "decode"(1, 1), Escape = "escape"(1, 1),
+    Unescape = "unescape"(1, 1), Precision = "precision"(0, 0), Comparable = "comparable"(1, 1),
+    MatchesFull = "matchesFull"(1, 1), LowBoundary = "lowBoundary"(0, 1),
+    HighBoundary = "highBoundary"(0, 1), Type = "type"(0, 0),
 }
 
 impl FnName {
@@ -495,7 +500,7 @@ pub(crate) fn call<'a>(
             };
             vec![Item::String(s.replace(pat.as_str(), &rep))]
         }
-        F::Matches | F::ReplaceMatches => {
+        F::Matches | F::ReplaceMatches | F::MatchesFull => {
             let Some(s) = input_str(&input, f)? else {
                 return Ok(Vec::new());
             };
@@ -506,11 +511,12 @@ pub(crate) fn call<'a>(
                     let Some(p) = c.str_arg(0)? else {
                         return Ok(Vec::new());
                     };
-                    compiled = crate::parser::compile_regex(&p).map_err(err)?;
+                    compiled =
+                        crate::parser::compile_regex(&p, f == F::MatchesFull).map_err(err)?;
                     &compiled
                 }
             };
-            if f == F::Matches {
+            if matches!(f, F::Matches | F::MatchesFull) {
                 boolean(re.is_match(&s))
             } else if re.as_str().is_empty() {
                 // An empty pattern would match between every character; FHIRPath leaves the input.
@@ -645,7 +651,88 @@ pub(crate) fn call<'a>(
         // Terminology is not available inside the evaluator: membership is unknown (empty).
         F::MemberOf => Vec::new(),
         F::HtmlChecks | F::HtmlChecksLower => boolean(true),
-        F::ConformsTo => Vec::new(),
+        F::ConformsTo => {
+            let Some(url) = c.str_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            // Only base-resource profiles can be checked without a validator.
+            let name = url
+                .strip_prefix("http://hl7.org/fhir/StructureDefinition/")
+                .filter(|n| ctx.type_name(n).is_some())
+                .ok_or_else(|| err(format!("conformsTo(): unknown profile {url}")))?;
+            let ts = TypeSpec {
+                namespace: None,
+                name: name.to_string(),
+            };
+            match single(&input, f)? {
+                Some(item) => boolean(types::is_type(ctx, item, &ts)),
+                None => Vec::new(),
+            }
+        }
+        F::Sort => sort(&c, input)?,
+        F::Encode | F::Decode | F::Escape | F::Unescape => {
+            let Some(s) = input_str(&input, f)? else {
+                return Ok(Vec::new());
+            };
+            let Some(format) = c.str_arg(0)? else {
+                return Ok(Vec::new());
+            };
+            crate::codec::apply(f, &s, &format)
+                .map(Item::String)
+                .into_iter()
+                .collect()
+        }
+        F::Precision => {
+            let Some(item) = single(&input, f)? else {
+                return Ok(Vec::new());
+            };
+            match val(item) {
+                Some(Val::Dec(d)) => vec![Item::Integer(i64::from(d.scale()))],
+                Some(Val::Int(_)) => vec![Item::Integer(0)],
+                Some(Val::Temporal(t)) => vec![Item::Integer(t.precision_digits())],
+                Some(Val::Str(s)) => vec![Item::Integer(s.chars().count() as i64)],
+                _ => Vec::new(),
+            }
+        }
+        F::LowBoundary | F::HighBoundary => {
+            let Some(item) = single(&input, f)? else {
+                return Ok(Vec::new());
+            };
+            let digits = c.int_arg(0)?;
+            let high = f == F::HighBoundary;
+            let out = match val(item) {
+                Some(Val::Int(i)) => Decimal::from_i64(i)
+                    .boundary(digits, high)
+                    .map(|d| Item::Decimal(d.to_string())),
+                Some(Val::Dec(d)) => d
+                    .boundary(digits, high)
+                    .map(|d| Item::Decimal(d.to_string())),
+                Some(Val::Quantity(v, u)) => v.boundary(digits, high).map(|d| Item::Quantity {
+                    value: d.to_string(),
+                    unit: u.into_owned(),
+                }),
+                Some(Val::Temporal(t)) => t.boundary(digits, high).map(temporal_item),
+                _ => None,
+            };
+            out.into_iter().collect()
+        }
+        F::Comparable => {
+            let other = c.arg(0)?;
+            let (Some(a), Some(b)) = (single(&input, f)?, single(&other, f)?) else {
+                return Ok(Vec::new());
+            };
+            match (val(a), val(b)) {
+                (Some(Val::Quantity(x, ux)), Some(Val::Quantity(y, uy))) => {
+                    boolean(crate::quantity::comparable((x, &ux), (y, &uy)).is_some())
+                }
+                _ => Vec::new(),
+            }
+        }
+        F::Type => input
+            .iter()
+            .filter_map(|i| types::type_of(ctx, i))
+            .map(|(ns, name)| Item::String(format!("{ns}.{name}")))
+            .collect(),
     })
 }
 
@@ -951,4 +1038,48 @@ fn placeholder<'a>(ctx: &Ctx<'a, '_>, reference: &str) -> Option<Item<'a>> {
         type_name: Some(ty),
         extension: None,
     }))
+}
+
+/// `sort(key, ...)`: stable sort by each key in turn; a key written `-expr` sorts descending.
+fn sort<'a>(c: &Call<'_, 'a, '_>, input: Coll<'a>) -> Result<Coll<'a>, EvalError> {
+    let mut keyed = Vec::with_capacity(input.len());
+    for (i, item) in input.into_iter().enumerate() {
+        let mut keys = Vec::with_capacity(c.args.len().max(1));
+        if c.args.is_empty() {
+            keys.push((vec![item.clone()], false));
+        }
+        for arg in c.args {
+            let (expr, desc) = match arg {
+                Expr::Neg(inner) => (inner.as_ref(), true),
+                other => (other, false),
+            };
+            let fr = Frame {
+                this: Some(item.clone()),
+                index: Some(i),
+                total: None,
+            };
+            keys.push((c.ctx.eval(expr, std::slice::from_ref(&item), &fr)?, desc));
+        }
+        keyed.push((keys, item));
+    }
+    keyed.sort_by(|(ka, _), (kb, _)| {
+        for ((a, desc), (b, _)) in ka.iter().zip(kb) {
+            let ord = match (a.first(), b.first()) {
+                (None, None) => std::cmp::Ordering::Equal,
+                // Items without a key sort after all others (before them when descending).
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (Some(x), Some(y)) => value::compare(x, y)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(keyed.into_iter().map(|(_, item)| item).collect())
 }

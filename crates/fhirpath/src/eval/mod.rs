@@ -35,6 +35,20 @@ pub(crate) fn err(msg: impl Into<String>) -> EvalError {
     EvalError::Message(msg.into())
 }
 
+/// The `_name` sibling of element `name` (a primitive's id and extensions), looked up without
+/// allocating for ordinary element names.
+fn sibling<'v>(map: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    let mut buf = [0u8; 64];
+    if name.len() < buf.len() {
+        buf[0] = b'_';
+        buf[1..=name.len()].copy_from_slice(name.as_bytes());
+        // '_' followed by the bytes of a `str` is valid UTF-8.
+        map.get(std::str::from_utf8(&buf[..=name.len()]).ok()?)
+    } else {
+        map.get(&format!("_{name}"))
+    }
+}
+
 /// Upper-cases the first character (`dateTime` → `DateTime`) to build choice keys.
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
@@ -116,6 +130,9 @@ impl<'a, 'm> Ctx<'a, 'm> {
                 out
             }
             Expr::Member(target, name) => {
+                if let Some(parts) = self.type_info_member(target, name, focus, fr)? {
+                    return Ok(parts);
+                }
                 let input = self.eval(target, focus, fr)?;
                 let mut out = Vec::new();
                 for item in &input {
@@ -167,6 +184,41 @@ impl<'a, 'm> Ctx<'a, 'm> {
         })
     }
 
+    /// `x.type().name` / `x.type().namespace`: `type()` yields a TypeInfo, which has no `Item`
+    /// form, so its two members are answered here directly.
+    fn type_info_member(
+        &self,
+        target: &Expr,
+        member: &str,
+        focus: &[Item<'a>],
+        fr: &Frame<'a>,
+    ) -> Result<Option<Coll<'a>>, EvalError> {
+        let Expr::Call {
+            target: inner,
+            func,
+            ..
+        } = target
+        else {
+            return Ok(None);
+        };
+        if func.name != functions::FnName::Type || !matches!(member, "name" | "namespace") {
+            return Ok(None);
+        }
+        let input = match inner {
+            Some(t) => self.eval(t, focus, fr)?,
+            None => focus.to_vec(),
+        };
+        Ok(Some(
+            input
+                .iter()
+                .filter_map(|i| types::type_of(self, i))
+                .map(|(ns, name)| {
+                    Item::String(if member == "name" { name } else { ns }.to_string())
+                })
+                .collect(),
+        ))
+    }
+
     fn external(&self, name: &str) -> Result<Coll<'a>, EvalError> {
         let s = |v: &str| Ok(vec![Item::String(v.to_string())]);
         match name {
@@ -192,6 +244,15 @@ impl<'a, 'm> Ctx<'a, 'm> {
             return false;
         }
         match n.type_name {
+            Some(t) if t == name => true,
+            // Fast path for multi-resource expressions (`Condition.code | Observation.code`):
+            // a concrete resource type other than the node's own never matches.
+            Some(_)
+                if crate::model::is_resource_type(name)
+                    && !matches!(name, "Resource" | "DomainResource") =>
+            {
+                false
+            }
             Some(t) => crate::model::is_subtype(self.model, t, name),
             None => n.value.get("resourceType").and_then(Value::as_str) == Some(name),
         }
@@ -222,19 +283,19 @@ impl<'a, 'm> Ctx<'a, 'm> {
             && let Some(types) = model.element_types(parent, name)
         {
             if let Some(v) = map.get(name) {
-                let ext = map.get(&format!("_{name}"));
+                let ext = sibling(map, name);
                 self.push_value(v, ext, types.first().copied(), out);
                 return;
             }
             if types.len() == 1
-                && let Some(e) = map.get(&format!("_{name}"))
+                && let Some(e) = sibling(map, name)
             {
                 self.push_value(&NULL, Some(e), types.first().copied(), out);
                 return;
             }
             for ty in types {
                 let key = format!("{name}{}", capitalize(ty));
-                let ext = map.get(&format!("_{key}"));
+                let ext = sibling(map, &key);
                 if let Some(v) = map.get(&key) {
                     self.push_value(v, ext, Some(ty), out);
                 } else if let Some(e) = ext {
@@ -245,7 +306,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
         }
         // No model (or an element the model does not know): plain key, then choice suffixes.
         if let Some(v) = map.get(name) {
-            let ext = map.get(&format!("_{name}"));
+            let ext = sibling(map, name);
             let ty = if name == "extension" || name == "modifierExtension" {
                 self.type_name("Extension")
             } else {
@@ -264,7 +325,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
                 continue;
             };
             if let Some(ty) = choice_suffix_type(suffix) {
-                let ext = map.get(&format!("_{key}"));
+                let ext = sibling(map, key);
                 self.push_value(v, ext, Some(ty), out);
             }
         }
@@ -373,7 +434,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
         key: &str,
         out: &mut Coll<'a>,
     ) {
-        let ext = map.get(&format!("_{key}"));
+        let ext = sibling(map, key);
         let v = map.get(key).unwrap_or(&NULL);
         let mut ty = None;
         if let (Some(model), Some(parent)) = (self.model, node.type_name) {
