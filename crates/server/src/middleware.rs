@@ -177,3 +177,33 @@ mod tests {
         assert_eq!(tenant_of("/healthz"), None);
     }
 }
+
+#[cfg(test)]
+mod panic_tests {
+    use axum::Router;
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    async fn boom() -> &'static str {
+        panic!("secret patient data must not leak")
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_operation_outcome_without_the_payload() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(super::panic_response));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("OperationOutcome"));
+        assert!(!text.contains("secret"));
+    }
+}

@@ -109,14 +109,12 @@ pub fn parse_search_params(
         query.total = true;
     }
     query.cursor = cursor;
+    // The links repeat what was applied: not the paging token, rendering options or ignored
+    // parameters (the store reports those by their name as given, modifier included).
     let link_params = pairs
         .iter()
-        .filter(|(n, _)| n != "_cursor" && n != "_format" && n != "_pretty")
-        .filter(|(n, _)| {
-            !ignored
-                .iter()
-                .any(|i| i == n || i.split(':').next() == Some(n.split(':').next().unwrap_or("")))
-        })
+        .filter(|(n, _)| !matches!(n.as_str(), "_cursor" | "_format" | "_pretty"))
+        .filter(|(n, _)| !ignored.contains(n))
         .cloned()
         .collect();
     Ok(SearchParams {
