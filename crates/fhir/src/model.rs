@@ -119,6 +119,34 @@ mod tests {
         );
     }
 
+    /// medplum's in-place additions to HL7 types are reverted by the generator.
+    #[test]
+    fn r4_not_medplum_elements() {
+        let m = r4();
+        for (ty, el) in [
+            ("Meta", "project"),
+            ("Meta", "author"),
+            ("Binary", "url"),
+            ("ResearchStudy", "label"),
+            ("DeviceDefinition", "classification"),
+            ("EvidenceVariable.characteristic", "linkId"),
+        ] {
+            assert_eq!(m.element_types(ty, el), None, "{ty}.{el}");
+        }
+        assert_eq!(
+            m.element_types("Bundle.entry.response", "outcome"),
+            Some(&["Resource"][..])
+        );
+        let definition = m
+            .element_types("EvidenceVariable.characteristic", "definition")
+            .unwrap();
+        assert_eq!(definition.len(), 6);
+        assert_eq!(
+            m.element_types("EvidenceVariable.characteristic", "participantEffective"),
+            Some(&["dateTime", "Period", "Duration", "Timing"][..])
+        );
+    }
+
     #[test]
     fn subtypes_and_names() {
         let m = r4();
