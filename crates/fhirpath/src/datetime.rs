@@ -349,7 +349,8 @@ impl Temporal {
                 if unit == CalendarUnit::Month && t.precision == Precision::Year {
                     t.year = t.year.checked_add(i32::try_from(months / 12).ok()?)?;
                 } else {
-                    let total = i64::from(t.year) * 12 + i64::from(t.month) - 1 + months;
+                    let total =
+                        (i64::from(t.year) * 12 + i64::from(t.month) - 1).checked_add(months)?;
                     t.year = i32::try_from(total.div_euclid(12)).ok()?;
                     t.month = (total.rem_euclid(12) + 1) as u32;
                     t.day = t.day.min(days_in_month(t.year, t.month));

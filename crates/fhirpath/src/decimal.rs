@@ -134,7 +134,7 @@ impl Decimal {
         let target = DIV_SCALE + 1;
         let k = (target + o.scale).saturating_sub(self.scale);
         let num = self.mant.checked_mul(pow10(k)?)?;
-        let q = num / o.mant;
+        let q = num.checked_div(o.mant)?;
         let scale = self.scale + k - o.scale;
         let d = Decimal { mant: q, scale }.round(DIV_SCALE.min(scale))?;
         Some(d.normalize())
@@ -147,7 +147,7 @@ impl Decimal {
             return None;
         }
         Some(Decimal {
-            mant: a / b,
+            mant: a.checked_div(b)?,
             scale: 0,
         })
     }
@@ -158,21 +158,22 @@ impl Decimal {
             return None;
         }
         Some(Decimal {
-            mant: a % b,
+            mant: a.checked_rem(b)?,
             scale: s,
         })
     }
 
     pub(crate) fn neg(self) -> Self {
         Decimal {
-            mant: -self.mant,
+            // Saturating: `i128::MIN` cannot be negated (it never comes from parsed input).
+            mant: self.mant.saturating_neg(),
             scale: self.scale,
         }
     }
 
     pub(crate) fn abs(self) -> Self {
         Decimal {
-            mant: self.mant.abs(),
+            mant: self.mant.saturating_abs(),
             scale: self.scale,
         }
     }
@@ -185,7 +186,7 @@ impl Decimal {
         let f = pow10(self.scale - scale)?;
         let q = self.mant / f;
         let r = self.mant % f;
-        let adj = if r.abs() * 2 >= f {
+        let adj = if r.unsigned_abs() * 2 >= f.unsigned_abs() {
             self.mant.signum()
         } else {
             0

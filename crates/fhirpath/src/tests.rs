@@ -404,3 +404,19 @@ fn canonical_printing_round_trips() {
         assert_eq!(again.ast, e.ast, "{src}");
     }
 }
+
+#[test]
+fn deepest_accepted_expressions_evaluate_without_overflow() {
+    let p = patient();
+    // Close to the depth limit, with the most stack-hungry shapes: nested lambdas and chains.
+    let mut nested = String::from("name");
+    for _ in 0..60 {
+        nested = format!("name.where({nested}.exists())");
+    }
+    let e = Expression::parse(&nested).unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.evaluate(&p, &Env::default()).is_ok());
+    let chain = vec!["1"; 120].join(" + ");
+    assert_eq!(texts(&chain, &p), ["120"]);
+    let iifs = (0..60).fold(String::from("1"), |acc, _| format!("iif(true, {acc}, 0)"));
+    assert_eq!(texts(&iifs, &p), ["1"]);
+}

@@ -101,6 +101,41 @@ proptest! {
     }
 
     #[test]
+    fn arithmetic_never_panics(
+        a in "-?[0-9]{1,40}(\\.[0-9]{1,40})?( '(mg|g|cm|m|s|wk|a|mo)'| days| years)?",
+        b in "-?[0-9]{1,40}(\\.[0-9]{1,40})?( '(mg|g|cm|m|s|wk|a|mo)'| days| months)?",
+        op in prop::sample::select(vec!["+", "-", "*", "/", "div", "mod", "<", ">=", "=", "~", "!=", "&", "|"]),
+        f in prop::sample::select(vec!["abs()", "ceiling()", "floor()", "round(3)", "sqrt()", "ln()", "exp()",
+            "log(2)", "power(3)", "power(0.5)", "truncate()", "toString()", "toInteger()", "lowBoundary()",
+            "highBoundary(2)", "precision()", "toQuantity('g')", "not()"]),
+        date in prop::sample::select(vec!["@2014", "@2014-01", "@2014-01-31", "@2014-01-31T10:00:00.123+10:00", "@T23:59"]),
+    ) {
+        for src in [
+            format!("({a}) {op} ({b})"),
+            format!("({a}).{f}"),
+            format!("{date} + ({a})"),
+            format!("{date} - ({b})"),
+            format!("{date} {op} {date}"),
+        ] {
+            if let Ok(e) = Expression::parse(&src) {
+                let _ = e.evaluate(&Value::Null, &Env::default());
+            }
+        }
+    }
+
+    #[test]
+    fn random_expressions_never_panic_on_a_resource(src in "[a-zA-Z0-9 .()\\[\\]{}'$@%:+*/&|=~!<>,-]{0,40}") {
+        let patient = serde_json::json!({
+            "resourceType": "Patient", "id": "1", "name": [{"given": ["a", "b"], "family": "c"}],
+            "birthDate": "2000-01-01", "_birthDate": {"extension": [{"url": "u", "valueString": "x"}]},
+            "contained": [{"resourceType": "Patient", "id": "c1"}], "link": [{"other": {"reference": "#c1"}}]
+        });
+        if let Ok(e) = Expression::parse(&src) {
+            let _ = e.evaluate(&patient, &Env::default());
+        }
+    }
+
+    #[test]
     fn evaluation_never_panics(json in arb_json()) {
         for src in EXPRESSIONS {
             let e = Expression::parse(src);
