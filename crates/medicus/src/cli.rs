@@ -1,0 +1,106 @@
+//! The command line: every flag, its environment variable and its help text.
+//!
+//! Flags and environment variables are merged by clap (a flag wins over its variable); the
+//! configuration file and the defaults are layered below them in [`crate::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medicus",
+    version,
+    about = "medicus: a multi-tenant FHIR R4 health-data platform",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Flags and environment variables override its values.
+    #[arg(long, env = "MEDICUS_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info` or `medicus_server=debug` (falls back to RUST_LOG, then `info`).
+    #[arg(long, env = "MEDICUS_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the FHIR server.
+    Serve(ServeArgs),
+    /// Run the server with a `default` tenant and print example requests to try.
+    Demo(ServeArgs),
+    /// Administration: tenants.
+    Admin(AdminArgs),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataArgs {
+    /// Data directory [default: ./medicus-data]
+    #[arg(long, env = "MEDICUS_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Address to listen on, `IP:PORT` or `HOST:PORT`; port 0 picks a free port
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "MEDICUS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Largest accepted request body in bytes; larger requests get 413 [default: 16 MiB]
+    #[arg(long, env = "MEDICUS_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Public origin for links (`fullUrl`, `Location`, paging) when behind a proxy, e.g.
+    /// `https://fhir.example.org` [default: from the request's Host header]
+    #[arg(long, env = "MEDICUS_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage tenants (each has its own FHIR base `/fhir/{tenant}`).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; succeeds when it already exists.
+    Create {
+        /// Tenant id: 1-64 characters of A-Z a-z 0-9 - _
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the tenants, one per line.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,35 @@
+//! `medicus admin tenant create|list`.
+
+use medicus_store::Store;
+use medicus_store::tenant::validate_tenant_id;
+
+use crate::cli::{AdminArgs, AdminCommand, TenantCommand};
+use crate::config::{FileConfig, data_dir};
+use crate::error::CliError;
+
+pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
+    match args.command {
+        AdminCommand::Tenant(TenantCommand::Create { id, data }) => {
+            // Check the id before anything touches the data directory.
+            validate_tenant_id(&id)?;
+            let store = super::open_store(&data_dir(&data, file))?;
+            if store.create_tenant(&id)? {
+                println!("created tenant {id}");
+            } else {
+                println!("tenant {id} already exists");
+            }
+            Ok(())
+        }
+        AdminCommand::Tenant(TenantCommand::List { data }) => {
+            let dir = data_dir(&data, file);
+            if !dir.is_dir() {
+                return Err(CliError::NoDataDir(dir));
+            }
+            let store = super::open_store(&dir)?;
+            for tenant in store.list_tenants()? {
+                println!("{tenant}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `medicus serve`: open the store, make sure the `default` tenant exists, listen, and shut down
+//! gracefully on SIGINT/SIGTERM.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use medicus_server::{AppState, ServerConfig};
+use medicus_store::Store;
+use medicus_store::tenant::DEFAULT_TENANT;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::config::{FileConfig, ServeSettings};
+use crate::error::CliError;
+
+pub fn run(args: &ServeArgs, file: &FileConfig) -> Result<(), CliError> {
+    let settings = ServeSettings::resolve(args, file)?;
+    let server = Server::open(&settings)?;
+    server.run(|_| {})
+}
+
+/// A store ready to be served: the data directory is open and the `default` tenant exists.
+/// `demo` seeds data between [`Server::open`] and [`Server::run`].
+pub struct Server {
+    pub store: Arc<dyn Store>,
+    addrs: Vec<SocketAddr>,
+    listen: String,
+    config: ServerConfig,
+}
+
+/// Where the server is reachable once it listens.
+pub struct Listening {
+    pub addr: SocketAddr,
+}
+
+impl Listening {
+    /// The FHIR base URL of `tenant`.
+    pub fn fhir_base(&self, tenant: &str) -> String {
+        format!("http://{}/fhir/{tenant}", self.addr)
+    }
+}
+
+impl Server {
+    pub fn open(settings: &ServeSettings) -> Result<Server, CliError> {
+        // Resolve the address before touching the data directory, so a typo changes nothing.
+        let addrs: Vec<SocketAddr> = settings
+            .listen
+            .to_socket_addrs()
+            .map_err(|e| CliError::ListenAddress {
+                addr: settings.listen.clone(),
+                message: e.to_string(),
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(CliError::ListenAddress {
+                addr: settings.listen.clone(),
+                message: "resolves to no address".into(),
+            });
+        }
+        let store = super::open_store(&settings.data)?;
+        if store.create_tenant(DEFAULT_TENANT)? {
+            tracing::info!(tenant = DEFAULT_TENANT, "created tenant");
+        }
+        tracing::info!(data = %settings.data.display(), "store open");
+        Ok(Server {
+            store,
+            addrs,
+            listen: settings.listen.clone(),
+            config: settings.server.clone(),
+        })
+    }
+
+    /// Listen and serve until SIGINT or SIGTERM. `on_listening` runs once the socket is bound,
+    /// after the one line with the FHIR base URL has been printed.
+    pub fn run(self, on_listening: impl FnOnce(&Listening)) -> Result<(), CliError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| CliError::Io {
+                context: "cannot start the async runtime",
+                source,
+            })?;
+        let Server {
+            store,
+            addrs,
+            listen,
+            config,
+        } = self;
+        runtime.block_on(async move {
+            let listener =
+                TcpListener::bind(&addrs[..])
+                    .await
+                    .map_err(|source| CliError::Listen {
+                        addr: listen.clone(),
+                        source,
+                    })?;
+            let addr = listener.local_addr().map_err(|source| CliError::Listen {
+                addr: listen,
+                source,
+            })?;
+            let listening = Listening { addr };
+            println!(
+                "medicus: FHIR base URL {}",
+                listening.fhir_base(DEFAULT_TENANT)
+            );
+            on_listening(&listening);
+            tracing::info!(%addr, "listening");
+
+            let app = medicus_server::router(AppState { store, config });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|source| CliError::Io {
+                    context: "server failed",
+                    source,
+                })
+        })?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,54 @@
+//! Errors at the CLI edge and their exit codes: 2 for usage and configuration errors, 1 for
+//! runtime errors.
+
+use std::path::PathBuf;
+
+use medicus_store::StoreError;
+use thiserror::Error;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("invalid log filter '{filter}': {message}")]
+    LogFilter { filter: String, message: String },
+    #[error("invalid listen address '{addr}': {message}")]
+    ListenAddress { addr: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no data directory at {} (run `medicus serve` or `medicus admin tenant create` first)", .0.display())]
+    NoDataDir(PathBuf),
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_)
+            | CliError::LogFilter { .. }
+            | CliError::ListenAddress { .. }
+            | CliError::Store(StoreError::InvalidTenantId(_)) => 2,
+            CliError::Listen { .. }
+            | CliError::NoDataDir(_)
+            | CliError::DataDir { .. }
+            | CliError::Store(_)
+            | CliError::Io { .. } => 1,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Logs go to stderr through `tracing`. Only operational facts are logged (addresses, counts,
+//! timings, tenant ids); never resource contents or search parameters, which may hold personal data.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::error::CliError;
+
+/// Install the global subscriber with `filter` (tracing-subscriber `EnvFilter` syntax).
+pub fn init(filter: &str) -> Result<(), CliError> {
+    let env_filter = EnvFilter::try_new(filter).map_err(|e| CliError::LogFilter {
+        filter: filter.to_owned(),
+        message: e.to_string(),
+    })?;
+    // A second initialisation (only possible in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    Ok(())
+}
