@@ -157,6 +157,25 @@ fn primitive_extension_siblings() {
         "Patient._nope",
         IssueType::Structure,
     );
+    // ids and the narrative div are plain strings without extensions.
+    assert_one(
+        json!({"resourceType": "Patient", "id": "a", "_id": {"id": "x"}}),
+        "Patient._id",
+        IssueType::Structure,
+    );
+    assert_one(
+        json!({"resourceType": "Patient", "name": [{"id": "a", "_id": {"id": "x"}}]}),
+        "Patient.name[0]._id",
+        IssueType::Structure,
+    );
+    assert_one(
+        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>x</div>", "_div": {"id": "x"}}}),
+        "Patient.text._div",
+        IssueType::Structure,
+    );
+    assert_valid(
+        json!({"resourceType": "Patient", "text": {"status": "generated", "_status": {"id": "x"}, "div": "<div>x</div>"}}),
+    );
     // Arrays: aligned, nulls on either side but not both.
     assert_valid(json!({"resourceType": "Patient", "name": [{
         "given": ["A", null], "_given": [null, {"extension": [ext]}]

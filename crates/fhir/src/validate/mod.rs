@@ -12,7 +12,7 @@ mod reference;
 
 use serde_json::{Map, Value};
 
-use crate::definitions::{ElementDef, ElementRef, TypeId, TypeKind, TypeTable, Variant};
+use crate::definitions::{ElementDef, ElementRef, Primitive, TypeId, TypeKind, TypeTable, Variant};
 use crate::{IssueType, Severity, ValidationIssue};
 use path::{Path, Segment};
 
@@ -323,11 +323,16 @@ impl<'a> Validator<'a> {
                 Variant::ChoiceBase => return None,
             };
             let el = types.element(r);
-            let is_primitive = matches!(
-                types.get(el.type_ids[usize::from(variant)]).kind,
-                TypeKind::Primitive(_)
-            );
-            is_primitive.then_some((r, el, variant))
+            let ty = types.get(el.type_ids[usize::from(variant)]);
+            // Element.id and Resource.id (defined on the abstract bases) are plain JSON strings
+            // without a `_id` sibling (R4 JSON schema), and the narrative's xhtml takes no extensions.
+            let extensible = match ty.kind {
+                TypeKind::Primitive(p) => {
+                    p != Primitive::Xhtml && !(el.name == "id" && types.get(r.owner).is_abstract)
+                }
+                _ => false,
+            };
+            extensible.then_some((r, el, variant))
         });
         let Some((r, el, variant)) = found else {
             self.issue_at(
