@@ -94,13 +94,29 @@ pub struct Change {
 
 /// Read access within one tenant.
 pub trait ReadSession {
-    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError>;
-    fn vread(&mut self, resource_type: &str, id: &str, version: i64)
-    -> Result<Option<ResourceVersion>, StoreError>;
-    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+    fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, StoreError>;
+    fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<ResourceVersion>, StoreError>;
+    fn history(
+        &mut self,
+        scope: HistoryScope<'_>,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError>;
     /// Search within one type (`Some`) or across all types (`None`, only `_id`/`_lastUpdated`
     /// and common parameters apply).
-    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+    fn search(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<SearchPage, StoreError>;
 }
 
 /// A write transaction within one tenant: everything is committed atomically by `commit`, or

@@ -7,7 +7,9 @@ pub enum StoreError {
     UnknownTenant(String),
     #[error("invalid tenant id '{0}': use 1-64 characters of A-Z a-z 0-9 - _")]
     InvalidTenantId(String),
-    #[error("{resource_type}/{id}: version conflict, current version is {current:?}, expected {expected}")]
+    #[error(
+        "{resource_type}/{id}: version conflict, current version is {current:?}, expected {expected}"
+    )]
     VersionConflict {
         resource_type: String,
         id: String,

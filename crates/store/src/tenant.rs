@@ -10,8 +10,14 @@ pub const DEFAULT_TENANT: &str = "default";
 pub fn validate_tenant_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(StoreError::InvalidTenantId(id.to_owned())) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidTenantId(id.to_owned()))
+    }
 }
 
 #[cfg(test)]

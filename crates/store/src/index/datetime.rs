@@ -85,11 +85,17 @@ pub fn parse_range(s: &str) -> Option<MillisRange> {
     }
     let day_start = days_from_civil(y, m, d) * MS_PER_DAY;
     let Some(time) = time else {
-        return Some(MillisRange { lo: day_start, hi: day_start + MS_PER_DAY - 1 });
+        return Some(MillisRange {
+            lo: day_start,
+            hi: day_start + MS_PER_DAY - 1,
+        });
     };
     parse_time(time).map(|(offset_ms, len_ms)| {
         let lo = day_start + offset_ms;
-        MillisRange { lo, hi: lo + len_ms - 1 }
+        MillisRange {
+            lo,
+            hi: lo + len_ms - 1,
+        }
     })
 }
 
@@ -126,7 +132,11 @@ fn parse_time(t: &str) -> Option<(i64, i64)> {
                     }
                     let first3: String = f.chars().chain("000".chars()).take(3).collect();
                     ms += i64::from(digits(&first3)?);
-                    if f.len() >= 3 { 1 } else { 10_i64.pow(3 - f.len() as u32) }
+                    if f.len() >= 3 {
+                        1
+                    } else {
+                        10_i64.pow(3 - f.len() as u32)
+                    }
                 }
             }
         }
@@ -179,7 +189,9 @@ pub fn format_instant_us(us: i64) -> String {
 /// Renders epoch microseconds as an HTTP date (RFC 7231 IMF-fixdate) for `Last-Modified`.
 pub fn format_http_date_us(us: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = us.div_euclid(86_400_000_000);
     let secs = us.rem_euclid(86_400_000_000) / 1_000_000;
     let (y, m, d) = civil_from_days(days);

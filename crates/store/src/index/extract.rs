@@ -12,15 +12,21 @@ use super::{IndexEntry, decimal_range};
 
 /// All index entries of `resource` (of type `resource_type`). Duplicates are allowed; the
 /// writer ignores them.
-pub fn extract_entries(defs: &Definitions, resource_type: &str, resource: &Value) -> Vec<IndexEntry> {
-    let env = Env { model: None::<&dyn medicus_fhirpath::Model> }; let _ = defs.is_resource_type("");
+pub fn extract_entries(
+    defs: &Definitions,
+    resource_type: &str,
+    resource: &Value,
+) -> Vec<IndexEntry> {
+    let env = Env { model: Some(defs) };
     let mut out = Vec::with_capacity(32);
     for param in defs.search_params(resource_type) {
         // `_id` and `_lastUpdated` live in the resource table; special params (near, _text) are not indexed.
         if matches!(param.code, "_id" | "_lastUpdated") || param.kind == SearchParamType::Special {
             continue;
         }
-        let Some(expr) = &param.expression else { continue };
+        let Some(expr) = &param.expression else {
+            continue;
+        };
         let Ok(items) = expr.evaluate(resource, &env) else {
             continue;
         };
@@ -47,14 +53,22 @@ fn entries_of_item(kind: SearchParamType, param: i64, item: &Item<'_>, out: &mut
         }
         SearchParamType::Number => {
             if let Some((value, lo, hi)) = number_of(item) {
-                out.push(IndexEntry::Number { param, value, lo, hi });
+                out.push(IndexEntry::Number {
+                    param,
+                    value,
+                    lo,
+                    hi,
+                });
             }
         }
         SearchParamType::Quantity => quantity_entries(param, item, out),
         SearchParamType::Reference => reference_entries(param, item, out),
         SearchParamType::Uri => {
             if let Some(s) = primitive_str(item) {
-                out.push(IndexEntry::Uri { param, value: s.to_owned() });
+                out.push(IndexEntry::Uri {
+                    param,
+                    value: s.to_owned(),
+                });
             }
         }
         SearchParamType::Composite | SearchParamType::Special => {}
@@ -77,11 +91,15 @@ fn type_of(n: &Node<'_>) -> &'static str {
         Value::Object(o) if o.contains_key("coding") => "CodeableConcept",
         Value::Object(o) if o.contains_key("reference") => "Reference",
         Value::Object(o) if o.contains_key("family") || o.contains_key("given") => "HumanName",
-        Value::Object(o) if o.contains_key("city") || o.contains_key("line") || o.contains_key("postalCode") => {
+        Value::Object(o)
+            if o.contains_key("city") || o.contains_key("line") || o.contains_key("postalCode") =>
+        {
             "Address"
         }
         Value::Object(o) if o.contains_key("start") || o.contains_key("end") => "Period",
-        Value::Object(o) if o.contains_key("value") && (o.contains_key("unit") || o.contains_key("code")) => {
+        Value::Object(o)
+            if o.contains_key("value") && (o.contains_key("unit") || o.contains_key("code")) =>
+        {
             "Quantity"
         }
         Value::Object(o) if o.contains_key("code") => "Coding",
@@ -108,16 +126,26 @@ fn primitive_str<'a>(item: &'a Item<'_>) -> Option<&'a str> {
 fn push_token(param: i64, system: Option<&str>, code: Option<&str>, out: &mut Vec<IndexEntry>) {
     let system = system.map_or(keys::NONE, hash);
     match code {
-        Some(c) if !c.is_empty() => out.push(IndexEntry::Token { param, system, code: hash(c) }),
+        Some(c) if !c.is_empty() => out.push(IndexEntry::Token {
+            param,
+            system,
+            code: hash(c),
+        }),
         // A coding with only a system still answers `system|` searches.
-        _ if system != keys::NONE => out.push(IndexEntry::Token { param, system, code: keys::NONE }),
+        _ if system != keys::NONE => out.push(IndexEntry::Token {
+            param,
+            system,
+            code: keys::NONE,
+        }),
         _ => {}
     }
 }
 
 fn token_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     let n = match item {
-        Item::Boolean(b) => return push_token(param, None, Some(if *b { "true" } else { "false" }), out),
+        Item::Boolean(b) => {
+            return push_token(param, None, Some(if *b { "true" } else { "false" }), out);
+        }
         Item::String(s) => return push_token(param, None, Some(s), out),
         Item::Node(n) => *n,
         _ => return,
@@ -125,7 +153,12 @@ fn token_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     let v = n.value;
     match type_of(&n) {
         "CodeableConcept" => {
-            for c in v.get("coding").and_then(Value::as_array).into_iter().flatten() {
+            for c in v
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 push_token(param, field(c, "system"), field(c, "code"), out);
             }
         }
@@ -154,7 +187,11 @@ fn push_string(param: i64, s: &str, out: &mut Vec<IndexEntry>) {
     }
     let exact = keys::truncate_chars(s.to_owned(), keys::MAX_STRING_CHARS);
     let exact = (exact != normalized).then_some(exact);
-    out.push(IndexEntry::String { param, normalized, exact });
+    out.push(IndexEntry::String {
+        param,
+        normalized,
+        exact,
+    });
 }
 
 fn string_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
@@ -166,7 +203,15 @@ fn string_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     let v = n.value;
     let parts: &[&str] = match type_of(&n) {
         "HumanName" => &["text", "family", "given", "prefix", "suffix"],
-        "Address" => &["text", "line", "city", "district", "state", "postalCode", "country"],
+        "Address" => &[
+            "text",
+            "line",
+            "city",
+            "district",
+            "state",
+            "postalCode",
+            "country",
+        ],
         _ => {
             if let Some(s) = v.as_str() {
                 push_string(param, s, out);
@@ -177,7 +222,10 @@ fn string_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     for key in parts {
         match v.get(*key) {
             Some(Value::String(s)) => push_string(param, s, out),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).for_each(|s| push_string(param, s, out)),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .for_each(|s| push_string(param, s, out)),
             _ => {}
         }
     }
@@ -194,8 +242,12 @@ fn date_range(item: &Item<'_>) -> Option<(i64, i64)> {
     let v = n.value;
     match type_of(&n) {
         "Period" => {
-            let lo = field(v, "start").and_then(parse_range).map_or(i64::MIN, |r| r.lo);
-            let hi = field(v, "end").and_then(parse_range).map_or(i64::MAX, |r| r.hi);
+            let lo = field(v, "start")
+                .and_then(parse_range)
+                .map_or(i64::MIN, |r| r.lo);
+            let hi = field(v, "end")
+                .and_then(parse_range)
+                .map_or(i64::MAX, |r| r.hi);
             (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi))
         }
         "Timing" => {
@@ -231,21 +283,48 @@ fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
         if let Item::Quantity { value, unit } = item
             && let Some((v, lo, hi)) = decimal_range(value)
         {
-            out.push(IndexEntry::Quantity { param, system: keys::NONE, code: hash(unit), value: v, lo, hi });
+            out.push(IndexEntry::Quantity {
+                param,
+                system: keys::NONE,
+                code: hash(unit),
+                value: v,
+                lo,
+                hi,
+            });
         }
         return;
     };
     let v = n.value;
-    let Some(Value::Number(num)) = v.get("value") else { return };
-    let Some((value, lo, hi)) = decimal_range(&num.to_string()) else { return };
+    let Some(Value::Number(num)) = v.get("value") else {
+        return;
+    };
+    let Some((value, lo, hi)) = decimal_range(&num.to_string()) else {
+        return;
+    };
     let system = field(v, "system").map_or(keys::NONE, hash);
     // Money has `currency` instead of `code`; a unit-only quantity is searchable by its unit text.
-    let code = field(v, "code").or_else(|| field(v, "currency")).or_else(|| field(v, "unit"));
-    out.push(IndexEntry::Quantity { param, system, code: code.map_or(keys::NONE, hash), value, lo, hi });
+    let code = field(v, "code")
+        .or_else(|| field(v, "currency"))
+        .or_else(|| field(v, "unit"));
+    out.push(IndexEntry::Quantity {
+        param,
+        system,
+        code: code.map_or(keys::NONE, hash),
+        value,
+        lo,
+        hi,
+    });
     if let (Some(unit), Some(code)) = (field(v, "unit"), field(v, "code"))
         && unit != code
     {
-        out.push(IndexEntry::Quantity { param, system: keys::NONE, code: hash(unit), value, lo, hi });
+        out.push(IndexEntry::Quantity {
+            param,
+            system: keys::NONE,
+            code: hash(unit),
+            value,
+            lo,
+            hi,
+        });
     }
 }
 
@@ -261,7 +340,9 @@ pub fn reference_parts(reference: &str) -> Option<(Option<&str>, &str)> {
     }
     let base = reference.split("/_history/").next().unwrap_or(reference);
     match base.split_once('/') {
-        Some((t, id)) if !t.is_empty() && !id.is_empty() && !id.contains('/') => Some((Some(t), id)),
+        Some((t, id)) if !t.is_empty() && !id.is_empty() && !id.contains('/') => {
+            Some((Some(t), id))
+        }
         Some(_) => None,
         None => Some((None, base)),
     }
@@ -277,8 +358,14 @@ fn reference_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
         },
         _ => None,
     };
-    let Some((ty, target)) = reference.and_then(reference_parts) else { return };
-    out.push(IndexEntry::Reference { param, target_type: ty.map_or(keys::NONE, hash), target: hash(target) });
+    let Some((ty, target)) = reference.and_then(reference_parts) else {
+        return;
+    };
+    out.push(IndexEntry::Reference {
+        param,
+        target_type: ty.map_or(keys::NONE, hash),
+        target: hash(target),
+    });
 }
 
 /// The canonical texts a composite component contributes: tokens match with and without system.
@@ -300,7 +387,11 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                 }
                 IndexEntry::Number { value, .. } => texts.push(format!("n{value}")),
                 IndexEntry::Date { lo, hi, .. } => texts.push(format!("d{lo}:{hi}")),
-                IndexEntry::Reference { target_type, target, .. } => texts.push(format!("r{target_type}:{target}")),
+                IndexEntry::Reference {
+                    target_type,
+                    target,
+                    ..
+                } => texts.push(format!("r{target_type}:{target}")),
                 IndexEntry::Uri { value, .. } => texts.push(format!("u{value}")),
                 IndexEntry::Composite { .. } => {}
             }
@@ -331,7 +422,10 @@ fn composite_entries(
                 .collect();
         }
         for c in combos {
-            out.push(IndexEntry::Composite { param: pk, key: hash(&c) });
+            out.push(IndexEntry::Composite {
+                param: pk,
+                key: hash(&c),
+            });
         }
     }
 }
@@ -353,8 +447,14 @@ mod tests {
     #[test]
     fn reference_forms() {
         assert_eq!(reference_parts("Patient/1"), Some((Some("Patient"), "1")));
-        assert_eq!(reference_parts("Patient/1/_history/3"), Some((Some("Patient"), "1")));
-        assert_eq!(reference_parts("http://x.org/fhir/Patient/1"), Some((None, "http://x.org/fhir/Patient/1")));
+        assert_eq!(
+            reference_parts("Patient/1/_history/3"),
+            Some((Some("Patient"), "1"))
+        );
+        assert_eq!(
+            reference_parts("http://x.org/fhir/Patient/1"),
+            Some((None, "http://x.org/fhir/Patient/1"))
+        );
         assert_eq!(reference_parts("#c1"), None);
         assert_eq!(reference_parts("1"), Some((None, "1")));
     }

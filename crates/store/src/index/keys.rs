@@ -64,7 +64,10 @@ mod tests {
 
     #[test]
     fn normalizes_case_accents_and_space() {
-        assert_eq!(normalize_string("  Müller-Lüdenscheidt  Jörg "), "muller-ludenscheidt jorg");
+        assert_eq!(
+            normalize_string("  Müller-Lüdenscheidt  Jörg "),
+            "muller-ludenscheidt jorg"
+        );
         assert_eq!(normalize_string("ÉCOLE"), "ecole");
         assert_eq!(normalize_string(&"a".repeat(500)).len(), MAX_STRING_CHARS);
     }
@@ -72,6 +75,9 @@ mod tests {
     #[test]
     fn hash_never_none() {
         assert_ne!(hash(""), NONE);
-        assert_ne!(param_key("Patient", "name"), param_key("Practitioner", "name"));
+        assert_ne!(
+            param_key("Patient", "name"),
+            param_key("Practitioner", "name")
+        );
     }
 }

@@ -10,15 +10,49 @@ pub use extract::{extract_entries, reference_parts};
 /// One row of a search index table, without tenant and resource (the writer adds those).
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexEntry {
-    Token { param: i64, system: i64, code: i64 },
-    String { param: i64, normalized: String, exact: Option<String> },
-    Date { param: i64, lo: i64, hi: i64 },
-    Number { param: i64, value: f64, lo: f64, hi: f64 },
-    Quantity { param: i64, system: i64, code: i64, value: f64, lo: f64, hi: f64 },
+    Token {
+        param: i64,
+        system: i64,
+        code: i64,
+    },
+    String {
+        param: i64,
+        normalized: String,
+        exact: Option<String>,
+    },
+    Date {
+        param: i64,
+        lo: i64,
+        hi: i64,
+    },
+    Number {
+        param: i64,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    Quantity {
+        param: i64,
+        system: i64,
+        code: i64,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
     /// `target_type` is `keys::NONE` for an absolute URL or a reference without a type.
-    Reference { param: i64, target_type: i64, target: i64 },
-    Uri { param: i64, value: String },
-    Composite { param: i64, key: i64 },
+    Reference {
+        param: i64,
+        target_type: i64,
+        target: i64,
+    },
+    Uri {
+        param: i64,
+        value: String,
+    },
+    Composite {
+        param: i64,
+        key: i64,
+    },
 }
 
 /// The implicit range of a decimal given its written precision: `5.4` covers [5.35, 5.45).
@@ -48,8 +82,9 @@ mod tests {
         assert!((lo - 5.35).abs() < 1e-9 && (hi - 5.45).abs() < 1e-9);
         let (_, lo, hi) = decimal_range("100").unwrap();
         assert!((lo - 99.5).abs() < 1e-9 && (hi - 100.5).abs() < 1e-9);
+        // One significant figure: 1e2 stands for [50, 150).
         let (_, lo, hi) = decimal_range("1e2").unwrap();
-        assert!((lo - 99.5).abs() < 1e-9 && (hi - 100.5).abs() < 1e-9);
+        assert!((lo - 50.0).abs() < 1e-9 && (hi - 150.0).abs() < 1e-9);
         assert!(decimal_range("abc").is_none());
     }
 }

@@ -24,13 +24,21 @@ pub enum Value {
     LastUpdated(DateBound),
     Token(TokenValue),
     /// `text` is normalised for starts-with/contains and kept as given for `:exact`.
-    String { text: String, mode: StringMatch },
+    String {
+        text: String,
+        mode: StringMatch,
+    },
     Date(DateBound),
     Number(NumberBound),
     Quantity(QuantityValue),
     Reference(ReferenceValue),
-    Uri { value: String, below: bool },
-    Composite { key: i64 },
+    Uri {
+        value: String,
+        below: bool,
+    },
+    Composite {
+        key: i64,
+    },
 }
 
 /// A token: `system` is `None` for "any system", `Some(NONE)` for "no system" (`|code`).

@@ -7,8 +7,8 @@ mod criteria;
 mod parse;
 
 pub use criteria::{
-    Criterion, DateBound, DatePrefix, NumberBound, QuantityValue, ReferenceValue, StringMatch, TokenValue,
-    Value as CriterionValue,
+    Criterion, DateBound, DatePrefix, NumberBound, QuantityValue, ReferenceValue, StringMatch,
+    TokenValue, Value as CriterionValue,
 };
 pub use parse::parse_search;
 

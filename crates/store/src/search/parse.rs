@@ -13,8 +13,17 @@ use crate::index::{decimal_range, reference_parts};
 const RESULT_PARAMS: &[&str] = &["_summary", "_elements", "_format", "_pretty"];
 /// Known parameters this engine does not implement yet; ignored under lenient handling.
 const UNSUPPORTED: &[&str] = &[
-    "_sort", "_include", "_revinclude", "_contained", "_containedType", "_text", "_content", "_list", "_query",
-    "_filter", "_score",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_contained",
+    "_containedType",
+    "_text",
+    "_content",
+    "_list",
+    "_query",
+    "_filter",
+    "_score",
 ];
 
 fn invalid(msg: impl Into<String>) -> StoreError {
@@ -27,7 +36,11 @@ pub fn parse_search(
     resource_type: Option<&str>,
     params: &[(String, String)],
 ) -> Result<SearchQuery, StoreError> {
-    let mut q = SearchQuery { count: DEFAULT_COUNT, total: true, ..SearchQuery::default() };
+    let mut q = SearchQuery {
+        count: DEFAULT_COUNT,
+        total: true,
+        ..SearchQuery::default()
+    };
     for (name, value) in params {
         let (code, modifier) = match name.split_once(':') {
             Some((c, m)) => (c, Some(m)),
@@ -35,19 +48,31 @@ pub fn parse_search(
         };
         match code {
             "_count" => {
-                let n: usize = value.parse().map_err(|_| invalid(format!("_count must be a non-negative integer, got '{value}'")))?;
+                let n: usize = value.parse().map_err(|_| {
+                    invalid(format!(
+                        "_count must be a non-negative integer, got '{value}'"
+                    ))
+                })?;
                 q.count = n.min(MAX_COUNT);
                 continue;
             }
             "_cursor" => {
-                q.cursor = Some(value.parse().map_err(|_| invalid("_cursor is not a valid paging token"))?);
+                q.cursor = Some(
+                    value
+                        .parse()
+                        .map_err(|_| invalid("_cursor is not a valid paging token"))?,
+                );
                 continue;
             }
             "_total" => {
                 q.total = match value.as_str() {
                     "none" => false,
                     "estimate" | "accurate" => true,
-                    _ => return Err(invalid(format!("_total must be none, estimate or accurate, got '{value}'"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "_total must be none, estimate or accurate, got '{value}'"
+                        )));
+                    }
                 };
                 continue;
             }
@@ -69,7 +94,9 @@ pub fn parse_search(
             _ => {}
         }
         if code.contains('.') {
-            return Err(invalid(format!("chained parameter '{name}' is not supported yet")));
+            return Err(invalid(format!(
+                "chained parameter '{name}' is not supported yet"
+            )));
         }
         if value.is_empty() {
             // An empty value places no constraint (FHIR search: parameters with no value are ignored).
@@ -96,7 +123,14 @@ pub fn parse_search(
 }
 
 fn base(code: &str, param: i64, kind: Option<SearchParamType>) -> Criterion {
-    Criterion { code: code.to_owned(), param, kind, missing: None, negated: false, values: Vec::new() }
+    Criterion {
+        code: code.to_owned(),
+        param,
+        kind,
+        missing: None,
+        negated: false,
+        values: Vec::new(),
+    }
 }
 
 fn id_criterion(modifier: Option<&str>, value: &str) -> Result<Criterion, StoreError> {
@@ -110,13 +144,19 @@ fn id_criterion(modifier: Option<&str>, value: &str) -> Result<Criterion, StoreE
 
 fn last_updated_criterion(modifier: Option<&str>, value: &str) -> Result<Criterion, StoreError> {
     if let Some(m) = modifier {
-        return Err(invalid(format!("modifier ':{m}' is not supported on _lastUpdated")));
+        return Err(invalid(format!(
+            "modifier ':{m}' is not supported on _lastUpdated"
+        )));
     }
     let mut c = base("_lastUpdated", 0, None);
     for v in split_or(value) {
         let b = date_bound(&v)?;
         // The resource table keeps microseconds.
-        c.values.push(Value::LastUpdated(DateBound { prefix: b.prefix, lo: b.lo * 1000, hi: b.hi * 1000 + 999 }));
+        c.values.push(Value::LastUpdated(DateBound {
+            prefix: b.prefix,
+            lo: b.lo * 1000,
+            hi: b.hi * 1000 + 999,
+        }));
     }
     Ok(c)
 }
@@ -146,24 +186,46 @@ fn param_criterion(
         (SearchParamType::String, Some("exact")) => string_mode = StringMatch::Exact,
         (SearchParamType::String, Some("contains")) => string_mode = StringMatch::Contains,
         (SearchParamType::Uri, Some("below")) => uri_below = true,
-        (SearchParamType::Reference, Some(t)) if defs.is_resource_type(t) => reference_type = Some(t),
-        (_, Some(m)) => return Err(invalid(format!("modifier ':{m}' is not supported on '{}'", p.code))),
+        (SearchParamType::Reference, Some(t)) if defs.is_resource_type(t) => {
+            reference_type = Some(t)
+        }
+        (_, Some(m)) => {
+            return Err(invalid(format!(
+                "modifier ':{m}' is not supported on '{}'",
+                p.code
+            )));
+        }
     }
     for v in split_or(value) {
         let parsed = match p.kind {
             SearchParamType::Token => Value::Token(token_value(&v)),
             SearchParamType::String => {
-                let text = if string_mode == StringMatch::Exact { v } else { normalize_string(&v) };
-                Value::String { text, mode: string_mode }
+                let text = if string_mode == StringMatch::Exact {
+                    v
+                } else {
+                    normalize_string(&v)
+                };
+                Value::String {
+                    text,
+                    mode: string_mode,
+                }
             }
             SearchParamType::Date => Value::Date(date_bound(&v)?),
             SearchParamType::Number => Value::Number(number_bound(&v)?),
             SearchParamType::Quantity => Value::Quantity(quantity_value(&v)?),
             SearchParamType::Reference => Value::Reference(reference_value(&v, reference_type, p)?),
-            SearchParamType::Uri => Value::Uri { value: v, below: uri_below },
-            SearchParamType::Composite => Value::Composite { key: composite_value(p, &v)? },
+            SearchParamType::Uri => Value::Uri {
+                value: v,
+                below: uri_below,
+            },
+            SearchParamType::Composite => Value::Composite {
+                key: composite_value(p, &v)?,
+            },
             SearchParamType::Special => {
-                return Err(invalid(format!("special parameter '{}' is not supported yet", p.code)));
+                return Err(invalid(format!(
+                    "special parameter '{}' is not supported yet",
+                    p.code
+                )));
             }
         };
         c.values.push(parsed);
@@ -173,7 +235,10 @@ fn param_criterion(
 
 /// Splits on unescaped commas and removes the FHIR escapes (`\,` `\|` `\$` `\\`).
 fn split_or(value: &str) -> Vec<String> {
-    split_unescaped(value, ',').into_iter().map(|s| unescape(&s)).collect()
+    split_unescaped(value, ',')
+        .into_iter()
+        .map(|s| unescape(&s))
+        .collect()
 }
 
 fn split_unescaped(value: &str, sep: char) -> Vec<String> {
@@ -231,10 +296,22 @@ fn split_bar(v: &str) -> Option<(&str, &str)> {
 
 fn token_value(v: &str) -> TokenValue {
     match split_bar(v) {
-        None => TokenValue { system: None, code: Some(hash(v)) },
-        Some(("", code)) => TokenValue { system: Some(keys::NONE), code: Some(hash(code)) },
-        Some((system, "")) => TokenValue { system: Some(hash(system)), code: None },
-        Some((system, code)) => TokenValue { system: Some(hash(system)), code: Some(hash(code)) },
+        None => TokenValue {
+            system: None,
+            code: Some(hash(v)),
+        },
+        Some(("", code)) => TokenValue {
+            system: Some(keys::NONE),
+            code: Some(hash(code)),
+        },
+        Some((system, "")) => TokenValue {
+            system: Some(hash(system)),
+            code: None,
+        },
+        Some((system, code)) => TokenValue {
+            system: Some(hash(system)),
+            code: Some(hash(code)),
+        },
     }
 }
 
@@ -256,14 +333,25 @@ fn split_prefix(v: &str) -> (DatePrefix, &str) {
 
 fn date_bound(v: &str) -> Result<DateBound, StoreError> {
     let (prefix, rest) = split_prefix(v);
-    let r = parse_range(rest).ok_or_else(|| invalid(format!("'{v}' is not a valid date search value")))?;
-    Ok(DateBound { prefix, lo: r.lo, hi: r.hi })
+    let r = parse_range(rest)
+        .ok_or_else(|| invalid(format!("'{v}' is not a valid date search value")))?;
+    Ok(DateBound {
+        prefix,
+        lo: r.lo,
+        hi: r.hi,
+    })
 }
 
 fn number_bound(v: &str) -> Result<NumberBound, StoreError> {
     let (prefix, rest) = split_prefix(v);
-    let (value, lo, hi) = decimal_range(rest).ok_or_else(|| invalid(format!("'{v}' is not a valid number")))?;
-    Ok(NumberBound { prefix, value, lo, hi })
+    let (value, lo, hi) =
+        decimal_range(rest).ok_or_else(|| invalid(format!("'{v}' is not a valid number")))?;
+    Ok(NumberBound {
+        prefix,
+        value,
+        lo,
+        hi,
+    })
 }
 
 fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
@@ -276,18 +364,29 @@ fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
             (num, system, code)
         }
     };
-    Ok(QuantityValue { number: number_bound(num)?, system, code })
+    Ok(QuantityValue {
+        number: number_bound(num)?,
+        system,
+        code,
+    })
 }
 
-fn reference_value(v: &str, modifier_type: Option<&str>, p: &SearchParam) -> Result<ReferenceValue, StoreError> {
-    let (ty, target) =
-        reference_parts(v).ok_or_else(|| invalid(format!("'{v}' is not a valid reference search value")))?;
+fn reference_value(
+    v: &str,
+    modifier_type: Option<&str>,
+    p: &SearchParam,
+) -> Result<ReferenceValue, StoreError> {
+    let (ty, target) = reference_parts(v)
+        .ok_or_else(|| invalid(format!("'{v}' is not a valid reference search value")))?;
     // A plain id on a parameter with a single target type means that type.
     let ty = ty.or(modifier_type).or(match p.targets {
         [only] => Some(*only),
         _ => None,
     });
-    Ok(ReferenceValue { target_type: ty.map(hash), target: hash(target) })
+    Ok(ReferenceValue {
+        target_type: ty.map(hash),
+        target: hash(target),
+    })
 }
 
 fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
@@ -349,11 +448,41 @@ mod tests {
 
     #[test]
     fn token_forms() {
-        assert_eq!(token_value("a|b"), TokenValue { system: Some(hash("a")), code: Some(hash("b")) });
-        assert_eq!(token_value("|b"), TokenValue { system: Some(keys::NONE), code: Some(hash("b")) });
-        assert_eq!(token_value("a|"), TokenValue { system: Some(hash("a")), code: None });
-        assert_eq!(token_value("b"), TokenValue { system: None, code: Some(hash("b")) });
-        assert_eq!(token_value(r"a\|b"), TokenValue { system: None, code: Some(hash(r"a\|b")) });
+        assert_eq!(
+            token_value("a|b"),
+            TokenValue {
+                system: Some(hash("a")),
+                code: Some(hash("b"))
+            }
+        );
+        assert_eq!(
+            token_value("|b"),
+            TokenValue {
+                system: Some(keys::NONE),
+                code: Some(hash("b"))
+            }
+        );
+        assert_eq!(
+            token_value("a|"),
+            TokenValue {
+                system: Some(hash("a")),
+                code: None
+            }
+        );
+        assert_eq!(
+            token_value("b"),
+            TokenValue {
+                system: None,
+                code: Some(hash("b"))
+            }
+        );
+        assert_eq!(
+            token_value(r"a\|b"),
+            TokenValue {
+                system: None,
+                code: Some(hash(r"a\|b"))
+            }
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub fn encode(body: &Value) -> Result<Vec<u8>, StoreError> {
 }
 
 pub fn decode(blob: &[u8]) -> Result<Value, StoreError> {
-    let json = zstd::stream::decode_all(blob).map_err(|e| StoreError::Corrupt(format!("decompress: {e}")))?;
+    let json = zstd::stream::decode_all(blob)
+        .map_err(|e| StoreError::Corrupt(format!("decompress: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
@@ -21,7 +22,8 @@ pub fn decode(blob: &[u8]) -> Result<Value, StoreError> {
 mod tests {
     #[test]
     fn round_trip() {
-        let v = serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"});
+        let v =
+            serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"});
         assert_eq!(super::decode(&super::encode(&v).unwrap()).unwrap(), v);
         assert!(super::decode(b"garbage").is_err());
     }

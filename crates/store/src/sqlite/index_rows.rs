@@ -6,7 +6,12 @@ use crate::error::StoreError;
 use crate::index::IndexEntry;
 
 /// Inserts the rows; duplicates of one resource collapse on the primary key.
-pub(crate) fn insert(conn: &Connection, tenant: i64, rid: i64, entries: &[IndexEntry]) -> Result<(), StoreError> {
+pub(crate) fn insert(
+    conn: &Connection,
+    tenant: i64,
+    rid: i64,
+    entries: &[IndexEntry],
+) -> Result<(), StoreError> {
     for e in entries {
         match e {
             IndexEntry::Token { param, system, code } => conn
@@ -51,7 +56,12 @@ pub(crate) fn insert(conn: &Connection, tenant: i64, rid: i64, entries: &[IndexE
 
 /// Removes the rows of a previous version, recomputed from its body (so no per-resource
 /// secondary index is needed).
-pub(crate) fn remove(conn: &Connection, tenant: i64, rid: i64, entries: &[IndexEntry]) -> Result<(), StoreError> {
+pub(crate) fn remove(
+    conn: &Connection,
+    tenant: i64,
+    rid: i64,
+    entries: &[IndexEntry],
+) -> Result<(), StoreError> {
     for e in entries {
         match e {
             IndexEntry::Token { param, system, code } => conn

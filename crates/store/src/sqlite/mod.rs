@@ -42,8 +42,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Database(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         let path = data_dir.join("medicus.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(schema::SCHEMA)?;
@@ -61,7 +65,12 @@ impl SqliteStore {
     }
 
     fn tenant_id(&self, tenant: &str) -> Result<i64, StoreError> {
-        let cached = self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant).copied();
+        let cached = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .copied();
         if let Some(tid) = cached {
             return Ok(tid);
         }
@@ -69,10 +78,17 @@ impl SqliteStore {
         let reader = self.reader()?;
         let tid: Option<i64> = reader
             .conn()
-            .query_row("SELECT tid FROM tenant WHERE name = ?1", params![tenant], |r| r.get(0))
+            .query_row(
+                "SELECT tid FROM tenant WHERE name = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
             .optional()?;
         let tid = tid.ok_or_else(|| StoreError::UnknownTenant(tenant.to_owned()))?;
-        self.tenants.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned(), tid);
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), tid);
         Ok(tid)
     }
 
@@ -81,7 +97,10 @@ impl SqliteStore {
     }
 
     pub(crate) fn type_name(&self, code: i64) -> Result<&'static str, StoreError> {
-        self.type_names.get(&code).copied().ok_or_else(|| StoreError::Corrupt(format!("unknown type code {code}")))
+        self.type_names
+            .get(&code)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown type code {code}")))
     }
 
     fn reader(&self) -> Result<PooledReader<'_>, StoreError> {
@@ -89,12 +108,17 @@ impl SqliteStore {
             Some(c) => c,
             None => open_connection(&self.path)?,
         };
-        Ok(PooledReader { store: self, conn: Some(conn) })
+        Ok(PooledReader {
+            store: self,
+            conn: Some(conn),
+        })
     }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.execute_batch(schema::PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -102,8 +126,13 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn check_schema_version(conn: &Connection) -> Result<(), StoreError> {
-    let found: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+    let found: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     match found {
         None => {
             conn.execute(
@@ -160,7 +189,9 @@ pub(crate) struct PooledReader<'s> {
 impl PooledReader<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         // Always Some until drop.
-        self.conn.as_ref().unwrap_or_else(|| unreachable!("reader used after drop"))
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("reader used after drop"))
     }
 }
 
@@ -184,10 +215,19 @@ impl Store for SqliteStore {
         validate_tenant_id(tenant)?;
         let conn = lock(&self.writer);
         let now = session::now_us();
-        let inserted =
-            conn.execute("INSERT OR IGNORE INTO tenant (name, created_us) VALUES (?1, ?2)", params![tenant, now])?;
-        let tid: i64 = conn.query_row("SELECT tid FROM tenant WHERE name = ?1", params![tenant], |r| r.get(0))?;
-        self.tenants.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned(), tid);
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO tenant (name, created_us) VALUES (?1, ?2)",
+            params![tenant, now],
+        )?;
+        let tid: i64 = conn.query_row(
+            "SELECT tid FROM tenant WHERE name = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )?;
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), tid);
         Ok(inserted == 1)
     }
 
@@ -201,19 +241,31 @@ impl Store for SqliteStore {
 
     fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
         let reader = self.reader()?;
-        let mut stmt = reader.conn().prepare_cached("SELECT name FROM tenant ORDER BY name")?;
-        let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = reader
+            .conn()
+            .prepare_cached("SELECT name FROM tenant ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(names)
     }
 
     fn read_session(&self, tenant: &str) -> Result<Box<dyn ReadSession + '_>, StoreError> {
         let tenant_id = self.tenant_id(tenant)?;
-        Ok(Box::new(SqliteReadSession::new(self, self.reader()?, tenant_id)))
+        Ok(Box::new(SqliteReadSession::new(
+            self,
+            self.reader()?,
+            tenant_id,
+        )))
     }
 
     fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError> {
         let tenant_id = self.tenant_id(tenant)?;
-        Ok(Box::new(SqliteWriteSession::begin(self, lock(&self.writer), tenant_id)?))
+        Ok(Box::new(SqliteWriteSession::begin(
+            self,
+            lock(&self.writer),
+            tenant_id,
+        )?))
     }
 
     fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError> {

@@ -4,7 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, codec};
-use crate::api::{Change, HistoryCursor, HistoryPage, HistoryQuery, HistoryScope, ResourceVersion, TxId};
+use crate::api::{
+    Change, HistoryCursor, HistoryPage, HistoryQuery, HistoryScope, ResourceVersion, TxId,
+};
 use crate::error::StoreError;
 
 /// The current row of a logical resource.
@@ -12,7 +14,6 @@ use crate::error::StoreError;
 pub(crate) struct CurrentRow {
     pub rid: i64,
     pub version: i64,
-    pub vid: i64,
     pub deleted: bool,
 }
 
@@ -22,18 +23,30 @@ pub(crate) fn current_row(
     rtype: i64,
     id: &str,
 ) -> Result<Option<CurrentRow>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT rid, version, vid, deleted FROM resource WHERE tenant = ?1 AND rtype = ?2 AND id = ?3")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT rid, version, deleted FROM resource WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
+    )?;
     stmt.query_row(params![tenant, rtype, id], |r| {
-        Ok(CurrentRow { rid: r.get(0)?, version: r.get(1)?, vid: r.get(2)?, deleted: r.get(3)? })
+        Ok(CurrentRow {
+            rid: r.get(0)?,
+            version: r.get(1)?,
+            deleted: r.get(2)?,
+        })
     })
     .optional()
     .map_err(Into::into)
 }
 
-pub(crate) fn body_of(conn: &Connection, vid: i64) -> Result<Option<serde_json::Value>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT body FROM version WHERE vid = ?1")?;
-    let blob: Option<Option<Vec<u8>>> = stmt.query_row(params![vid], |r| r.get(0)).optional()?;
+pub(crate) fn body_of(
+    conn: &Connection,
+    rid: i64,
+    version: i64,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM version WHERE rid = ?1 AND version = ?2")?;
+    let blob: Option<Option<Vec<u8>>> = stmt
+        .query_row(params![rid, version], |r| r.get(0))
+        .optional()?;
     blob.flatten().map(|b| codec::decode(&b)).transpose()
 }
 
@@ -48,14 +61,21 @@ pub(crate) fn read(
     rtype: &str,
     id: &str,
 ) -> Result<Option<ResourceVersion>, StoreError> {
-    let Some(code) = store.type_code(rtype) else { return Ok(None) };
+    let Some(code) = store.type_code(rtype) else {
+        return Ok(None);
+    };
     let mut stmt = conn.prepare_cached(
-        "SELECT r.version, v.tx, v.updated_us, v.body FROM resource r JOIN version v ON v.vid = r.vid
+        "SELECT r.version, v.tx, v.updated_us, v.body FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
          WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.id = ?3",
     )?;
     let row = stmt
         .query_row(params![tenant, code, id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<Vec<u8>>>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
         })
         .optional()?;
     row.map(|(version, tx, updated, blob)| {
@@ -79,14 +99,20 @@ pub(crate) fn vread(
     id: &str,
     version: i64,
 ) -> Result<Option<ResourceVersion>, StoreError> {
-    let Some(code) = store.type_code(rtype) else { return Ok(None) };
+    let Some(code) = store.type_code(rtype) else {
+        return Ok(None);
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT v.tx, v.updated_us, v.body FROM resource r JOIN version v ON v.rid = r.rid AND v.version = ?4
          WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.id = ?3",
     )?;
     let row = stmt
         .query_row(params![tenant, code, id, version], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
         })
         .optional()?;
     row.map(|(tx, updated, blob)| {
@@ -130,20 +156,40 @@ pub(crate) fn history(
         HistoryScope::System => ("v.tenant = ?1 AND ?2 = 0", 0),
         HistoryScope::Type(t) => match store.type_code(t) {
             Some(code) => ("v.tenant = ?1 AND v.rtype = ?2", code),
-            None => return Ok(HistoryPage { entries: Vec::new(), total: 0, next: None }),
+            None => {
+                return Ok(HistoryPage {
+                    entries: Vec::new(),
+                    total: 0,
+                    next: None,
+                });
+            }
         },
         HistoryScope::Instance(t, id) => {
-            let row = store.type_code(t).map(|code| current_row(conn, tenant, code, id)).transpose()?.flatten();
+            let row = store
+                .type_code(t)
+                .map(|code| current_row(conn, tenant, code, id))
+                .transpose()?
+                .flatten();
             match row {
                 Some(row) => ("v.rid = ?2 AND v.tenant = ?1", row.rid),
-                None => return Ok(HistoryPage { entries: Vec::new(), total: 0, next: None }),
+                None => {
+                    return Ok(HistoryPage {
+                        entries: Vec::new(),
+                        total: 0,
+                        next: None,
+                    });
+                }
             }
         }
     };
     let filters = "(?3 IS NULL OR v.updated_us >= ?3) AND (?4 IS NULL OR v.updated_us <= ?4)";
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM version v WHERE {scope_sql} AND {filters}"))?
-        .query_row(params![tenant, scope_value, q.since_us, q.before_us], |r| r.get(0))?;
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM version v WHERE {scope_sql} AND {filters}"
+        ))?
+        .query_row(params![tenant, scope_value, q.since_us, q.before_us], |r| {
+            r.get(0)
+        })?;
     let (cursor_tx, cursor_rid) = q.cursor.map_or((None, None), |c| (Some(c.tx), Some(c.key)));
     let sql = format!(
         "SELECT {HISTORY_COLUMNS} FROM version v JOIN resource r ON r.rid = v.rid
@@ -153,12 +199,23 @@ pub(crate) fn history(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let limit = i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1);
-    let mut rows = stmt.query(params![tenant, scope_value, q.since_us, q.before_us, cursor_tx, cursor_rid, limit])?;
+    let mut rows = stmt.query(params![
+        tenant,
+        scope_value,
+        q.since_us,
+        q.before_us,
+        cursor_tx,
+        cursor_rid,
+        limit
+    ])?;
     let mut entries = Vec::new();
     let mut keys = Vec::new();
     while let Some(row) = rows.next()? {
         let (entry, rid) = history_entry(store, row)?;
-        keys.push(HistoryCursor { tx: entry.tx, key: rid });
+        keys.push(HistoryCursor {
+            tx: entry.tx,
+            key: rid,
+        });
         entries.push(entry);
     }
     let next = if entries.len() > q.count {
@@ -167,7 +224,11 @@ pub(crate) fn history(
     } else {
         None
     };
-    Ok(HistoryPage { entries, total: u64::try_from(total).unwrap_or(0), next })
+    Ok(HistoryPage {
+        entries,
+        total: u64::try_from(total).unwrap_or(0),
+        next,
+    })
 }
 
 pub(crate) fn changes(

@@ -9,10 +9,11 @@ use super::SqliteStore;
 use super::codec;
 use crate::api::ResourceVersion;
 use crate::error::StoreError;
-use crate::search::{
-    Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound, SearchPage, SearchQuery, StringMatch,
-};
 use crate::index::keys::normalize_string;
+use crate::search::{
+    Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound, SearchPage, SearchQuery,
+    StringMatch,
+};
 use medicus_fhir::SearchParamType;
 
 /// The highest code point: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
@@ -82,7 +83,9 @@ fn date_condition(sql: &mut Sql, b: &DateBound, lo_col: &str, hi_col: &str) -> S
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// The `SELECT rid …` of one value, or a condition on the resource row itself.
@@ -92,13 +95,18 @@ enum Piece {
 }
 
 fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
-    let param = sql.arg(c.param);
-    let sub = |table: &str, cond: String| {
-        Piece::Subquery(format!("SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param} AND {cond}"))
+    // Only index-table pieces bind the parameter key: every bound argument must be used.
+    let sub = |sql: &mut Sql, table: &str, cond: String| {
+        let param = sql.arg(c.param);
+        Piece::Subquery(format!(
+            "SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param} AND {cond}"
+        ))
     };
     match v {
         V::Id(id) => Piece::RowCondition(format!("r.id = {}", sql.arg(id.clone()))),
-        V::LastUpdated(b) => Piece::RowCondition(date_condition(sql, b, "r.updated_us", "r.updated_us")),
+        V::LastUpdated(b) => {
+            Piece::RowCondition(date_condition(sql, b, "r.updated_us", "r.updated_us"))
+        }
         V::Token(t) => {
             let mut cond = Vec::new();
             if let Some(code) = t.code {
@@ -110,31 +118,39 @@ fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
             if cond.is_empty() {
                 cond.push("1".into());
             }
-            sub("idx_token", cond.join(" AND "))
+            sub(sql, "idx_token", cond.join(" AND "))
         }
         V::String { text, mode } => match mode {
             StringMatch::StartsWith => {
                 let lo = sql.arg(text.clone());
                 let hi = sql.arg(format!("{text}{MAX_CHAR}"));
-                sub("idx_string", format!("value >= {lo} AND value < {hi}"))
+                sub(sql, "idx_string", format!("value >= {lo} AND value < {hi}"))
             }
             StringMatch::Exact => {
                 let norm = sql.arg(normalize_string(text));
                 let exact = sql.arg(text.clone());
-                sub("idx_string", format!("value = {norm} AND coalesce(exact, value) = {exact}"))
+                sub(
+                    sql,
+                    "idx_string",
+                    format!("value = {norm} AND coalesce(exact, value) = {exact}"),
+                )
             }
             StringMatch::Contains => {
                 let pattern = sql.arg(format!("%{}%", escape_like(text)));
-                sub("idx_string", format!("value LIKE {pattern} ESCAPE '\\'"))
+                sub(
+                    sql,
+                    "idx_string",
+                    format!("value LIKE {pattern} ESCAPE '\\'"),
+                )
             }
         },
         V::Date(b) => {
             let cond = date_condition(sql, b, "lo", "hi");
-            sub("idx_date", cond)
+            sub(sql, "idx_date", cond)
         }
         V::Number(b) => {
             let cond = number_condition(sql, b);
-            sub("idx_number", cond)
+            sub(sql, "idx_number", cond)
         }
         V::Quantity(q) => {
             let mut cond = vec![number_condition(sql, &q.number)];
@@ -144,41 +160,42 @@ fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
             if let Some(system) = q.system {
                 cond.push(format!("system = {}", sql.arg(system)));
             }
-            sub("idx_quantity", cond.join(" AND "))
+            sub(sql, "idx_quantity", cond.join(" AND "))
         }
         V::Reference(r) => {
             let mut cond = format!("target = {}", sql.arg(r.target));
             if let Some(t) = r.target_type {
                 cond.push_str(&format!(" AND target_type = {}", sql.arg(t)));
             }
-            sub("idx_reference", cond)
+            sub(sql, "idx_reference", cond)
         }
         V::Uri { value, below } => {
             if *below {
                 let lo = sql.arg(value.clone());
                 let hi = sql.arg(format!("{value}{MAX_CHAR}"));
-                sub("idx_uri", format!("value >= {lo} AND value < {hi}"))
+                sub(sql, "idx_uri", format!("value >= {lo} AND value < {hi}"))
             } else {
                 let v = sql.arg(value.clone());
-                sub("idx_uri", format!("value = {v}"))
+                sub(sql, "idx_uri", format!("value = {v}"))
             }
         }
         V::Composite { key } => {
             let k = sql.arg(*key);
-            sub("idx_composite", format!("key = {k}"))
+            sub(sql, "idx_composite", format!("key = {k}"))
         }
     }
 }
 
 fn criterion_condition(sql: &mut Sql, tenant: &str, c: &Criterion) -> Result<String, StoreError> {
     if let Some(missing) = c.missing {
-        let table = c
-            .kind
-            .and_then(table_of)
-            .ok_or_else(|| StoreError::InvalidSearch(format!(":missing is not supported on '{}'", c.code)))?;
+        let table = c.kind.and_then(table_of).ok_or_else(|| {
+            StoreError::InvalidSearch(format!(":missing is not supported on '{}'", c.code))
+        })?;
         let param = sql.arg(c.param);
         let op = if missing { "NOT IN" } else { "IN" };
-        return Ok(format!("r.rid {op} (SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param})"));
+        return Ok(format!(
+            "r.rid {op} (SELECT rid FROM {table} WHERE tenant = {tenant} AND param = {param})"
+        ));
     }
     let mut subqueries = Vec::new();
     let mut row_conditions = Vec::new();
@@ -206,13 +223,22 @@ pub(crate) fn search(
     resource_type: Option<&str>,
     q: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let mut sql = Sql { text: String::new(), args: Vec::new() };
+    let mut sql = Sql {
+        text: String::new(),
+        args: Vec::new(),
+    };
     let t = sql.arg(tenant);
     let mut conditions = vec![format!("r.tenant = {t}"), "r.deleted = 0".to_owned()];
     if let Some(rt) = resource_type {
         match store.type_code(rt) {
             Some(code) => conditions.push(format!("r.rtype = {}", sql.arg(code))),
-            None => return Ok(SearchPage { resources: Vec::new(), total: q.total.then_some(0), next_cursor: None }),
+            None => {
+                return Ok(SearchPage {
+                    resources: Vec::new(),
+                    total: q.total.then_some(0),
+                    next_cursor: None,
+                });
+            }
         }
     }
     for c in &q.criteria {
@@ -222,19 +248,27 @@ pub(crate) fn search(
 
     let total = if q.total {
         let count_sql = format!("SELECT count(*) FROM resource r WHERE {filter}");
-        let n: i64 = conn.prepare_cached(&count_sql)?.query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+        let n: i64 = conn
+            .prepare_cached(&count_sql)?
+            .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
         Some(u64::try_from(n).unwrap_or(0))
     } else {
         None
     };
     if q.count == 0 {
-        return Ok(SearchPage { resources: Vec::new(), total, next_cursor: None });
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total,
+            next_cursor: None,
+        });
     }
-    let cursor = q.cursor.map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
+    let cursor = q
+        .cursor
+        .map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
     let limit = sql.arg(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
     sql.text = format!(
         "SELECT r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body
-         FROM resource r JOIN version v ON v.vid = r.vid
+         FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
          WHERE {filter}{cursor} ORDER BY r.rid LIMIT {limit}"
     );
     let mut stmt = conn.prepare_cached(&sql.text)?;
@@ -259,5 +293,9 @@ pub(crate) fn search(
     } else {
         None
     };
-    Ok(SearchPage { resources, total, next_cursor })
+    Ok(SearchPage {
+        resources,
+        total,
+        next_cursor,
+    })
 }

@@ -28,20 +28,50 @@ pub struct SqliteReadSession<'s> {
 
 impl<'s> SqliteReadSession<'s> {
     pub(crate) fn new(store: &'s SqliteStore, reader: PooledReader<'s>, tenant: i64) -> Self {
-        SqliteReadSession { store, reader, tenant }
+        SqliteReadSession {
+            store,
+            reader,
+            tenant,
+        }
     }
 }
 
 impl ReadSession for SqliteReadSession<'_> {
-    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
-        read::read(self.store, self.reader.conn(), self.tenant, resource_type, id)
+    fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, StoreError> {
+        read::read(
+            self.store,
+            self.reader.conn(),
+            self.tenant,
+            resource_type,
+            id,
+        )
     }
 
-    fn vread(&mut self, resource_type: &str, id: &str, version: i64) -> Result<Option<ResourceVersion>, StoreError> {
-        read::vread(self.store, self.reader.conn(), self.tenant, resource_type, id, version)
+    fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<ResourceVersion>, StoreError> {
+        read::vread(
+            self.store,
+            self.reader.conn(),
+            self.tenant,
+            resource_type,
+            id,
+            version,
+        )
     }
 
-    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    fn history(
+        &mut self,
+        scope: HistoryScope<'_>,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
         // One snapshot for the total and the page.
         let conn = self.reader.conn();
         conn.execute_batch("BEGIN")?;
@@ -50,7 +80,11 @@ impl ReadSession for SqliteReadSession<'_> {
         page
     }
 
-    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+    fn search(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<SearchPage, StoreError> {
         let conn = self.reader.conn();
         conn.execute_batch("BEGIN")?;
         let page = search_sql::search(self.store, conn, self.tenant, resource_type, query);
@@ -76,7 +110,14 @@ impl<'s> SqliteWriteSession<'s> {
         tenant: i64,
     ) -> Result<Self, StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut session = SqliteWriteSession { store, conn, tenant, tx: 0, timestamp_us: 0, open: true };
+        let mut session = SqliteWriteSession {
+            store,
+            conn,
+            tenant,
+            tx: 0,
+            timestamp_us: 0,
+            open: true,
+        };
         // lastUpdated must not go backwards even if the wall clock does.
         let last: Option<i64> = session
             .conn
@@ -93,18 +134,30 @@ impl<'s> SqliteWriteSession<'s> {
     }
 
     fn type_code(&self, resource_type: &str) -> Result<i64, StoreError> {
-        self.store
-            .type_code(resource_type)
-            .ok_or_else(|| StoreError::Corrupt(format!("'{resource_type}' is not a known resource type")))
+        self.store.type_code(resource_type).ok_or_else(|| {
+            StoreError::Corrupt(format!("'{resource_type}' is not a known resource type"))
+        })
     }
 
-    fn check(precondition: Precondition, rt: &str, id: &str, current: Option<&CurrentRow>) -> Result<(), StoreError> {
-        let Precondition::VersionIs(expected) = precondition else { return Ok(()) };
+    fn check(
+        precondition: Precondition,
+        rt: &str,
+        id: &str,
+        current: Option<&CurrentRow>,
+    ) -> Result<(), StoreError> {
+        let Precondition::VersionIs(expected) = precondition else {
+            return Ok(());
+        };
         let live = current.filter(|c| !c.deleted).map(|c| c.version);
         if live == Some(expected) {
             return Ok(());
         }
-        Err(StoreError::VersionConflict { resource_type: rt.to_owned(), id: id.to_owned(), expected, current: live })
+        Err(StoreError::VersionConflict {
+            resource_type: rt.to_owned(),
+            id: id.to_owned(),
+            expected,
+            current: live,
+        })
     }
 
     /// Removes the index rows of the current (live) version.
@@ -112,7 +165,7 @@ impl<'s> SqliteWriteSession<'s> {
         if row.deleted {
             return Ok(());
         }
-        if let Some(old) = read::body_of(&self.conn, row.vid)? {
+        if let Some(old) = read::body_of(&self.conn, row.rid, row.version)? {
             let entries = extract_entries(medicus_fhir::r4(), rt, &old);
             index_rows::remove(&self.conn, self.tenant, row.rid, &entries)?;
         }
@@ -125,13 +178,20 @@ impl<'s> SqliteWriteSession<'s> {
         version: i64,
         rtype: i64,
         body: Option<&[u8]>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO version (rid, version, tenant, rtype, tx, updated_us, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![rid, version, self.tenant, rtype, self.tx, self.timestamp_us, body])?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(())
+    }
+
+    fn set_current(&self, rid: i64, version: i64, deleted: bool) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE resource SET version = ?2, tx = ?3, updated_us = ?4, deleted = ?5 WHERE rid = ?1")?
+            .execute(params![rid, version, self.tx, self.timestamp_us, deleted])?;
+        Ok(())
     }
 }
 
@@ -148,7 +208,10 @@ fn stamp(resource_type: &str, id: &str, version: i64, last_updated: &str, body: 
     meta.insert("versionId".into(), Value::String(version.to_string()));
     meta.insert("lastUpdated".into(), Value::String(last_updated.to_owned()));
     let mut out = Map::with_capacity(src.len() + 3);
-    out.insert("resourceType".into(), Value::String(resource_type.to_owned()));
+    out.insert(
+        "resourceType".into(),
+        Value::String(resource_type.to_owned()),
+    );
     out.insert("id".into(), Value::String(id.to_owned()));
     out.insert("meta".into(), Value::Object(meta));
     for (k, v) in src {
@@ -160,19 +223,43 @@ fn stamp(resource_type: &str, id: &str, version: i64, last_updated: &str, body: 
 }
 
 impl ReadSession for SqliteWriteSession<'_> {
-    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
+    fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, StoreError> {
         read::read(self.store, &self.conn, self.tenant, resource_type, id)
     }
 
-    fn vread(&mut self, resource_type: &str, id: &str, version: i64) -> Result<Option<ResourceVersion>, StoreError> {
-        read::vread(self.store, &self.conn, self.tenant, resource_type, id, version)
+    fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<ResourceVersion>, StoreError> {
+        read::vread(
+            self.store,
+            &self.conn,
+            self.tenant,
+            resource_type,
+            id,
+            version,
+        )
     }
 
-    fn history(&mut self, scope: HistoryScope<'_>, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    fn history(
+        &mut self,
+        scope: HistoryScope<'_>,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
         read::history(self.store, &self.conn, self.tenant, scope, query)
     }
 
-    fn search(&mut self, resource_type: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+    fn search(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<SearchPage, StoreError> {
         search_sql::search(self.store, &self.conn, self.tenant, resource_type, query)
     }
 }
@@ -200,26 +287,31 @@ impl WriteSession for SqliteWriteSession<'_> {
             self.unindex(resource_type, row)?;
         }
         let version = current.map_or(1, |c| c.version + 1);
-        let body = stamp(resource_type, id, version, &format_instant_us(self.timestamp_us), body);
+        let body = stamp(
+            resource_type,
+            id,
+            version,
+            &format_instant_us(self.timestamp_us),
+            body,
+        );
         let blob = codec::encode(&body)?;
-        let rid = match current {
-            Some(row) => row.rid,
-            None => {
-                self.conn
+        let rid =
+            match current {
+                Some(row) => {
+                    self.set_current(row.rid, version, false)?;
+                    row.rid
+                }
+                None => {
+                    self.conn
                     .prepare_cached(
-                        "INSERT INTO resource (tenant, rtype, id, version, vid, tx, updated_us, deleted)
-                         VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, 0)",
+                        "INSERT INTO resource (tenant, rtype, id, version, tx, updated_us, deleted)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
                     )?
-                    .execute(params![self.tenant, rtype, id, self.tx, self.timestamp_us])?;
-                self.conn.last_insert_rowid()
-            }
-        };
-        let vid = self.insert_version(rid, version, rtype, Some(&blob))?;
-        self.conn
-            .prepare_cached(
-                "UPDATE resource SET version = ?2, vid = ?3, tx = ?4, updated_us = ?5, deleted = 0 WHERE rid = ?1",
-            )?
-            .execute(params![rid, version, vid, self.tx, self.timestamp_us])?;
+                    .execute(params![self.tenant, rtype, id, version, self.tx, self.timestamp_us])?;
+                    self.conn.last_insert_rowid()
+                }
+            };
+        self.insert_version(rid, version, rtype, Some(&blob))?;
         let entries = extract_entries(medicus_fhir::r4(), resource_type, &body);
         index_rows::insert(&self.conn, self.tenant, rid, &entries)?;
         Ok(WriteOutcome {
@@ -244,15 +336,13 @@ impl WriteSession for SqliteWriteSession<'_> {
         let rtype = self.type_code(resource_type)?;
         let current = read::current_row(&self.conn, self.tenant, rtype, id)?;
         Self::check(precondition, resource_type, id, current.as_ref())?;
-        let Some(row) = current.filter(|c| !c.deleted) else { return Ok(None) };
+        let Some(row) = current.filter(|c| !c.deleted) else {
+            return Ok(None);
+        };
         self.unindex(resource_type, &row)?;
         let version = row.version + 1;
-        let vid = self.insert_version(row.rid, version, rtype, None)?;
-        self.conn
-            .prepare_cached(
-                "UPDATE resource SET version = ?2, vid = ?3, tx = ?4, updated_us = ?5, deleted = 1 WHERE rid = ?1",
-            )?
-            .execute(params![row.rid, version, vid, self.tx, self.timestamp_us])?;
+        self.insert_version(row.rid, version, rtype, None)?;
+        self.set_current(row.rid, version, true)?;
         Ok(Some(ResourceVersion {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),

@@ -1,0 +1,517 @@
+//! The SQLite backend through the `Store` contract: versions, history, atomicity, tenants,
+//! change feed and search over real index extraction.
+
+use medicus_store::search::parse_search;
+use medicus_store::{HistoryQuery, HistoryScope, Precondition, SqliteStore, Store, StoreError};
+use serde_json::{Value, json};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.create_tenant("a").unwrap();
+    store.create_tenant("b").unwrap();
+    (dir, store)
+}
+
+fn patient(family: &str, birth: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://hospital.example/mrn", "value": format!("mrn-{family}")}],
+        "name": [{"family": family, "given": ["Anna"]}],
+        "gender": "female",
+        "birthDate": birth
+    })
+}
+
+fn put(store: &SqliteStore, tenant: &str, rt: &str, id: &str, body: Value) -> i64 {
+    let mut s = store.write_session(tenant).unwrap();
+    let out = s.put(rt, id, body, Precondition::None).unwrap();
+    s.commit().unwrap();
+    out.version.version
+}
+
+fn search_ids(store: &SqliteStore, tenant: &str, rt: &str, query: &[(&str, &str)]) -> Vec<String> {
+    let pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let q = parse_search(medicus_fhir::r4(), Some(rt), &pairs).unwrap();
+    let mut s = store.read_session(tenant).unwrap();
+    let mut ids: Vec<String> = s
+        .search(Some(rt), &q)
+        .unwrap()
+        .resources
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn versions_meta_and_vread() {
+    let (_d, store) = store();
+    assert_eq!(
+        put(
+            &store,
+            "a",
+            "Patient",
+            "p1",
+            patient("Müller", "1970-05-01")
+        ),
+        1
+    );
+    assert_eq!(
+        put(&store, "a", "Patient", "p1", patient("Meier", "1970-05-01")),
+        2
+    );
+    let mut r = store.read_session("a").unwrap();
+    let cur = r.read("Patient", "p1").unwrap().unwrap();
+    assert_eq!(cur.version, 2);
+    let body = cur.body.unwrap();
+    assert_eq!(body["meta"]["versionId"], "2");
+    assert_eq!(body["id"], "p1");
+    assert_eq!(body["name"][0]["family"], "Meier");
+    let v1 = r.vread("Patient", "p1", 1).unwrap().unwrap().body.unwrap();
+    assert_eq!(v1["name"][0]["family"], "Müller");
+    assert!(r.vread("Patient", "p1", 3).unwrap().is_none());
+}
+
+#[test]
+fn delete_history_and_recreate() {
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p1", patient("A", "1980"));
+    let mut w = store.write_session("a").unwrap();
+    let deleted = w
+        .delete("Patient", "p1", Precondition::None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.version, 2);
+    assert!(
+        w.delete("Patient", "p1", Precondition::None)
+            .unwrap()
+            .is_none()
+    );
+    w.commit().unwrap();
+    let mut r = store.read_session("a").unwrap();
+    assert!(r.read("Patient", "p1").unwrap().unwrap().is_deleted());
+    drop(r);
+    assert_eq!(put(&store, "a", "Patient", "p1", patient("B", "1980")), 3);
+    let mut r = store.read_session("a").unwrap();
+    let q = HistoryQuery {
+        count: 10,
+        ..Default::default()
+    };
+    let h = r
+        .history(HistoryScope::Instance("Patient", "p1"), &q)
+        .unwrap();
+    assert_eq!(h.total, 3);
+    let versions: Vec<i64> = h.entries.iter().map(|e| e.version).collect();
+    assert_eq!(versions, vec![3, 2, 1]);
+    assert!(h.entries[1].is_deleted());
+}
+
+#[test]
+fn history_pages_and_since() {
+    let (_d, store) = store();
+    for i in 0..5 {
+        put(
+            &store,
+            "a",
+            "Patient",
+            &format!("p{i}"),
+            patient("X", "1990"),
+        );
+    }
+    put(
+        &store,
+        "a",
+        "Observation",
+        "o1",
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+    );
+    let mut r = store.read_session("a").unwrap();
+    let mut q = HistoryQuery {
+        count: 2,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = r.history(HistoryScope::Type("Patient"), &q).unwrap();
+        assert_eq!(page.total, 5);
+        seen.extend(page.entries.iter().map(|e| e.id.clone()));
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["p4", "p3", "p2", "p1", "p0"]);
+    let all = r
+        .history(
+            HistoryScope::System,
+            &HistoryQuery {
+                count: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(all.total, 6);
+    let newest = all.entries[0].last_updated_us;
+    let since = r
+        .history(
+            HistoryScope::System,
+            &HistoryQuery {
+                count: 100,
+                since_us: Some(newest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(since.total, 1);
+}
+
+#[test]
+fn uncommitted_session_leaves_nothing() {
+    let (_d, store) = store();
+    {
+        let mut w = store.write_session("a").unwrap();
+        w.put("Patient", "p1", patient("A", "1980"), Precondition::None)
+            .unwrap();
+        // dropped without commit
+    }
+    let mut r = store.read_session("a").unwrap();
+    assert!(r.read("Patient", "p1").unwrap().is_none());
+    assert!(search_ids(&store, "a", "Patient", &[("family", "a")]).is_empty());
+    assert!(store.changes(0, 10).unwrap().is_empty());
+}
+
+#[test]
+fn version_preconditions() {
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p1", patient("A", "1980"));
+    let mut w = store.write_session("a").unwrap();
+    let err = w
+        .put(
+            "Patient",
+            "p1",
+            patient("B", "1980"),
+            Precondition::VersionIs(7),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::VersionConflict {
+            expected: 7,
+            current: Some(1),
+            ..
+        }
+    ));
+    assert!(
+        w.put(
+            "Patient",
+            "p1",
+            patient("B", "1980"),
+            Precondition::VersionIs(1)
+        )
+        .is_ok()
+    );
+    let err = w
+        .put(
+            "Patient",
+            "nope",
+            patient("B", "1980"),
+            Precondition::VersionIs(1),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::VersionConflict { current: None, .. }
+    ));
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p1", patient("Schmidt", "1980"));
+    let mut rb = store.read_session("b").unwrap();
+    assert!(rb.read("Patient", "p1").unwrap().is_none());
+    assert!(rb.vread("Patient", "p1", 1).unwrap().is_none());
+    let h = rb
+        .history(
+            HistoryScope::System,
+            &HistoryQuery {
+                count: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(h.total, 0);
+    drop(rb);
+    assert!(search_ids(&store, "b", "Patient", &[("family", "schmidt")]).is_empty());
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "schmidt")]),
+        vec!["p1"]
+    );
+    // The same id in another tenant is another resource.
+    assert_eq!(
+        put(&store, "b", "Patient", "p1", patient("Other", "1980")),
+        1
+    );
+    assert!(matches!(
+        store.read_session("zzz"),
+        Err(StoreError::UnknownTenant(_))
+    ));
+    assert!(matches!(
+        store.create_tenant("bad/id"),
+        Err(StoreError::InvalidTenantId(_))
+    ));
+    assert!(!store.create_tenant("a").unwrap());
+    assert_eq!(store.list_tenants().unwrap(), vec!["a", "b"]);
+}
+
+#[test]
+fn change_feed_is_ordered_and_resumable() {
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p1", patient("A", "1980"));
+    put(&store, "b", "Patient", "p2", patient("B", "1980"));
+    let mut w = store.write_session("a").unwrap();
+    w.delete("Patient", "p1", Precondition::None).unwrap();
+    w.commit().unwrap();
+    let all = store.changes(0, 100).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].tx < w[1].tx));
+    assert_eq!((all[1].tenant.as_str(), all[1].id.as_str()), ("b", "p2"));
+    assert!(all[2].deleted);
+    let rest = store.changes(all[0].tx, 100).unwrap();
+    assert_eq!(rest, all[1..].to_vec());
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.create_tenant("a").unwrap();
+        put(&store, "a", "Patient", "p1", patient("Keep", "1980"));
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(store.tenant_exists("a").unwrap());
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "keep")]),
+        vec!["p1"]
+    );
+}
+
+#[test]
+fn search_by_each_parameter_type() {
+    let (_d, store) = store();
+    put(
+        &store,
+        "a",
+        "Patient",
+        "p1",
+        patient("Müller", "1970-05-01"),
+    );
+    put(
+        &store,
+        "a",
+        "Patient",
+        "p2",
+        patient("Muster", "1985-12-24"),
+    );
+    put(&store, "a", "Patient", "p3", patient("Schulz", "2001"));
+    put(
+        &store,
+        "a",
+        "Observation",
+        "o1",
+        json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2024-03-01T10:00:00+01:00",
+            "valueQuantity": {"value": 7.1, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}
+        }),
+    );
+    // string: starts-with, case and accent insensitive
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "mu")]),
+        vec!["p1", "p2"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "MÜLL")]),
+        vec!["p1"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family:exact", "Müller")]),
+        vec!["p1"]
+    );
+    assert!(search_ids(&store, "a", "Patient", &[("family:exact", "müller")]).is_empty());
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family:contains", "HUL")]),
+        vec!["p3"]
+    );
+    // token forms
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Patient",
+            &[("identifier", "http://hospital.example/mrn|mrn-Muster")]
+        ),
+        vec!["p2"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("identifier", "mrn-Muster")]),
+        vec!["p2"]
+    );
+    assert!(search_ids(&store, "a", "Patient", &[("identifier", "|mrn-Muster")]).is_empty());
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Patient",
+            &[("identifier", "http://hospital.example/mrn|")]
+        )
+        .len(),
+        3
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("gender", "female")]).len(),
+        3
+    );
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code", "http://loinc.org|4548-4")]
+        ),
+        vec!["o1"]
+    );
+    assert!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code:not", "http://loinc.org|4548-4")]
+        )
+        .is_empty()
+    );
+    // dates with precision and prefixes
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "1970")]),
+        vec!["p1"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "lt1980")]),
+        vec!["p1"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "ge1985-12-24")]),
+        vec!["p2", "p3"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "ne1970-05-01")]),
+        vec!["p2", "p3"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "gt2001-06")]),
+        vec!["p3"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Observation", &[("date", "2024-03-01")]),
+        vec!["o1"]
+    );
+    // AND by repetition, OR by comma
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Patient",
+            &[("family", "mu"), ("birthdate", "ge1980")]
+        ),
+        vec!["p2"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "schulz,muster")]),
+        vec!["p2", "p3"]
+    );
+    // reference by Type/id and id
+    assert_eq!(
+        search_ids(&store, "a", "Observation", &[("subject", "Patient/p1")]),
+        vec!["o1"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Observation", &[("patient", "p1")]),
+        vec!["o1"]
+    );
+    assert!(search_ids(&store, "a", "Observation", &[("subject", "Patient/p2")]).is_empty());
+    // quantity and _id
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("value-quantity", "gt7|http://unitsofmeasure.org|%")]
+        ),
+        vec!["o1"]
+    );
+    assert!(search_ids(&store, "a", "Observation", &[("value-quantity", "lt7")]).is_empty());
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("_id", "p1,p3")]),
+        vec!["p1", "p3"]
+    );
+    // :missing
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("death-date:missing", "true")]).len(),
+        3
+    );
+    assert!(search_ids(&store, "a", "Patient", &[("death-date:missing", "false")]).is_empty());
+    // `deceased` is computed (`deceased.exists() and deceased != false`): false when absent.
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("deceased", "false")]).len(),
+        3
+    );
+    // updating a resource moves it in the index
+    put(&store, "a", "Patient", "p1", patient("Neu", "1970-05-01"));
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "mu")]),
+        vec!["p2"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "neu")]),
+        vec!["p1"]
+    );
+}
+
+#[test]
+fn search_pages_with_cursor_and_total() {
+    let (_d, store) = store();
+    for i in 0..7 {
+        put(
+            &store,
+            "a",
+            "Patient",
+            &format!("p{i}"),
+            patient("Page", "1990"),
+        );
+    }
+    let pairs = vec![
+        ("family".to_string(), "page".to_string()),
+        ("_count".to_string(), "3".to_string()),
+    ];
+    let mut q = parse_search(medicus_fhir::r4(), Some("Patient"), &pairs).unwrap();
+    let mut r = store.read_session("a").unwrap();
+    let mut ids = Vec::new();
+    loop {
+        let page = r.search(Some("Patient"), &q).unwrap();
+        assert_eq!(page.total, Some(7));
+        ids.extend(page.resources.into_iter().map(|x| x.id));
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 7);
+}
