@@ -6,6 +6,26 @@
 //!   or a value computed by the expression.
 //! - Type knowledge comes from an optional `Model` (implemented by medicus-fhir from the R4 definitions).
 //!   Without a model the evaluator still resolves choice elements (`value` → `valueQuantity`) by key suffix.
+//!
+//! Behaviour worth knowing when writing expressions against this engine:
+//! - Limits: expressions nested deeper than 128 syntax-tree levels (or 64 nested calls/parentheses)
+//!   are rejected at parse time, so evaluation cannot overflow the stack. Unknown functions and
+//!   wrong argument counts are parse errors too.
+//! - Navigation: a leading type name selects the root when it is (a subtype of) the root's type
+//!   (`Patient.name`, `Resource.id`); other type names yield empty, which keeps multi-resource
+//!   search expressions (`Condition.code | Observation.code`) working. Unknown elements yield
+//!   empty rather than a semantic error.
+//! - Types: `is` / `ofType` / `as` match FHIR types through the model (or the built-in R4 tables),
+//!   FHIR primitives exactly in `as`/`ofType` (`code` is not cast to `string`). The `as` operator
+//!   filters collections (R4 search parameters rely on it); the `.as()` function requires a
+//!   single item, per the specification. An unknown type name is an evaluation error.
+//! - `resolve()` never fetches: `#id` finds the contained resource, Bundle-local references find
+//!   the entry, anything else becomes a placeholder node with `Value::Null` typed by the
+//!   reference's type segment, so `subject.where(resolve() is Patient)` works.
+//! - `memberOf()` yields empty (no terminology); `htmlChecks()` yields true.
+//! - Arithmetic overflow, division by zero and undecidable date comparisons yield empty.
+//! - Decimals are exact (128-bit fixed point); division keeps 8 decimal places; `sqrt`, `ln`,
+//!   `log`, `exp` and fractional `power` go through `f64`.
 
 use serde_json::Value;
 

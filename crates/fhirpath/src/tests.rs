@@ -406,6 +406,13 @@ fn canonical_printing_round_trips() {
 }
 
 #[test]
+fn compiled_expressions_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Expression>();
+    assert_send_sync::<Item<'static>>();
+}
+
+#[test]
 fn deepest_accepted_expressions_evaluate_without_overflow() {
     let p = patient();
     // Close to the depth limit, with the most stack-hungry shapes: nested lambdas and chains.

