@@ -12,14 +12,21 @@ use common::{Fhir, Server, TestDir, patient};
 use reqwest::Method;
 use serde_json::json;
 
-/// One acknowledged write: the resource, the version the server confirmed, and the marker that
-/// version carries (`name[0].given[0]`).
+/// One acknowledged write.
 #[derive(Debug, Clone)]
-struct Ack {
-    id: String,
-    version: i64,
-    marker: String,
+enum Ack {
+    /// A create or update: `Patient/{id}` at `version` carries `marker` in `name[0].given[0]`.
+    Write {
+        id: String,
+        version: i64,
+        marker: String,
+        created: bool,
+    },
+    /// A transaction of `TX_SIZE` creates, all with the identifier value `marker`.
+    Transaction { marker: String },
 }
+
+const TX_SIZE: usize = 5;
 
 /// Writers that run until the server dies (or `stop`), recording every 2xx.
 fn start_writers(
@@ -54,10 +61,11 @@ fn start_writers(
                     .and_then(|r| r.split('/').next())
                     .map(str::to_owned);
                 let id = id.unwrap_or_else(|| panic!("201 without Location: {resp:?}"));
-                acks.lock().unwrap().push(Ack {
+                acks.lock().unwrap().push(Ack::Write {
                     id,
                     version: resp.etag_version().expect("ETag"),
                     marker,
+                    created: true,
                 });
             }
         }));
@@ -83,19 +91,56 @@ fn start_writers(
                 if resp.status != 200 && resp.status != 201 {
                     return;
                 }
-                acks.lock().unwrap().push(Ack {
+                acks.lock().unwrap().push(Ack::Write {
                     id,
                     version: resp.etag_version().expect("ETag"),
                     marker,
+                    created: false,
                 });
+            }
+        }));
+    }
+    // Writer 3: transactions of TX_SIZE creates sharing one identifier value; acknowledged
+    // ones are recorded with version 0 (checked by count, not by version).
+    {
+        let (fhir, acks, stop) = (fhir.clone(), acks.clone(), stop.clone());
+        handles.push(thread::spawn(move || {
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let marker = format!("r{round}-t{i}");
+                let entries: Vec<_> = (0..TX_SIZE)
+                    .map(|k| {
+                        let mut p = patient("Dauer", &marker);
+                        p["identifier"] = json!([{"system": "urn:test:durable-tx", "value": marker}]);
+                        json!({"fullUrl": format!("urn:uuid:00000000-0000-4000-8000-{round:04}{i:04}{k:04}"),
+                               "resource": p, "request": {"method": "POST", "url": "Patient"}})
+                    })
+                    .collect();
+                let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+                let body = serde_json::to_vec(&tx).unwrap();
+                let Ok(resp) = fhir.try_send_raw(Method::POST, "", Some(body), &[]) else {
+                    return;
+                };
+                if resp.status != 200 {
+                    return;
+                }
+                acks.lock().unwrap().push(Ack::Transaction { marker });
             }
         }));
     }
     handles
 }
 
-fn ack_count(acks: &Arc<Mutex<Vec<Ack>>>) -> usize {
-    acks.lock().unwrap().len()
+/// (all acknowledged writes, acknowledged transactions)
+fn ack_count(acks: &Arc<Mutex<Vec<Ack>>>) -> (usize, usize) {
+    let acks = acks.lock().unwrap();
+    let txs = acks
+        .iter()
+        .filter(|a| matches!(a, Ack::Transaction { .. }))
+        .count();
+    (acks.len(), txs)
 }
 
 #[test]
@@ -106,10 +151,14 @@ fn acknowledged_writes_survive_sigkill() {
 
     for round in 0..2 {
         let stop = Arc::new(AtomicBool::new(false));
-        let before = ack_count(&acks);
+        let (before, tx_before) = ack_count(&acks);
         let writers = start_writers(&server.fhir(), round, &acks, &stop);
         // Kill once enough writes of this round are acknowledged, while the writers keep going.
-        while ack_count(&acks) < before + 300 {
+        loop {
+            let (all, txs) = ack_count(&acks);
+            if all >= before + 300 && txs >= tx_before + 10 {
+                break;
+            }
             assert!(
                 !writers.iter().all(|w| w.is_finished()),
                 "writers stopped early; log:\n{}",
@@ -129,19 +178,35 @@ fn acknowledged_writes_survive_sigkill() {
     let acks = acks.lock().unwrap().clone();
     let mut failures = Vec::new();
     let mut max_version: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut created = std::collections::BTreeSet::new();
+    let mut tx_markers = Vec::new();
     for ack in &acks {
-        let slot = max_version.entry(ack.id.clone()).or_default();
-        *slot = (*slot).max(ack.version);
-        let v = fhir.get(&format!("Patient/{}/_history/{}", ack.id, ack.version));
+        let (id, version, marker) = match ack {
+            Ack::Write {
+                id,
+                version,
+                marker,
+                created: is_create,
+            } => {
+                if *is_create {
+                    created.insert(id.clone());
+                }
+                (id, *version, marker)
+            }
+            Ack::Transaction { marker } => {
+                tx_markers.push(marker.clone());
+                continue;
+            }
+        };
+        let slot = max_version.entry(id.clone()).or_default();
+        *slot = (*slot).max(version);
+        let v = fhir.get(&format!("Patient/{id}/_history/{version}"));
         if v.status != 200 {
+            failures.push(format!("{id}/_history/{version}: {} {}", v.status, v.text));
+        } else if v.body["name"][0]["given"][0] != marker.as_str() {
             failures.push(format!(
-                "{}/_history/{}: {} {}",
-                ack.id, ack.version, v.status, v.text
-            ));
-        } else if v.body["name"][0]["given"][0] != ack.marker.as_str() {
-            failures.push(format!(
-                "{}/_history/{}: holds {} not {}",
-                ack.id, ack.version, v.body["name"], ack.marker
+                "{id}/_history/{version}: holds {} not {marker}",
+                v.body["name"]
             ));
         }
     }
@@ -168,11 +233,6 @@ fn acknowledged_writes_survive_sigkill() {
         }
     }
     // Search finds every acknowledged create.
-    let created: std::collections::BTreeSet<String> = acks
-        .iter()
-        .filter(|a| a.marker.contains("-c"))
-        .map(|a| a.id.clone())
-        .collect();
     let found: std::collections::BTreeSet<String> = fhir
         .search_ids("Patient?identifier=urn:test:durable|&_count=1000")
         .into_iter()
@@ -180,6 +240,30 @@ fn acknowledged_writes_survive_sigkill() {
     let missing: Vec<_> = created.difference(&found).collect();
     if !missing.is_empty() {
         failures.push(format!("search misses acknowledged creates: {missing:?}"));
+    }
+    // Transactions are all or nothing, also across a crash: every marker has TX_SIZE patients
+    // or none, and every acknowledged one has all of them.
+    let mut per_marker: std::collections::BTreeMap<String, usize> = Default::default();
+    for page in fhir.search_pages("Patient?identifier=urn:test:durable-tx|&_count=1000") {
+        for r in common::bundle_resources(&page) {
+            let marker = r["identifier"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            *per_marker.entry(marker).or_default() += 1;
+        }
+    }
+    for (marker, n) in &per_marker {
+        if *n != TX_SIZE {
+            failures.push(format!(
+                "transaction {marker}: {n} of {TX_SIZE} entries stored"
+            ));
+        }
+    }
+    for marker in &tx_markers {
+        if !per_marker.contains_key(marker) {
+            failures.push(format!("acknowledged transaction {marker} is gone"));
+        }
     }
     assert!(
         failures.is_empty(),
