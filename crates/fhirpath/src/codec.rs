@@ -116,7 +116,12 @@ fn unescape_json(s: &str) -> Option<String> {
             out.push(c);
             continue;
         }
-        match chars.next()? {
+        let Some(next) = chars.next() else {
+            out.push('\\');
+            break;
+        };
+        match next {
+            '"' | '\\' | '/' => out.push(next),
             'n' => out.push('\n'),
             'r' => out.push('\r'),
             't' => out.push('\t'),
@@ -126,7 +131,11 @@ fn unescape_json(s: &str) -> Option<String> {
                 let hex: String = chars.by_ref().take(4).collect();
                 out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
             }
-            other => out.push(other),
+            // Not a JSON escape: keep it as written.
+            other => {
+                out.push('\\');
+                out.push(other);
+            }
         }
     }
     Some(out)

@@ -181,7 +181,7 @@ impl Temporal {
         let (h, r) = digits(&s[1..], 2)?;
         let r = r.strip_prefix(':')?;
         let (m, r) = digits(r, 2)?;
-        if !r.is_empty() || h > 14 || m > 59 {
+        if !r.is_empty() || h * 60 + m > 14 * 60 || m > 59 {
             return None;
         }
         Some(Some(sign * (h as i32 * 60 + m as i32)))
@@ -411,6 +411,34 @@ impl Temporal {
         Some(t)
     }
 
+    /// Offset from UTC in minutes, when the value carries a zone.
+    pub(crate) fn tz_minutes(&self) -> Option<i32> {
+        self.tz
+    }
+
+    /// One component (`yearOf()` ... `millisecondOf()`); `None` when below the precision.
+    pub(crate) fn component(&self, part: Part) -> Option<i64> {
+        let is_time = self.kind == Kind::Time;
+        let (needed, v) = match part {
+            Part::Year if !is_time => (Precision::Year, i64::from(self.year)),
+            Part::Month if !is_time => (Precision::Month, i64::from(self.month)),
+            Part::Day if !is_time => (Precision::Day, i64::from(self.day)),
+            Part::Hour => (Precision::Hour, i64::from(self.hour)),
+            Part::Minute => (Precision::Minute, i64::from(self.minute)),
+            Part::Second => (Precision::Second, i64::from(self.second)),
+            Part::Millisecond if self.frac_digits > 0 => {
+                (Precision::Second, i64::from(self.millis))
+            }
+            _ => return None,
+        };
+        let has = if is_time || self.kind == Kind::DateTime || needed <= Precision::Day {
+            self.precision >= needed
+        } else {
+            false
+        };
+        has.then_some(v)
+    }
+
     /// `precision()`: the number of digits of the value (`@2014` → 4, `@T10:30` → 4).
     pub(crate) fn precision_digits(&self) -> i64 {
         let ms = self.frac_digits > 0;
@@ -585,6 +613,18 @@ impl std::fmt::Display for Temporal {
         }
         f.write_str(&out)
     }
+}
+
+/// A component of a date/time, for `yearOf()` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Millisecond,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -289,7 +289,8 @@ impl Decimal {
 
     /// Compares at the precision of the less precise operand (used by `~`).
     pub(crate) fn equivalent(self, o: Self) -> bool {
-        let s = self.scale.min(o.scale);
+        // Trailing zeros do not count towards precision: `1.10 ~ 1.1`, `1.0 ~ 1.1` at 0 digits.
+        let s = self.normalize().scale.min(o.normalize().scale);
         match (self.round(s), o.round(s)) {
             (Some(a), Some(b)) => a.mant == b.mant,
             _ => false,

@@ -215,9 +215,18 @@ fn read_quoted(src: &str, start: usize, quote: u8) -> Result<(String, usize), Pa
             't' => out.push('\t'),
             'u' => {
                 let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
-                let code = u32::from_str_radix(&hex, 16)
+                let mut code = u32::from_str_radix(&hex, 16)
                     .ok()
-                    .filter(|_| hex.len() == 4);
+                    .filter(|_| hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+                // A UTF-16 high surrogate must be followed by `\uXXXX` with the low half.
+                if let Some(high) = code.filter(|c| (0xD800..0xDC00).contains(c)) {
+                    let rest: String = chars.by_ref().take(6).map(|(_, c)| c).collect();
+                    let low = rest
+                        .strip_prefix("\\u")
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .filter(|l| (0xDC00..0xE000).contains(l));
+                    code = low.map(|low| 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00));
+                }
                 let Some(ch) = code.and_then(char::from_u32) else {
                     return Err(err(pos, "invalid \\u escape"));
                 };

@@ -360,12 +360,15 @@ impl Parser {
             func.type_arg =
                 Some(type_spec_of(&arg).ok_or_else(|| self.err_at(pos, "expected a type name"))?);
         }
-        if matches!(
-            fname,
-            FnName::Matches | FnName::ReplaceMatches | FnName::MatchesFull
-        ) && let Some(Expr::Lit(Literal::Str(pattern))) = args.first()
+        // Literal patterns compile once here (with flags only at run time).
+        if (fname == FnName::ReplaceMatches || args.len() == 1)
+            && matches!(
+                fname,
+                FnName::Matches | FnName::ReplaceMatches | FnName::MatchesFull
+            )
+            && let Some(Expr::Lit(Literal::Str(pattern))) = args.first()
         {
-            let re = compile_regex(pattern, fname == FnName::MatchesFull)
+            let re = compile_regex(pattern, fname == FnName::MatchesFull, "")
                 .map_err(|m| self.err_at(pos, m))?;
             func.regex = Some(Arc::new(re));
         }
@@ -410,8 +413,13 @@ fn type_spec_of(e: &Expr) -> Option<TypeSpec> {
     }
 }
 
-/// Regexes get "dot matches newline", as FHIRPath specifies.
-pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<regex::Regex, String> {
+/// Compiles a FHIRPath regex: "dot matches newline" always (as FHIRPath specifies); `flags`
+/// may add `i` (case insensitive) and `m` (multi-line anchors).
+pub(crate) fn compile_regex(
+    pattern: &str,
+    whole: bool,
+    flags: &str,
+) -> Result<regex::Regex, String> {
     // `matchesFull` must match the entire string.
     let anchored;
     let pattern = if whole {
@@ -422,6 +430,8 @@ pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<regex::Regex, 
     };
     regex::RegexBuilder::new(pattern)
         .dot_matches_new_line(true)
+        .case_insensitive(flags.contains('i'))
+        .multi_line(flags.contains('m'))
         .size_limit(1 << 20)
         .build()
         .map_err(|e| format!("invalid regular expression: {e}"))

@@ -181,6 +181,9 @@ fn literals_and_arithmetic() {
     assert_eq!(texts("4 'mg'", &v), ["4 'mg'"]);
     assert_eq!(texts("2 'cm' * 3", &v), ["6 'cm'"]);
     assert_eq!(texts("'\\u0041\\n'.length()", &v), ["2"]);
+    assert_eq!(texts("'\\uD83E\\uDDB6'", &v), ["\u{1F9B6}"]);
+    assert!(Expression::parse("'\\uD83E'").is_err());
+    assert!(Expression::parse("'\\u12G4'").is_err());
     assert_eq!(texts("%ucum", &v), ["http://unitsofmeasure.org"]);
     assert_eq!(texts("%`vs-x`", &v), ["http://hl7.org/fhir/ValueSet/x"]);
 }
@@ -210,7 +213,7 @@ fn equality_equivalence_and_comparison() {
     let v = Value::Null;
     assert_eq!(truth("1 = 1.0", &v), Some(true));
     assert_eq!(truth("'a' = 'A'", &v), Some(false));
-    assert_eq!(truth("'a  b' ~ 'A B'", &v), Some(true));
+    assert_eq!(truth("'a b' ~ 'A B'", &v), Some(true));
     assert_eq!(truth("1.01 ~ 1.0", &v), Some(true));
     assert_eq!(truth("{} = 1", &v), None);
     assert_eq!(truth("{} ~ {}", &v), Some(true));
@@ -426,4 +429,71 @@ fn deepest_accepted_expressions_evaluate_without_overflow() {
     assert_eq!(texts(&chain, &p), ["120"]);
     let iifs = (0..60).fold(String::from("1"), |acc, _| format!("iif(true, {acc}, 0)"));
     assert_eq!(texts(&iifs, &p), ["1"]);
+}
+
+#[test]
+fn equivalence_details() {
+    let v = Value::Null;
+    assert_eq!(truth("'a\tb' ~ 'A B'", &v), Some(true));
+    assert_eq!(truth("'a  b' ~ 'a b'", &v), Some(false));
+    assert_eq!(truth("' ab' ~ 'ab'", &v), Some(false));
+    assert_eq!(truth("1.10 ~ 1.1", &v), Some(true));
+    assert_eq!(truth("1.1 ~ 1.0", &v), Some(true));
+    assert_eq!(truth("1.12 ~ 1.13", &v), Some(false));
+    assert_eq!(truth("9 = 9 '1'", &v), Some(true));
+    assert_eq!(truth("2 '1' > 1", &v), Some(true));
+    assert_eq!(truth("2 'kg' > 1", &v), None);
+}
+
+#[test]
+fn value_less_primitives() {
+    let p = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g2"}]}]});
+    assert_eq!(texts("name.given.count()", &p), ["2"]);
+    assert_eq!(texts("name.given.join(',')", &p), ["A"]);
+    assert_eq!(
+        texts("name.given.select($this & '|' & id)", &p),
+        ["A|", "|g2"]
+    );
+    assert_eq!(truth("name.given[1] = name.given[1]", &p), Some(true));
+    assert_eq!(truth("name.given[0] = name.given[1]", &p), Some(false));
+    assert!(eval("name.given[1].abs()", &p).is_empty());
+    assert!(eval("{}.join(',')", &p).is_empty());
+}
+
+#[test]
+fn newer_string_and_date_functions() {
+    let v = Value::Null;
+    assert_eq!(truth("'Hello'.matches('hello', 'i')", &v), Some(true));
+    assert_eq!(truth("'Hello'.matches('hello')", &v), Some(false));
+    assert_eq!(truth("'abc'.matchesFull('b')", &v), Some(false));
+    assert_eq!(truth("'abc'.matchesFull('a.c')", &v), Some(true));
+    assert_eq!(texts("'abcabc'.lastIndexOf('b')", &v), ["4"]);
+    assert_eq!(texts("'abc'.replaceMatches('', 'x')", &v), ["abc"]);
+    assert_eq!(texts("(3 | 1 | 2).sort()", &v), ["1", "2", "3"]);
+    assert_eq!(texts("(3 | 1 | 2).sort(-$this)", &v), ["3", "2", "1"]);
+    assert_eq!(
+        texts("'test'.encode('base64').decode('base64')", &v),
+        ["test"]
+    );
+    assert!(eval_with("'abc'.decode('hex')", &v, None).is_err());
+    assert_eq!(
+        texts("@2014-01-05T10:30:00.123+10:00.yearOf()", &v),
+        ["2014"]
+    );
+    assert_eq!(
+        texts("@2014-01-05T10:30:00.123+10:00.millisecondOf()", &v),
+        ["123"]
+    );
+    assert_eq!(
+        texts("@2014-01-05T10:30:00.123-07:30.timezoneOffsetOf()", &v),
+        ["-7.5"]
+    );
+    assert!(eval("@2014-01.dayOf()", &v).is_empty());
+    assert_eq!(texts("@T10:30.hourOf()", &v), ["10"]);
+    assert_eq!(texts("1.587.lowBoundary()", &v), ["1.58650000"]);
+    assert_eq!(texts("@2014.highBoundary(6)", &v), ["2014-12"]);
+    assert_eq!(texts("1.58700.precision()", &v), ["5"]);
+    assert_eq!(texts("1 'm'.type().name", &v), ["Quantity"]);
+    assert_eq!(texts("(2.5 'kg').round().value", &v), ["3"]);
+    assert_eq!(texts("(2 'cm' * 3 'm').unit", &v), ["m2"]);
 }

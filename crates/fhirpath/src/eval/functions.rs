@@ -53,7 +53,7 @@ functions! {
     ToQuantity = "toQuantity"(0, 1), ConvertsToQuantity = "convertsToQuantity"(0, 1),
     IndexOf = "indexOf"(1, 1), Substring = "substring"(1, 2), StartsWith = "startsWith"(1, 1),
     EndsWith = "endsWith"(1, 1), Contains = "contains"(1, 1), Upper = "upper"(0, 0), Lower = "lower"(0, 0),
-    Replace = "replace"(2, 2), Matches = "matches"(1, 1), ReplaceMatches = "replaceMatches"(2, 2),
+    Replace = "replace"(2, 2), Matches = "matches"(1, 2), ReplaceMatches = "replaceMatches"(2, 2),
     Length = "length"(0, 0), ToChars = "toChars"(0, 0), Trim = "trim"(0, 0), Split = "split"(1, 1),
     Join = "join"(0, 1),
     Abs = "abs"(0, 0), Ceiling = "ceiling"(0, 0), Exp = "exp"(0, 0), Floor = "floor"(0, 0), Ln = "ln"(0, 0),
@@ -68,8 +68,11 @@ functions! {
     // FHIRPath 2.0 additions, cheap enough to support.
     Sort = "sort"(0, 8), Encode = "encode"(1, 1), Decode = "decode"(1, 1), Escape = "escape"(1, 1),
     Unescape = "unescape"(1, 1), Precision = "precision"(0, 0), Comparable = "comparable"(1, 1),
-    MatchesFull = "matchesFull"(1, 1), LowBoundary = "lowBoundary"(0, 1),
-    HighBoundary = "highBoundary"(0, 1), Type = "type"(0, 0),
+    MatchesFull = "matchesFull"(1, 2), LowBoundary = "lowBoundary"(0, 1),
+    HighBoundary = "highBoundary"(0, 1), Type = "type"(0, 0), LastIndexOf = "lastIndexOf"(1, 1),
+    YearOf = "yearOf"(0, 0), MonthOf = "monthOf"(0, 0), DayOf = "dayOf"(0, 0), HourOf = "hourOf"(0, 0),
+    MinuteOf = "minuteOf"(0, 0), SecondOf = "secondOf"(0, 0), MillisecondOf = "millisecondOf"(0, 0),
+    TimezoneOffsetOf = "timezoneOffsetOf"(0, 0),
 }
 
 impl FnName {
@@ -155,6 +158,7 @@ impl<'a> Call<'_, 'a, '_> {
             None => Ok(None),
             Some(item) => match val(item) {
                 Some(Val::Str(s)) => Ok(Some(s.into_owned())),
+                None => Ok(None),
                 _ => Err(err(format!(
                     "{}() expects a string argument",
                     self.func.name.as_str()
@@ -169,6 +173,7 @@ impl<'a> Call<'_, 'a, '_> {
             None => Ok(None),
             Some(item) => match val(item) {
                 Some(Val::Int(n)) => Ok(Some(n)),
+                None => Ok(None),
                 _ => Err(err(format!(
                     "{}() expects an integer argument",
                     self.func.name.as_str()
@@ -440,7 +445,48 @@ pub(crate) fn call<'a>(
             };
             convert(f, F::ToQuantity, &input, conv)?
         }
-        F::IndexOf | F::StartsWith | F::EndsWith | F::Contains => {
+        F::YearOf
+        | F::MonthOf
+        | F::DayOf
+        | F::HourOf
+        | F::MinuteOf
+        | F::SecondOf
+        | F::MillisecondOf
+        | F::TimezoneOffsetOf => {
+            let Some(item) = single(&input, f)? else {
+                return Ok(Vec::new());
+            };
+            let t = match val(item) {
+                Some(Val::Temporal(t)) => Some(t),
+                Some(Val::Str(s)) => {
+                    Temporal::parse_datetime(&s).or_else(|| Temporal::parse_time(&s))
+                }
+                _ => None,
+            };
+            let Some(t) = t else {
+                return Ok(Vec::new());
+            };
+            if f == F::TimezoneOffsetOf {
+                let hours = t.tz_minutes().and_then(|m| {
+                    Decimal::from_i64(i64::from(m)).checked_div(Decimal::from_i64(60))
+                });
+                return Ok(hours
+                    .map(|h| Item::Decimal(h.to_string()))
+                    .into_iter()
+                    .collect());
+            }
+            let part = match f {
+                F::YearOf => crate::datetime::Part::Year,
+                F::MonthOf => crate::datetime::Part::Month,
+                F::DayOf => crate::datetime::Part::Day,
+                F::HourOf => crate::datetime::Part::Hour,
+                F::MinuteOf => crate::datetime::Part::Minute,
+                F::SecondOf => crate::datetime::Part::Second,
+                _ => crate::datetime::Part::Millisecond,
+            };
+            t.component(part).map(Item::Integer).into_iter().collect()
+        }
+        F::IndexOf | F::StartsWith | F::EndsWith | F::Contains | F::LastIndexOf => {
             let Some(s) = input_str(&input, f)? else {
                 return Ok(Vec::new());
             };
@@ -451,6 +497,12 @@ pub(crate) fn call<'a>(
                 F::IndexOf => {
                     let idx = s
                         .find(arg.as_str())
+                        .map_or(-1, |b| s[..b].chars().count() as i64);
+                    vec![Item::Integer(idx)]
+                }
+                F::LastIndexOf => {
+                    let idx = s
+                        .rfind(arg.as_str())
                         .map_or(-1, |b| s[..b].chars().count() as i64);
                     vec![Item::Integer(idx)]
                 }
@@ -511,21 +563,33 @@ pub(crate) fn call<'a>(
                     let Some(p) = c.str_arg(0)? else {
                         return Ok(Vec::new());
                     };
-                    compiled =
-                        crate::parser::compile_regex(&p, f == F::MatchesFull).map_err(err)?;
+                    let flags = if f == F::ReplaceMatches {
+                        None
+                    } else {
+                        c.str_arg(1)?
+                    };
+                    compiled = crate::parser::compile_regex(
+                        &p,
+                        f == F::MatchesFull,
+                        flags.as_deref().unwrap_or(""),
+                    )
+                    .map_err(err)?;
                     &compiled
                 }
             };
             if matches!(f, F::Matches | F::MatchesFull) {
                 boolean(re.is_match(&s))
-            } else if re.as_str().is_empty() {
-                // An empty pattern would match between every character; FHIRPath leaves the input.
-                vec![Item::String(s.into_owned())]
             } else {
                 let Some(rep) = c.str_arg(1)? else {
                     return Ok(Vec::new());
                 };
-                vec![Item::String(re.replace_all(&s, rep.as_str()).into_owned())]
+                if re.as_str().is_empty() {
+                    // An empty pattern would match between every character; FHIRPath leaves
+                    // the input unchanged.
+                    vec![Item::String(s.into_owned())]
+                } else {
+                    vec![Item::String(re.replace_all(&s, rep.as_str()).into_owned())]
+                }
             }
         }
         F::Split => {
@@ -540,11 +604,16 @@ pub(crate) fn call<'a>(
                 .collect()
         }
         F::Join => {
+            if input.is_empty() {
+                return Ok(Vec::new());
+            }
             let sep = c.str_arg(0)?.unwrap_or_default();
             let mut parts = Vec::with_capacity(input.len());
             for item in &input {
                 match val(item) {
                     Some(Val::Str(s)) => parts.push(s.into_owned()),
+                    // Primitives with only extensions have no text to join.
+                    None => {}
                     _ => return Err(err("join() expects strings")),
                 }
             }
@@ -677,10 +746,16 @@ pub(crate) fn call<'a>(
             let Some(format) = c.str_arg(0)? else {
                 return Ok(Vec::new());
             };
-            crate::codec::apply(f, &s, &format)
-                .map(Item::String)
-                .into_iter()
-                .collect()
+            match crate::codec::apply(f, &s, &format) {
+                Some(out) => vec![Item::String(out)],
+                // Malformed input to decode() is an error; an unknown format is simply empty.
+                None if f == F::Decode
+                    && matches!(format.as_str(), "base64" | "urlbase64" | "hex") =>
+                {
+                    return Err(err(format!("decode(): input is not valid {format}")));
+                }
+                None => Vec::new(),
+            }
         }
         F::Precision => {
             let Some(item) = single(&input, f)? else {
@@ -817,7 +892,7 @@ fn to_temporal<'a>(item: &Item<'a>, kind: Kind) -> Option<Item<'a>> {
     let t = match val(item)? {
         Val::Temporal(t) => t,
         Val::Str(s) => match kind {
-            Kind::Time => Temporal::parse_time(&s)?,
+            Kind::Time => Temporal::parse_time(s.strip_prefix('T').unwrap_or(&s))?,
             _ => Temporal::parse_datetime(&s)?,
         },
         _ => return None,
@@ -885,15 +960,28 @@ fn math<'a>(
     item: &Item<'a>,
 ) -> Result<Option<Item<'a>>, EvalError> {
     use FnName as F;
-    let v = val(item).ok_or_else(|| err(format!("{}() expects a number", f.as_str())))?;
+    // A primitive node without a value (only extensions) behaves as empty.
+    let Some(v) = val(item) else {
+        return Ok(None);
+    };
     let d = match &v {
         Val::Int(i) => Decimal::from_i64(*i),
         Val::Dec(d) => *d,
-        Val::Quantity(q, u) if f == F::Abs => {
-            return Ok(Some(Item::Quantity {
-                value: q.abs().to_string(),
-                unit: u.to_string(),
-            }));
+        Val::Quantity(q, u)
+            if matches!(f, F::Abs | F::Ceiling | F::Floor | F::Truncate | F::Round) =>
+        {
+            // Rounding-like functions apply to the value and keep the unit.
+            let r = math(c, f, &Item::Decimal(q.to_string()))?;
+            return Ok(r
+                .and_then(|r| match r {
+                    Item::Integer(i) => Some(i.to_string()),
+                    Item::Decimal(d) => Some(d),
+                    _ => None,
+                })
+                .map(|value| Item::Quantity {
+                    value,
+                    unit: u.to_string(),
+                }));
         }
         _ => return Err(err(format!("{}() expects a number", f.as_str()))),
     };
@@ -935,6 +1023,7 @@ fn math<'a>(
             let b = match val(b) {
                 Some(Val::Int(i)) => i as f64,
                 Some(Val::Dec(x)) => x.to_f64(),
+                None => return Ok(None),
                 _ => return Err(err("log() expects a numeric base")),
             };
             float(d.to_f64().ln() / b.ln())
@@ -951,6 +1040,7 @@ fn math<'a>(
                     .map(Item::Integer),
                 (_, Some(Val::Int(x))) => float(d.to_f64().powf(x as f64)),
                 (_, Some(Val::Dec(x))) => float(d.to_f64().powf(x.to_f64())),
+                (_, None) => None,
                 _ => return Err(err("power() expects a numeric exponent")),
             }
         }

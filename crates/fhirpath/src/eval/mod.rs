@@ -260,7 +260,19 @@ impl<'a, 'm> Ctx<'a, 'm> {
 
     /// Appends the children named `name` of `item` to `out`.
     pub(crate) fn navigate(&self, item: &Item<'a>, name: &str, out: &mut Coll<'a>) {
-        let Item::Node(node) = item else { return };
+        let node = match item {
+            Item::Node(node) => node,
+            // A computed quantity exposes its parts like a FHIR Quantity would.
+            Item::Quantity { value, unit } => {
+                match name {
+                    "value" => out.push(Item::Decimal(value.clone())),
+                    "unit" | "code" => out.push(Item::String(unit.clone())),
+                    _ => {}
+                }
+                return;
+            }
+            _ => return,
+        };
         let map = match node.value {
             Value::Object(m) => m,
             // A primitive's `id` and `extension` live in its `_element` sibling.

@@ -163,6 +163,8 @@ pub(crate) fn binary<'a>(
             let s = |c: &[Item<'_>]| -> Result<String, EvalError> {
                 Ok(match single(c, op)? {
                     None => String::new(),
+                    // A primitive without a value (extensions only) concatenates as ''.
+                    Some(Item::Node(n)) if n.value.is_null() => String::new(),
                     Some(i) => value::to_string(i).ok_or_else(|| err("'&' expects strings"))?,
                 })
             };

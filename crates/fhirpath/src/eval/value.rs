@@ -152,6 +152,12 @@ fn as_temporal(s: &str, like: &Temporal) -> Option<Temporal> {
 
 /// `=` on two single items: `None` when the result is empty (undecidable precision).
 pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    // Primitives with only extensions compare by their `_element` content.
+    if let (Item::Node(x), Item::Node(y)) = (a, b)
+        && (x.value.is_null() || y.value.is_null())
+    {
+        return Some(x.value == y.value && x.extension == y.extension);
+    }
     if let (Item::Node(x), Item::Node(y)) = (a, b)
         && x.value.is_object()
         && y.value.is_object()
@@ -185,6 +191,13 @@ fn equals_val(a: &Val<'_>, b: &Val<'_>) -> Option<bool> {
             Some(x.partial_cmp(&y) == Some(Ordering::Equal))
         }
         (Val::Complex(x), Val::Complex(y)) => Some(x == y),
+        // A number equals a dimensionless quantity (`9 = 9 '1'`).
+        (Val::Quantity(q, u), n @ (Val::Int(_) | Val::Dec(_)))
+        | (n @ (Val::Int(_) | Val::Dec(_)), Val::Quantity(q, u))
+            if u == "1" =>
+        {
+            num(n).map(|n| n.partial_cmp(q) == Some(Ordering::Equal))
+        }
         _ => match (num(a), num(b)) {
             (Some(x), Some(y)) => Some(x.partial_cmp(&y) == Some(Ordering::Equal)),
             _ => Some(false),
@@ -193,15 +206,22 @@ fn equals_val(a: &Val<'_>, b: &Val<'_>) -> Option<bool> {
 }
 
 /// Whitespace-normalised, case-insensitive string form used by `~`.
+/// Case-folded, with every whitespace character (tab, newline, ...) read as a space. Runs of
+/// whitespace are not collapsed and nothing is trimmed.
 fn fold(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    s.chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect::<String>()
         .to_lowercase()
 }
 
 /// `~` on two single items.
 pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
+    if let (Item::Node(x), Item::Node(y)) = (a, b)
+        && (x.value.is_null() || y.value.is_null())
+    {
+        return x.value == y.value && x.extension == y.extension;
+    }
     if let (Item::Node(x), Item::Node(y)) = (a, b)
         && x.value.is_object()
         && y.value.is_object()
@@ -282,6 +302,17 @@ pub(crate) fn compare(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Ordering>, Ev
         (Val::Quantity(x, ux), Val::Quantity(y, uy)) => {
             Ok(quantity::comparable((*x, ux), (*y, uy)).and_then(|(x, y)| x.partial_cmp(&y)))
         }
+        // Numbers compare with dimensionless quantities only.
+        (Val::Quantity(q, u), n @ (Val::Int(_) | Val::Dec(_))) => Ok(if u == "1" {
+            num(n).and_then(|n| q.partial_cmp(&n))
+        } else {
+            None
+        }),
+        (n @ (Val::Int(_) | Val::Dec(_)), Val::Quantity(q, u)) => Ok(if u == "1" {
+            num(n).and_then(|n| n.partial_cmp(q))
+        } else {
+            None
+        }),
         _ => match (num(&va), num(&vb)) {
             (Some(x), Some(y)) => Ok(x.partial_cmp(&y)),
             _ => Err(mismatch()),
