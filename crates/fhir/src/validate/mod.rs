@@ -20,6 +20,16 @@ use path::{Path, Segment};
 /// guards values built in code.
 const MAX_DEPTH: usize = 100;
 
+/// Input echoed into a message, cut short: the expression already locates it, and a hostile
+/// megabyte-long key should not be copied around.
+fn echo(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_CHARS: usize = 64;
+    match s.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]).into(),
+        None => s.into(),
+    }
+}
+
 pub(crate) fn validate(types: &TypeTable, resource: &Value) -> Vec<ValidationIssue> {
     let mut v = Validator {
         types,
@@ -91,7 +101,7 @@ impl<'a> Validator<'a> {
                 None => {
                     self.issue(
                         IssueType::Invalid,
-                        format!("unknown resource type '{name}'"),
+                        format!("unknown resource type '{}'", echo(name)),
                     );
                     return;
                 }
@@ -139,7 +149,7 @@ impl<'a> Validator<'a> {
                 self.issue_at(
                     key,
                     IssueType::Structure,
-                    format!("unknown element '{key}'"),
+                    format!("unknown element '{}'", echo(key)),
                 );
                 continue;
             };
@@ -338,7 +348,7 @@ impl<'a> Validator<'a> {
             self.issue_at(
                 key,
                 IssueType::Structure,
-                format!("unknown element '{key}'"),
+                format!("unknown element '{}'", echo(key)),
             );
             return;
         };
@@ -401,5 +411,19 @@ impl<'a> Validator<'a> {
             }
         }
         self.path.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::echo;
+
+    #[test]
+    fn echo_cuts_long_input_at_a_char_boundary() {
+        assert_eq!(echo("short"), "short");
+        let long = "ä".repeat(100);
+        let shown = echo(&long);
+        assert_eq!(shown.chars().count(), 65);
+        assert!(shown.ends_with('…'));
     }
 }
