@@ -14,7 +14,9 @@ use crate::fhir::headers::{media_type, parse_if_match, require_fhir_json, requir
 use crate::fhir::interactions::conditional::{Matches, find_matches, parse_criteria};
 use crate::fhir::interactions::create::{CreateOutcome, create as create_resource};
 use crate::fhir::interactions::resource::ensure_supported_type;
-use crate::fhir::interactions::search::{PageSizes, parse_search_params, search as run_search};
+use crate::fhir::interactions::search::{
+    PageSizes, localize_reference_values, parse_search_params, search as run_search,
+};
 use crate::fhir::interactions::{delete, history, patch, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::query::parse_pairs;
@@ -37,6 +39,7 @@ pub(super) async fn search_response(
     resource_type: Option<String>,
     pairs: Vec<(String, String)>,
 ) -> Result<FhirResponse> {
+    let pairs = localize_reference_values(resource_type.as_deref(), pairs, &ctx.fhir_base);
     let params = parse_search_params(
         resource_type.as_deref(),
         &pairs,

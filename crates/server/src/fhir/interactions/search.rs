@@ -51,6 +51,37 @@ pub struct SearchParams {
     pub elements: Option<Vec<String>>,
 }
 
+/// Reference search values that are absolute URLs on this server's base (`{base}/Patient/1`)
+/// mean the local resource (`Patient/1`), which is how the store indexes local references.
+pub fn localize_reference_values(
+    resource_type: Option<&str>,
+    pairs: Vec<(String, String)>,
+    fhir_base: &str,
+) -> Vec<(String, String)> {
+    let Some(resource_type) = resource_type else {
+        return pairs;
+    };
+    let prefix = format!("{fhir_base}/");
+    let defs = medicus_fhir::r4();
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let code = name.split(':').next().unwrap_or("");
+            let is_reference = defs
+                .search_param(resource_type, code)
+                .is_some_and(|p| p.kind == medicus_fhir::SearchParamType::Reference);
+            if !is_reference || !value.contains(&prefix) {
+                return (name, value);
+            }
+            let localized: Vec<&str> = value
+                .split(',')
+                .map(|v| v.strip_prefix(&prefix).unwrap_or(v))
+                .collect();
+            (name, localized.join(","))
+        })
+        .collect()
+}
+
 pub fn parse_search_params(
     resource_type: Option<&str>,
     pairs: &[(String, String)],
@@ -219,6 +250,20 @@ pub fn subset_elements(resource: &Value, elements: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_references_to_this_server_become_local() {
+        let pairs = vec![
+            (
+                "subject".to_string(),
+                "http://h/fhir/t/Patient/1,Patient/2,http://other/Patient/3".to_string(),
+            ),
+            ("code".to_string(), "http://h/fhir/t/x".to_string()),
+        ];
+        let out = localize_reference_values(Some("Observation"), pairs, "http://h/fhir/t");
+        assert_eq!(out[0].1, "Patient/1,Patient/2,http://other/Patient/3");
+        assert_eq!(out[1].1, "http://h/fhir/t/x");
+    }
 
     #[test]
     fn count_is_clamped_and_checked() {

@@ -26,7 +26,7 @@ use super::references::{as_conditional, is_placeholder, rewrite_references};
 use super::resource::{
     body_id, ensure_supported_type, ensure_valid_id, new_id, resource_type_of, validate_resource,
 };
-use super::search::{PageSizes, parse_search_params, search};
+use super::search::{PageSizes, localize_reference_values, parse_search_params, search};
 use super::update::{conditional_update_target, update};
 use crate::fhir::bundle::{entry_response, new_bundle};
 use crate::fhir::error::FhirError;
@@ -611,9 +611,10 @@ fn execute_read(
             resource_type,
             query,
         } => {
+            let query = localize_reference_values(Some(resource_type), query.clone(), base);
             let params = parse_search_params(
                 Some(resource_type),
-                query,
+                &query,
                 options.page_sizes,
                 Handling::Lenient,
             )?;
