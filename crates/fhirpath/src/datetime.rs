@@ -411,6 +411,22 @@ impl Temporal {
         Some(t)
     }
 
+    /// `dateOf()`: the date part of a date or dateTime.
+    pub(crate) fn date_part(&self) -> Option<Self> {
+        (self.kind != Kind::Time).then(|| self.to_date())
+    }
+
+    /// `timeOf()`: the time part of a dateTime that has one.
+    pub(crate) fn time_part(&self) -> Option<Self> {
+        if self.kind != Kind::DateTime || self.precision < Precision::Hour {
+            return None;
+        }
+        let mut t = *self;
+        t.kind = Kind::Time;
+        t.tz = None;
+        Some(t)
+    }
+
     /// Offset from UTC in minutes, when the value carries a zone.
     pub(crate) fn tz_minutes(&self) -> Option<i32> {
         self.tz

@@ -75,6 +75,13 @@ pub(crate) fn comparable(a: (Decimal, &str), b: (Decimal, &str)) -> Option<(Deci
     if ua == ub {
         return Some((a.0, b.0));
     }
+    // Calendar years and months relate to each other exactly (1 year = 12 months), but to no
+    // definite duration.
+    match (ua, ub) {
+        ("year", "month") => return Some((a.0.checked_mul(Decimal::from_i64(12))?, b.0)),
+        ("month", "year") => return Some((a.0, b.0.checked_mul(Decimal::from_i64(12))?)),
+        _ => {}
+    }
     if is_calendar_variable(ua) || is_calendar_variable(ub) {
         return None;
     }
@@ -139,4 +146,13 @@ pub(crate) fn multiply(
         format!("{}.{}", a.1, b.1)
     };
     Some((op(a.0, b.0)?, unit))
+}
+
+/// `value` (in `from`) expressed in unit `to`, when the two are comparable.
+pub(crate) fn convert(value: Decimal, from: &str, to: &str) -> Option<Decimal> {
+    if from == to {
+        return Some(value);
+    }
+    let (v, one) = comparable((value, from), (Decimal::from_i64(1), to))?;
+    v.checked_div(one)
 }

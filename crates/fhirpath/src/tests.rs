@@ -497,3 +497,32 @@ fn newer_string_and_date_functions() {
     assert_eq!(texts("(2.5 'kg').round().value", &v), ["3"]);
     assert_eq!(texts("(2 'cm' * 3 'm').unit", &v), ["m2"]);
 }
+
+#[test]
+fn aggregates_and_lenient_criteria() {
+    let p = patient();
+    assert_eq!(truth("Patient.name.exists(given)", &p), Some(true));
+    assert_eq!(texts("Patient.name.where(given).count()", &p), ["2"]);
+    let v = Value::Null;
+    assert_eq!(texts("(1 | 2 | 3).sum()", &v), ["6"]);
+    assert_eq!(texts("(0.1 | 0.2).sum()", &v), ["0.3"]);
+    assert_eq!(texts("(3 | 1 | 2).min()", &v), ["1"]);
+    assert_eq!(texts("(3 | 1 | 2).max()", &v), ["3"]);
+    assert_eq!(texts("(1 | 2).avg()", &v), ["1.5"]);
+    assert_eq!(
+        truth("(1 'cm' | 3 'cm' | 1 'm').sum() = 104 'cm'", &v),
+        Some(true)
+    );
+    assert_eq!(truth("1 year = 12 months", &v), Some(true));
+    assert_eq!(
+        texts("@2012-01-01T12:30:00-07:00.dateOf()", &v),
+        ["2012-01-01"]
+    );
+    assert_eq!(
+        texts("@2012-01-01T12:30:00-07:00.timeOf()", &v),
+        ["12:30:00"]
+    );
+    let plain = json!({"a": [1, "x", true, 1.5]});
+    assert_eq!(texts("a.ofType(Integer)", &plain), ["1"]);
+    assert_eq!(texts("a.ofType(String)", &plain), ["x"]);
+}

@@ -72,7 +72,8 @@ functions! {
     HighBoundary = "highBoundary"(0, 1), Type = "type"(0, 0), LastIndexOf = "lastIndexOf"(1, 1),
     YearOf = "yearOf"(0, 0), MonthOf = "monthOf"(0, 0), DayOf = "dayOf"(0, 0), HourOf = "hourOf"(0, 0),
     MinuteOf = "minuteOf"(0, 0), SecondOf = "secondOf"(0, 0), MillisecondOf = "millisecondOf"(0, 0),
-    TimezoneOffsetOf = "timezoneOffsetOf"(0, 0),
+    TimezoneOffsetOf = "timezoneOffsetOf"(0, 0), DateOf = "dateOf"(0, 0), TimeOf = "timeOf"(0, 0),
+    Sum = "sum"(0, 0), Min = "min"(0, 0), Max = "max"(0, 0), Avg = "avg"(0, 0),
 }
 
 impl FnName {
@@ -234,7 +235,7 @@ pub(crate) fn call<'a>(
             } else {
                 let mut any = false;
                 for (i, item) in input.iter().enumerate() {
-                    if to_bool(&c.lambda(0, item, i)?)? == Some(true) {
+                    if criterion(&c.lambda(0, item, i)?) == Some(true) {
                         any = true;
                         break;
                     }
@@ -244,7 +245,7 @@ pub(crate) fn call<'a>(
         }
         F::All => {
             for (i, item) in input.iter().enumerate() {
-                if to_bool(&c.lambda(0, item, i)?)? != Some(true) {
+                if criterion(&c.lambda(0, item, i)?) != Some(true) {
                     return Ok(boolean(false));
                 }
             }
@@ -288,7 +289,7 @@ pub(crate) fn call<'a>(
         F::Where => {
             let mut out = Vec::new();
             for (i, item) in input.iter().enumerate() {
-                if to_bool(&c.lambda(0, item, i)?)? == Some(true) {
+                if criterion(&c.lambda(0, item, i)?) == Some(true) {
                     out.push(item.clone());
                 }
             }
@@ -444,6 +445,64 @@ pub(crate) fn call<'a>(
                 }
             };
             convert(f, F::ToQuantity, &input, conv)?
+        }
+        F::Sum | F::Avg => {
+            if input.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut acc = input[0].clone();
+            for item in &input[1..] {
+                acc = match crate::eval::operators::add(&acc, item)? {
+                    Some(v) => v,
+                    None => return Ok(Vec::new()),
+                };
+            }
+            if f == F::Avg {
+                let n = Item::Integer(i64::try_from(input.len()).map_err(|_| err("avg overflow"))?);
+                match crate::eval::operators::divide(&acc, &n)? {
+                    Some(v) => vec![v],
+                    None => Vec::new(),
+                }
+            } else {
+                vec![acc]
+            }
+        }
+        F::Min | F::Max => {
+            let mut best: Option<&Item<'a>> = None;
+            for item in &input {
+                if val(item).is_none() {
+                    // Value-less primitives make the extreme unknowable.
+                    return Ok(Vec::new());
+                }
+                best = Some(match best {
+                    None => item,
+                    Some(b) => match value::compare(item, b)? {
+                        Some(std::cmp::Ordering::Less) if f == F::Min => item,
+                        Some(std::cmp::Ordering::Greater) if f == F::Max => item,
+                        Some(_) => b,
+                        None => return Ok(Vec::new()),
+                    },
+                });
+            }
+            best.cloned().into_iter().collect()
+        }
+        F::DateOf | F::TimeOf => {
+            let Some(item) = single(&input, f)? else {
+                return Ok(Vec::new());
+            };
+            let t = match val(item) {
+                Some(Val::Temporal(t)) => Some(t),
+                Some(Val::Str(s)) => Temporal::parse_datetime(&s),
+                _ => None,
+            };
+            let out = t.and_then(|t| {
+                if f == F::DateOf {
+                    t.date_part()
+                } else {
+                    t.time_part()
+                }
+            });
+            out.map(temporal_item).into_iter().collect()
         }
         F::YearOf
         | F::MonthOf
@@ -1172,4 +1231,18 @@ fn sort<'a>(c: &Call<'_, 'a, '_>, input: Coll<'a>) -> Result<Coll<'a>, EvalError
         std::cmp::Ordering::Equal
     });
     Ok(keyed.into_iter().map(|(_, item)| item).collect())
+}
+
+/// A `where`/`exists`/`all` criterion: true only for a single `true`. Lenient where the
+/// specification would raise an error for several items: a non-empty result that is not a
+/// single boolean counts as true (`name.exists(given)`), as most engines do.
+fn criterion(c: &[Item<'_>]) -> Option<bool> {
+    match c {
+        [] => None,
+        [item] => match val(item) {
+            Some(Val::Bool(b)) => Some(b),
+            _ => Some(true),
+        },
+        _ => Some(true),
+    }
 }

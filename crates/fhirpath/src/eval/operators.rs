@@ -240,21 +240,16 @@ fn arithmetic(op: BinOp, x: &Item<'_>, y: &Item<'_>) -> Result<Option<Item<'stat
             }
         }
         (Val::Quantity(a, ua), Val::Quantity(b, ub)) if matches!(op, BinOp::Add | BinOp::Sub) => {
-            let Some((a2, b2)) = crate::quantity::comparable((*a, ua), (*b, ub)) else {
-                return Ok(None);
-            };
-            // Keep the left unit when identical, else the converted base values share a unit.
-            let unit = if ua == ub {
-                ua.clone()
-            } else {
+            // The result is in the left operand's unit.
+            let Some(b2) = crate::quantity::convert(*b, ub, ua) else {
                 return Ok(None);
             };
             let r = if op == BinOp::Add {
-                a2.checked_add(b2)
+                a.checked_add(b2)
             } else {
-                a2.checked_sub(b2)
+                a.checked_sub(b2)
             };
-            r.map(|v| item_of(Val::Quantity(v, unit)))
+            r.map(|v| item_of(Val::Quantity(v, ua.clone())))
         }
         (Val::Quantity(a, ua), Val::Quantity(b, ub)) if matches!(op, BinOp::Mul | BinOp::Div) => {
             crate::quantity::multiply((*a, ua), (*b, ub), op == BinOp::Div)
@@ -316,4 +311,14 @@ pub(crate) fn negate(c: Coll<'_>) -> Result<Coll<'_>, EvalError> {
         _ => return Err(err("unary '-' expects a number or quantity")),
     };
     Ok(out.into_iter().collect())
+}
+
+/// `a + b` on single items (used by `sum()`); `Ok(None)` is empty.
+pub(crate) fn add(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Item<'static>>, EvalError> {
+    arithmetic(BinOp::Add, a, b)
+}
+
+/// `a / b` on single items (used by `avg()`); `Ok(None)` is empty.
+pub(crate) fn divide(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Item<'static>>, EvalError> {
+    arithmetic(BinOp::Div, a, b)
 }

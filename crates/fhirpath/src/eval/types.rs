@@ -69,6 +69,22 @@ fn fhir_matches(ctx: &Ctx<'_, '_>, ty: &str, wanted: &str, exact_primitives: boo
 }
 
 /// `is`: the item's type is `ts` or derives from it.
+/// JSON that no model typed (`{"a": 1}` outside FHIR) also answers to the System type its shape
+/// suggests, so `ofType(Integer)` works on plain JSON.
+fn untyped_system_match(item: &Item<'_>, name: &str) -> bool {
+    let Item::Node(n) = item else { return false };
+    if n.type_name.is_some() {
+        return false;
+    }
+    match n.value {
+        Value::Bool(_) => name == "Boolean",
+        Value::String(_) => name == "String",
+        Value::Number(num) if num.as_str().contains(['.', 'e', 'E']) => name == "Decimal",
+        Value::Number(_) => name == "Integer",
+        _ => false,
+    }
+}
+
 pub(crate) fn is_type(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec) -> bool {
     matches_type(ctx, item, ts, false)
 }
@@ -90,6 +106,8 @@ fn matches_type(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec, exact_primiti
         None => {
             if ns == "System" {
                 ty == ts.name
+            } else if untyped_system_match(item, &ts.name) {
+                true
             } else {
                 fhir_matches(ctx, ty, &ts.name, exact_primitives)
             }
