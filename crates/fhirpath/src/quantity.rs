@@ -123,6 +123,10 @@ pub(crate) fn multiply(
             x.checked_mul(y)
         }
     };
+    // Calendar durations have no UCUM product or quotient.
+    if crate::parser::is_calendar_keyword(a.1) || crate::parser::is_calendar_keyword(b.1) {
+        return None;
+    }
     if b.1 == "1" {
         return Some((op(a.0, b.0)?, a.1.to_string()));
     }

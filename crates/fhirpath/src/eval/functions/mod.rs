@@ -10,8 +10,21 @@ use crate::datetime::{Kind, Temporal};
 use crate::decimal::Decimal;
 use crate::eval::operators::{to_bool, union};
 use crate::eval::value::{self, Val, item_of, temporal_item, val};
-use crate::eval::{Coll, Ctx, Frame, NULL, err, types};
-use crate::{EvalError, Item, Node};
+use crate::eval::{Coll, Ctx, Frame, err, types};
+use crate::{EvalError, Item};
+
+mod aggregate;
+mod conversion;
+mod math;
+mod ordering;
+mod reference;
+mod strings;
+mod temporal;
+
+use conversion::{convert, to_boolean, to_decimal, to_integer, to_quantity, to_temporal};
+use math::math;
+use ordering::sort;
+use reference::resolve;
 
 macro_rules! functions {
     ($($variant:ident = $name:literal ($min:literal, $max:literal)),* $(,)?) => {
@@ -446,238 +459,38 @@ pub(crate) fn call<'a>(
             };
             convert(f, F::ToQuantity, &input, conv)?
         }
-        F::Sum | F::Avg => {
-            if input.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut acc = input[0].clone();
-            for item in &input[1..] {
-                acc = match crate::eval::operators::add(&acc, item)? {
-                    Some(v) => v,
-                    None => return Ok(Vec::new()),
-                };
-            }
-            if f == F::Avg {
-                let n = Item::Integer(i64::try_from(input.len()).map_err(|_| err("avg overflow"))?);
-                match crate::eval::operators::divide(&acc, &n)? {
-                    Some(v) => vec![v],
-                    None => Vec::new(),
-                }
-            } else {
-                vec![acc]
-            }
-        }
-        F::Min | F::Max => {
-            let mut best: Option<&Item<'a>> = None;
-            for item in &input {
-                if val(item).is_none() {
-                    // Value-less primitives make the extreme unknowable.
-                    return Ok(Vec::new());
-                }
-                best = Some(match best {
-                    None => item,
-                    Some(b) => match value::compare(item, b)? {
-                        Some(std::cmp::Ordering::Less) if f == F::Min => item,
-                        Some(std::cmp::Ordering::Greater) if f == F::Max => item,
-                        Some(_) => b,
-                        None => return Ok(Vec::new()),
-                    },
-                });
-            }
-            best.cloned().into_iter().collect()
-        }
-        F::DateOf | F::TimeOf => {
-            let Some(item) = single(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let t = match val(item) {
-                Some(Val::Temporal(t)) => Some(t),
-                Some(Val::Str(s)) => Temporal::parse_datetime(&s),
-                _ => None,
-            };
-            let out = t.and_then(|t| {
-                if f == F::DateOf {
-                    t.date_part()
-                } else {
-                    t.time_part()
-                }
-            });
-            out.map(temporal_item).into_iter().collect()
-        }
-        F::YearOf
+        F::Sum | F::Avg | F::Min | F::Max => aggregate::aggregate(f, input)?,
+        F::DateOf
+        | F::TimeOf
+        | F::YearOf
         | F::MonthOf
         | F::DayOf
         | F::HourOf
         | F::MinuteOf
         | F::SecondOf
         | F::MillisecondOf
-        | F::TimezoneOffsetOf => {
-            let Some(item) = single(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let t = match val(item) {
-                Some(Val::Temporal(t)) => Some(t),
-                Some(Val::Str(s)) => {
-                    Temporal::parse_datetime(&s).or_else(|| Temporal::parse_time(&s))
-                }
-                _ => None,
-            };
-            let Some(t) = t else {
-                return Ok(Vec::new());
-            };
-            if f == F::TimezoneOffsetOf {
-                let hours = t.tz_minutes().and_then(|m| {
-                    Decimal::from_i64(i64::from(m)).checked_div(Decimal::from_i64(60))
-                });
-                return Ok(hours
-                    .map(|h| Item::Decimal(h.to_string()))
-                    .into_iter()
-                    .collect());
-            }
-            let part = match f {
-                F::YearOf => crate::datetime::Part::Year,
-                F::MonthOf => crate::datetime::Part::Month,
-                F::DayOf => crate::datetime::Part::Day,
-                F::HourOf => crate::datetime::Part::Hour,
-                F::MinuteOf => crate::datetime::Part::Minute,
-                F::SecondOf => crate::datetime::Part::Second,
-                _ => crate::datetime::Part::Millisecond,
-            };
-            t.component(part).map(Item::Integer).into_iter().collect()
-        }
-        F::IndexOf | F::StartsWith | F::EndsWith | F::Contains | F::LastIndexOf => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let Some(arg) = c.str_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            match f {
-                F::IndexOf => {
-                    let idx = s
-                        .find(arg.as_str())
-                        .map_or(-1, |b| s[..b].chars().count() as i64);
-                    vec![Item::Integer(idx)]
-                }
-                F::LastIndexOf => {
-                    let idx = s
-                        .rfind(arg.as_str())
-                        .map_or(-1, |b| s[..b].chars().count() as i64);
-                    vec![Item::Integer(idx)]
-                }
-                F::StartsWith => boolean(s.starts_with(arg.as_str())),
-                F::EndsWith => boolean(s.ends_with(arg.as_str())),
-                _ => boolean(s.contains(arg.as_str())),
-            }
-        }
-        F::Substring => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let Some(start) = c.int_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            let len = c.int_arg(1)?;
-            let n = s.chars().count() as i64;
-            if start < 0 || start >= n {
-                return Ok(Vec::new());
-            }
-            let take = len.map_or(n, |l| l.max(0));
-            let sub: String = s
-                .chars()
-                .skip(start as usize)
-                .take(usize::try_from(take).unwrap_or(0))
-                .collect();
-            vec![Item::String(sub)]
-        }
-        F::Upper | F::Lower | F::Trim | F::Length | F::ToChars => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            match f {
-                F::Upper => vec![Item::String(s.to_uppercase())],
-                F::Lower => vec![Item::String(s.to_lowercase())],
-                F::Trim => vec![Item::String(s.trim().to_string())],
-                F::Length => vec![Item::Integer(s.chars().count() as i64)],
-                _ => s.chars().map(|ch| Item::String(ch.to_string())).collect(),
-            }
-        }
-        F::Replace => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let (Some(pat), Some(rep)) = (c.str_arg(0)?, c.str_arg(1)?) else {
-                return Ok(Vec::new());
-            };
-            vec![Item::String(s.replace(pat.as_str(), &rep))]
-        }
-        F::Matches | F::ReplaceMatches | F::MatchesFull => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let compiled;
-            let re = match &func.regex {
-                Some(re) => re.as_ref(),
-                None => {
-                    let Some(p) = c.str_arg(0)? else {
-                        return Ok(Vec::new());
-                    };
-                    let flags = if f == F::ReplaceMatches {
-                        None
-                    } else {
-                        c.str_arg(1)?
-                    };
-                    compiled = crate::parser::compile_regex(
-                        &p,
-                        f == F::MatchesFull,
-                        flags.as_deref().unwrap_or(""),
-                    )
-                    .map_err(err)?;
-                    &compiled
-                }
-            };
-            if matches!(f, F::Matches | F::MatchesFull) {
-                boolean(re.is_match(&s))
-            } else {
-                let Some(rep) = c.str_arg(1)? else {
-                    return Ok(Vec::new());
-                };
-                if re.as_str().is_empty() {
-                    // An empty pattern would match between every character; FHIRPath leaves
-                    // the input unchanged.
-                    vec![Item::String(s.into_owned())]
-                } else {
-                    vec![Item::String(re.replace_all(&s, rep.as_str()).into_owned())]
-                }
-            }
-        }
-        F::Split => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let Some(sep) = c.str_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            s.split(sep.as_str())
-                .map(|p| Item::String(p.to_string()))
-                .collect()
-        }
-        F::Join => {
-            if input.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sep = c.str_arg(0)?.unwrap_or_default();
-            let mut parts = Vec::with_capacity(input.len());
-            for item in &input {
-                match val(item) {
-                    Some(Val::Str(s)) => parts.push(s.into_owned()),
-                    // Primitives with only extensions have no text to join.
-                    None => {}
-                    _ => return Err(err("join() expects strings")),
-                }
-            }
-            vec![Item::String(parts.join(&sep))]
-        }
+        | F::TimezoneOffsetOf => temporal::part(f, &input)?,
+        F::IndexOf
+        | F::StartsWith
+        | F::EndsWith
+        | F::Contains
+        | F::LastIndexOf
+        | F::Substring
+        | F::Upper
+        | F::Lower
+        | F::Trim
+        | F::Length
+        | F::ToChars
+        | F::Replace
+        | F::Matches
+        | F::ReplaceMatches
+        | F::MatchesFull
+        | F::Split
+        | F::Join
+        | F::Encode
+        | F::Decode
+        | F::Escape
+        | F::Unescape => strings::call(&c, f, &input)?,
         F::Abs
         | F::Ceiling
         | F::Floor
@@ -798,24 +611,6 @@ pub(crate) fn call<'a>(
             }
         }
         F::Sort => sort(&c, input)?,
-        F::Encode | F::Decode | F::Escape | F::Unescape => {
-            let Some(s) = input_str(&input, f)? else {
-                return Ok(Vec::new());
-            };
-            let Some(format) = c.str_arg(0)? else {
-                return Ok(Vec::new());
-            };
-            match crate::codec::apply(f, &s, &format) {
-                Some(out) => vec![Item::String(out)],
-                // Malformed input to decode() is an error; an unknown format is simply empty.
-                None if f == F::Decode
-                    && matches!(format.as_str(), "base64" | "urlbase64" | "hex") =>
-                {
-                    return Err(err(format!("decode(): input is not valid {format}")));
-                }
-                None => Vec::new(),
-            }
-        }
         F::Precision => {
             let Some(item) = single(&input, f)? else {
                 return Ok(Vec::new());
@@ -868,369 +663,6 @@ pub(crate) fn call<'a>(
             .map(|(ns, name)| Item::String(format!("{ns}.{name}")))
             .collect(),
     })
-}
-
-/// Runs a `toX()` conversion, or the matching `convertsToX()` check.
-fn convert<'a>(
-    f: FnName,
-    to: FnName,
-    input: &[Item<'a>],
-    conv: impl Fn(&Item<'a>) -> Option<Item<'a>>,
-) -> Result<Coll<'a>, EvalError> {
-    let Some(item) = single(input, f)? else {
-        return Ok(Vec::new());
-    };
-    let r = conv(item);
-    Ok(if f == to {
-        r.into_iter().collect()
-    } else {
-        boolean(r.is_some())
-    })
-}
-
-fn to_boolean<'a>(item: &Item<'a>) -> Option<Item<'a>> {
-    let b = match val(item)? {
-        Val::Bool(b) => b,
-        Val::Int(1) => true,
-        Val::Int(0) => false,
-        Val::Dec(d)
-            if d == Decimal::from_i64(1)
-                || d.partial_cmp(&Decimal::from_i64(1)) == Some(std::cmp::Ordering::Equal) =>
-        {
-            true
-        }
-        Val::Dec(d) if d.is_zero() => false,
-        Val::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "t" | "yes" | "y" | "1" | "1.0" => true,
-            "false" | "f" | "no" | "n" | "0" | "0.0" => false,
-            _ => return None,
-        },
-        _ => return None,
-    };
-    Some(Item::Boolean(b))
-}
-
-fn is_integer_text(s: &str) -> bool {
-    let d = s.strip_prefix(['+', '-']).unwrap_or(s);
-    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn to_integer<'a>(item: &Item<'a>) -> Option<Item<'a>> {
-    match val(item)? {
-        Val::Int(i) => Some(Item::Integer(i)),
-        Val::Bool(b) => Some(Item::Integer(i64::from(b))),
-        Val::Str(s) if is_integer_text(&s) => s.parse().ok().map(Item::Integer),
-        _ => None,
-    }
-}
-
-fn to_decimal<'a>(item: &Item<'a>) -> Option<Item<'a>> {
-    match val(item)? {
-        Val::Int(i) => Some(Item::Decimal(i.to_string())),
-        Val::Dec(d) => Some(Item::Decimal(d.to_string())),
-        Val::Bool(b) => Some(Item::Decimal(if b { "1.0" } else { "0.0" }.to_string())),
-        Val::Str(s) => {
-            let body = s.strip_prefix(['+', '-']).unwrap_or(&s);
-            let ok = match body.split_once('.') {
-                Some((i, f)) => {
-                    is_integer_text(i) && is_integer_text(f) && !f.starts_with(['+', '-'])
-                }
-                None => is_integer_text(body),
-            } && !body.starts_with(['+', '-']);
-            if ok {
-                Decimal::parse(&s).map(|d| Item::Decimal(d.to_string()))
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
-fn to_temporal<'a>(item: &Item<'a>, kind: Kind) -> Option<Item<'a>> {
-    let t = match val(item)? {
-        Val::Temporal(t) => t,
-        Val::Str(s) => match kind {
-            Kind::Time => Temporal::parse_time(s.strip_prefix('T').unwrap_or(&s))?,
-            _ => Temporal::parse_datetime(&s)?,
-        },
-        _ => return None,
-    };
-    let t = match (kind, t.kind) {
-        (Kind::Time, Kind::Time) => t,
-        (Kind::Time, _) | (_, Kind::Time) => return None,
-        (Kind::Date, _) => t.to_date(),
-        (Kind::DateTime, _) => t.as_datetime(),
-    };
-    Some(temporal_item(t))
-}
-
-/// `toQuantity()`: numbers get unit `'1'`, strings are parsed as `value ['unit' | keyword]`.
-fn to_quantity<'a>(item: &Item<'a>) -> Option<Item<'a>> {
-    match val(item)? {
-        Val::Int(i) => Some(Item::Quantity {
-            value: i.to_string(),
-            unit: "1".into(),
-        }),
-        Val::Dec(d) => Some(Item::Quantity {
-            value: d.to_string(),
-            unit: "1".into(),
-        }),
-        Val::Bool(b) => Some(Item::Quantity {
-            value: if b { "1.0" } else { "0.0" }.into(),
-            unit: "1".into(),
-        }),
-        Val::Quantity(v, u) => Some(Item::Quantity {
-            value: v.to_string(),
-            unit: u.into_owned(),
-        }),
-        Val::Str(s) => {
-            let s = s.trim();
-            let (num, rest) = match s.find(' ') {
-                Some(i) => (&s[..i], s[i..].trim()),
-                None => (s, ""),
-            };
-            to_decimal(&Item::String(num.to_string()))?;
-            let unit = if rest.is_empty() {
-                "1".to_string()
-            } else if let Some(u) = rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-                u.to_string()
-            } else if crate::parser::is_calendar_keyword(rest) {
-                rest.to_string()
-            } else {
-                return None;
-            };
-            Some(Item::Quantity {
-                value: num.to_string(),
-                unit,
-            })
-        }
-        _ => None,
-    }
-}
-
-fn dec_out(d: Option<Decimal>) -> Option<Item<'static>> {
-    d.map(|d| Item::Decimal(d.to_string()))
-}
-
-fn math<'a>(
-    c: &Call<'_, 'a, '_>,
-    f: FnName,
-    item: &Item<'a>,
-) -> Result<Option<Item<'a>>, EvalError> {
-    use FnName as F;
-    // A primitive node without a value (only extensions) behaves as empty.
-    let Some(v) = val(item) else {
-        return Ok(None);
-    };
-    let d = match &v {
-        Val::Int(i) => Decimal::from_i64(*i),
-        Val::Dec(d) => *d,
-        Val::Quantity(q, u)
-            if matches!(f, F::Abs | F::Ceiling | F::Floor | F::Truncate | F::Round) =>
-        {
-            // Rounding-like functions apply to the value and keep the unit.
-            let r = math(c, f, &Item::Decimal(q.to_string()))?;
-            return Ok(r
-                .and_then(|r| match r {
-                    Item::Integer(i) => Some(i.to_string()),
-                    Item::Decimal(d) => Some(d),
-                    _ => None,
-                })
-                .map(|value| Item::Quantity {
-                    value,
-                    unit: u.to_string(),
-                }));
-        }
-        _ => return Err(err(format!("{}() expects a number", f.as_str()))),
-    };
-    let int = |x: Option<i128>| x.and_then(|x| i64::try_from(x).ok()).map(Item::Integer);
-    let float = |x: f64| dec_out(Decimal::from_f64(x));
-    Ok(match f {
-        F::Abs => match v {
-            Val::Int(i) => i.checked_abs().map(Item::Integer),
-            _ => dec_out(Some(d.abs())),
-        },
-        F::Ceiling => int(d.ceil()),
-        F::Floor => int(d.floor()),
-        F::Truncate => int(d.trunc()),
-        F::Round => {
-            let p = c.int_arg(0)?.unwrap_or(0);
-            let p = u32::try_from(p).map_err(|_| err("round() precision must be non-negative"))?;
-            dec_out(d.round(p.min(28)))
-        }
-        F::Sqrt => {
-            if d.is_negative() {
-                None
-            } else {
-                float(d.to_f64().sqrt())
-            }
-        }
-        F::Ln => {
-            if d.is_negative() || d.is_zero() {
-                None
-            } else {
-                float(d.to_f64().ln())
-            }
-        }
-        F::Exp => float(d.to_f64().exp()),
-        F::Log => {
-            let base = c.arg(0)?;
-            let Some(b) = single(&base, f)? else {
-                return Ok(None);
-            };
-            let b = match val(b) {
-                Some(Val::Int(i)) => i as f64,
-                Some(Val::Dec(x)) => x.to_f64(),
-                None => return Ok(None),
-                _ => return Err(err("log() expects a numeric base")),
-            };
-            float(d.to_f64().ln() / b.ln())
-        }
-        F::Power => {
-            let e = c.arg(0)?;
-            let Some(e) = single(&e, f)? else {
-                return Ok(None);
-            };
-            match (&v, val(e)) {
-                (Val::Int(b), Some(Val::Int(x))) if x >= 0 => u32::try_from(x)
-                    .ok()
-                    .and_then(|x| b.checked_pow(x))
-                    .map(Item::Integer),
-                (_, Some(Val::Int(x))) => float(d.to_f64().powf(x as f64)),
-                (_, Some(Val::Dec(x))) => float(d.to_f64().powf(x.to_f64())),
-                (_, None) => None,
-                _ => return Err(err("power() expects a numeric exponent")),
-            }
-        }
-        _ => None,
-    })
-}
-
-/// `resolve()` without fetching: contained and Bundle-local targets resolve to the real
-/// resource; anything else becomes a placeholder node typed by the reference's type segment.
-fn resolve<'a>(ctx: &Ctx<'a, '_>, item: &Item<'a>) -> Option<Item<'a>> {
-    let reference: &str = match item {
-        Item::Node(n) => match n.value {
-            Value::Object(m) => m.get("reference")?.as_str()?,
-            Value::String(s) => s,
-            _ => return None,
-        },
-        Item::String(s) => {
-            // A computed string has no lifetime tie to the input; resolve by type only.
-            return placeholder(ctx, s);
-        }
-        _ => return None,
-    };
-    let Item::Node(root) = &ctx.root else {
-        return None;
-    };
-    if let Some(id) = reference.strip_prefix('#') {
-        let contained = root.value.get("contained")?.as_array()?;
-        let found = contained
-            .iter()
-            .find(|r| r.get("id").and_then(Value::as_str) == Some(id))?;
-        return Some(Item::Node(Node {
-            value: found,
-            type_name: ctx.resource_type(found),
-            extension: None,
-        }));
-    }
-    if root.value.get("resourceType").and_then(Value::as_str) == Some("Bundle")
-        && let Some(entries) = root.value.get("entry").and_then(Value::as_array)
-    {
-        for e in entries {
-            let Some(res) = e.get("resource") else {
-                continue;
-            };
-            let full = e.get("fullUrl").and_then(Value::as_str);
-            let local = match (
-                res.get("resourceType").and_then(Value::as_str),
-                res.get("id").and_then(Value::as_str),
-            ) {
-                (Some(t), Some(id)) => Some(format!("{t}/{id}")),
-                _ => None,
-            };
-            if full == Some(reference)
-                || local
-                    .as_deref()
-                    .is_some_and(|l| reference == l || reference.ends_with(&format!("/{l}")))
-            {
-                return Some(Item::Node(Node {
-                    value: res,
-                    type_name: ctx.resource_type(res),
-                    extension: None,
-                }));
-            }
-        }
-    }
-    placeholder(ctx, reference)
-}
-
-fn placeholder<'a>(ctx: &Ctx<'a, '_>, reference: &str) -> Option<Item<'a>> {
-    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
-    let segments: Vec<&str> = reference.split('/').filter(|s| !s.is_empty()).collect();
-    // `Type/id/_history/vid` → drop the version part.
-    let end = match segments.iter().rposition(|s| *s == "_history") {
-        Some(i) => i,
-        None => segments.len(),
-    };
-    if end < 2 {
-        return None;
-    }
-    let ty = ctx.type_name(segments[end - 2])?;
-    if !crate::model::is_resource_type(ty) && ctx.model.is_none() {
-        return None;
-    }
-    Some(Item::Node(Node {
-        value: &NULL,
-        type_name: Some(ty),
-        extension: None,
-    }))
-}
-
-/// `sort(key, ...)`: stable sort by each key in turn; a key written `-expr` sorts descending.
-fn sort<'a>(c: &Call<'_, 'a, '_>, input: Coll<'a>) -> Result<Coll<'a>, EvalError> {
-    let mut keyed = Vec::with_capacity(input.len());
-    for (i, item) in input.into_iter().enumerate() {
-        let mut keys = Vec::with_capacity(c.args.len().max(1));
-        if c.args.is_empty() {
-            keys.push((vec![item.clone()], false));
-        }
-        for arg in c.args {
-            let (expr, desc) = match arg {
-                Expr::Neg(inner) => (inner.as_ref(), true),
-                other => (other, false),
-            };
-            let fr = Frame {
-                this: Some(item.clone()),
-                index: Some(i),
-                total: None,
-            };
-            keys.push((c.ctx.eval(expr, std::slice::from_ref(&item), &fr)?, desc));
-        }
-        keyed.push((keys, item));
-    }
-    keyed.sort_by(|(ka, _), (kb, _)| {
-        for ((a, desc), (b, _)) in ka.iter().zip(kb) {
-            let ord = match (a.first(), b.first()) {
-                (None, None) => std::cmp::Ordering::Equal,
-                // Items without a key sort after all others (before them when descending).
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (Some(x), Some(y)) => value::compare(x, y)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            };
-            let ord = if *desc { ord.reverse() } else { ord };
-            if ord != std::cmp::Ordering::Equal {
-                return ord;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
-    Ok(keyed.into_iter().map(|(_, item)| item).collect())
 }
 
 /// A `where`/`exists`/`all` criterion: true only for a single `true`. Lenient where the
