@@ -44,7 +44,7 @@ pub fn entry_response(status: &str, v: &ResourceVersion, with_location: bool) ->
 }
 
 /// A history Bundle entry: the version (no resource for a deletion) with its request/response.
-pub fn history_entry(fhir_base: &str, v: &ResourceVersion) -> Value {
+pub fn history_entry(fhir_base: &str, mut v: ResourceVersion) -> Value {
     let (method, url, status) = if v.is_deleted() {
         (
             "DELETE",
@@ -61,14 +61,12 @@ pub fn history_entry(fhir_base: &str, v: &ResourceVersion) -> Value {
         "fullUrl".into(),
         json!(full_url(fhir_base, &v.resource_type, &v.id)),
     );
-    if let Some(body) = &v.body {
-        entry.insert("resource".into(), body.clone());
+    let deleted = v.is_deleted();
+    if let Some(body) = v.body.take() {
+        entry.insert("resource".into(), body);
     }
     entry.insert("request".into(), json!({ "method": method, "url": url }));
-    entry.insert(
-        "response".into(),
-        entry_response(status, v, !v.is_deleted()),
-    );
+    entry.insert("response".into(), entry_response(status, &v, !deleted));
     Value::Object(entry)
 }
 
@@ -100,13 +98,13 @@ mod tests {
     fn history_entries_describe_the_interaction() {
         let created = history_entry(
             "http://x/fhir/t",
-            &version(1, Some(json!({"resourceType": "Patient"}))),
+            version(1, Some(json!({"resourceType": "Patient"}))),
         );
         assert_eq!(created["request"]["method"], "POST");
         assert_eq!(created["response"]["status"], "201 Created");
         assert_eq!(created["response"]["location"], "Patient/p1/_history/1");
         assert_eq!(created["fullUrl"], "http://x/fhir/t/Patient/p1");
-        let deleted = history_entry("http://x/fhir/t", &version(3, None));
+        let deleted = history_entry("http://x/fhir/t", version(3, None));
         assert_eq!(deleted["request"]["method"], "DELETE");
         assert_eq!(deleted["request"]["url"], "Patient/p1");
         assert!(deleted.get("resource").is_none());

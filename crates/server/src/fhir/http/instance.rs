@@ -31,7 +31,7 @@ pub async fn read(
     ensure_supported_type(&ty)?;
     let store = state.store.clone();
     let tenant = ctx.tenant.clone();
-    let v = blocking(move || {
+    let mut v = blocking(move || {
         let mut session = store.read_session(&tenant)?;
         read::read(&mut *session, &ty, &id)
     })
@@ -40,7 +40,7 @@ pub async fn read(
     if header_str(&headers, "if-none-match").and_then(parse_etag_version) == Some(v.version) {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED, None).version_headers(&v));
     }
-    Ok(FhirResponse::new(StatusCode::OK, v.body.clone()).version_headers(&v))
+    Ok(FhirResponse::new(StatusCode::OK, v.body.take()).version_headers(&v))
 }
 
 pub async fn vread(
@@ -50,12 +50,12 @@ pub async fn vread(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     let store = state.store.clone();
-    let v = blocking(move || {
+    let mut v = blocking(move || {
         let mut session = store.read_session(&ctx.tenant)?;
         read::vread(&mut *session, &ty, &id, &vid)
     })
     .await?;
-    Ok(FhirResponse::new(StatusCode::OK, v.body.clone()).version_headers(&v))
+    Ok(FhirResponse::new(StatusCode::OK, v.body.take()).version_headers(&v))
 }
 
 pub async fn update(

@@ -73,11 +73,11 @@ pub fn history(
     self_url: &str,
 ) -> Result<Value, FhirError> {
     let page = session.history(scope, &params.query)?;
-    Ok(history_bundle(&page, params, fhir_base, self_url))
+    Ok(history_bundle(page, params, fhir_base, self_url))
 }
 
 pub fn history_bundle(
-    page: &HistoryPage,
+    page: HistoryPage,
     params: &HistoryParams,
     fhir_base: &str,
     self_url: &str,
@@ -115,7 +115,7 @@ pub fn history_bundle(
         "entry".into(),
         Value::Array(
             page.entries
-                .iter()
+                .into_iter()
                 .map(|v| history_entry(fhir_base, v))
                 .collect(),
         ),
@@ -187,7 +187,7 @@ mod tests {
             total: 5,
             next: Some(HistoryCursor { tx: 3, key: 8 }),
         };
-        let b = history_bundle(&page, &p, "http://h/fhir/t", "http://h/fhir/t/_history");
+        let b = history_bundle(page, &p, "http://h/fhir/t", "http://h/fhir/t/_history");
         assert_eq!(b["type"], "history");
         assert_eq!(b["total"], 5);
         assert_eq!(b["link"][1]["relation"], "next");

@@ -191,14 +191,14 @@ pub fn search(
     bundle.insert("link".into(), Value::Array(links));
     let mut entries: Vec<Value> = page
         .resources
-        .iter()
-        .filter_map(|v| {
-            let body = v.body.as_ref()?;
+        .into_iter()
+        .filter_map(|mut v| {
+            let body = v.body.take()?;
             let resource = match &params.elements {
-                Some(elements) => subset_elements(body, elements),
-                None => body.clone(),
+                Some(elements) => subset_elements(&body, elements),
+                None => body,
             };
-            Some(search_entry(fhir_base, v, resource))
+            Some(search_entry(fhir_base, &v, resource))
         })
         .collect();
     if !params.ignored.is_empty() {
