@@ -139,6 +139,29 @@ impl Expression {
         ctx.eval(&self.ast, &focus, &frame)
     }
 
+    /// Evaluates with `focus` as the context item (`$this`, `%context`) inside `resource`
+    /// (`%resource`, `%rootResource`), with extra `%name` variables. For invariants on inner
+    /// elements, consent rules and view definitions; [`Expression::evaluate`] is the special case
+    /// of focusing the resource itself with no variables. Built-in variables (`%resource`,
+    /// `%ucum`, ...) take precedence over same-named entries in `variables`.
+    pub fn evaluate_in<'a>(
+        &self,
+        resource: &'a Value,
+        focus: Item<'a>,
+        variables: &[(&str, Vec<Item<'a>>)],
+        env: &Env<'_>,
+    ) -> Result<Vec<Item<'a>>, EvalError> {
+        let mut ctx = eval::Ctx::new(resource, env.model);
+        ctx.context = focus.clone();
+        ctx.vars = variables;
+        let frame = eval::Frame {
+            this: Some(focus.clone()),
+            index: None,
+            total: None,
+        };
+        ctx.eval(&self.ast, &[focus], &frame)
+    }
+
     /// The expression printed back in canonical, fully parenthesised form. Parsing the result
     /// yields an equivalent expression (useful for logging and round-trip tests).
     pub fn to_canonical_string(&self) -> String {

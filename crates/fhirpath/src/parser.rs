@@ -353,10 +353,9 @@ impl Parser {
             type_arg: None,
             regex: None,
         };
-        if fname.takes_type() {
-            let arg = args
-                .pop()
-                .ok_or_else(|| self.err_at(pos, "expected a type argument"))?;
+        if fname.takes_type()
+            && let Some(arg) = args.pop()
+        {
             func.type_arg =
                 Some(type_spec_of(&arg).ok_or_else(|| self.err_at(pos, "expected a type name"))?);
         }

@@ -526,3 +526,35 @@ fn aggregates_and_lenient_criteria() {
     assert_eq!(texts("a.ofType(Integer)", &plain), ["1"]);
     assert_eq!(texts("a.ofType(String)", &plain), ["x"]);
 }
+
+#[test]
+fn evaluation_in_a_context_with_variables() {
+    let p = patient();
+    let e = Expression::parse(
+        "given.first() & ' ' & %greeting & ' ' & %resource.id & ' ' & %context.use",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names = eval("name", &p);
+    let vars = [("greeting", vec![Item::String("hi".into())])];
+    let r = e
+        .evaluate_in(&p, names[1].clone(), &vars, &Env::default())
+        .unwrap_or_default();
+    assert_eq!(r, vec![Item::String("Jim hi p1 usual".into())]);
+    assert!(Expression::parse("%missing").is_ok_and(|e| e.evaluate(&p, &Env::default()).is_err()));
+}
+
+#[test]
+fn sql_on_fhir_keys() {
+    let p = patient();
+    assert_eq!(texts("getResourceKey()", &p), ["p1"]);
+    assert_eq!(texts("generalPractitioner.getReferenceKey()", &p), ["7"]);
+    assert_eq!(
+        texts("generalPractitioner.getReferenceKey(Practitioner)", &p),
+        ["7"]
+    );
+    assert!(eval("generalPractitioner.getReferenceKey(Patient)", &p).is_empty());
+    assert_eq!(
+        texts("managingOrganization.getReferenceKey(Organization)", &p),
+        ["1"]
+    );
+}

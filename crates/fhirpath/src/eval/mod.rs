@@ -19,8 +19,13 @@ pub(crate) type Coll<'a> = Vec<Item<'a>>;
 
 /// Per-evaluation state shared by every step.
 pub(crate) struct Ctx<'a, 'm> {
+    /// `%resource` / `%rootResource`.
     pub root: Item<'a>,
+    /// `%context`: the root unless evaluation started at an inner node.
+    pub context: Item<'a>,
     pub model: Option<&'m dyn Model>,
+    /// Caller-supplied `%name` variables.
+    pub vars: &'m [(&'m str, Vec<Item<'a>>)],
 }
 
 /// Variables in scope inside function arguments.
@@ -78,13 +83,16 @@ impl<'a, 'm> Ctx<'a, 'm> {
     pub(crate) fn new(root: &'a Value, model: Option<&'m dyn Model>) -> Self {
         let mut ctx = Ctx {
             root: Item::Boolean(false),
+            context: Item::Boolean(false),
             model,
+            vars: &[],
         };
         ctx.root = Item::Node(Node {
             value: root,
             type_name: ctx.resource_type(root),
             extension: None,
         });
+        ctx.context = ctx.root.clone();
         ctx
     }
 
@@ -222,7 +230,8 @@ impl<'a, 'm> Ctx<'a, 'm> {
     fn external(&self, name: &str) -> Result<Coll<'a>, EvalError> {
         let s = |v: &str| Ok(vec![Item::String(v.to_string())]);
         match name {
-            "resource" | "context" | "rootResource" => Ok(vec![self.root.clone()]),
+            "resource" | "rootResource" => Ok(vec![self.root.clone()]),
+            "context" => Ok(vec![self.context.clone()]),
             "ucum" => s("http://unitsofmeasure.org"),
             "sct" => s("http://snomed.info/sct"),
             "loinc" => s("http://loinc.org"),
@@ -232,6 +241,9 @@ impl<'a, 'm> Ctx<'a, 'm> {
                 }
                 if let Some(ext) = name.strip_prefix("ext-") {
                     return s(&format!("http://hl7.org/fhir/StructureDefinition/{ext}"));
+                }
+                if let Some((_, v)) = self.vars.iter().find(|(n, _)| *n == name) {
+                    return Ok(v.clone());
                 }
                 Err(err(format!("unknown variable %{name}")))
             }

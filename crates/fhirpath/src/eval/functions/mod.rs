@@ -85,14 +85,19 @@ functions! {
     HighBoundary = "highBoundary"(0, 1), Type = "type"(0, 0), LastIndexOf = "lastIndexOf"(1, 1),
     YearOf = "yearOf"(0, 0), MonthOf = "monthOf"(0, 0), DayOf = "dayOf"(0, 0), HourOf = "hourOf"(0, 0),
     MinuteOf = "minuteOf"(0, 0), SecondOf = "secondOf"(0, 0), MillisecondOf = "millisecondOf"(0, 0),
-    TimezoneOffsetOf = "timezoneOffsetOf"(0, 0), DateOf = "dateOf"(0, 0), TimeOf = "timeOf"(0, 0),
+    TimezoneOffsetOf = "timezoneOffsetOf"(0, 0),
+    // SQL-on-FHIR view functions.
+    GetResourceKey = "getResourceKey"(0, 0), GetReferenceKey = "getReferenceKey"(0, 1), DateOf = "dateOf"(0, 0), TimeOf = "timeOf"(0, 0),
     Sum = "sum"(0, 0), Min = "min"(0, 0), Max = "max"(0, 0), Avg = "avg"(0, 0),
 }
 
 impl FnName {
     /// Functions whose single argument is a type specifier rather than an expression.
     pub(crate) fn takes_type(self) -> bool {
-        matches!(self, FnName::OfType | FnName::As | FnName::Is)
+        matches!(
+            self,
+            FnName::OfType | FnName::As | FnName::Is | FnName::GetReferenceKey
+        )
     }
 }
 
@@ -611,6 +616,22 @@ pub(crate) fn call<'a>(
             }
         }
         F::Sort => sort(&c, input)?,
+        F::GetResourceKey => input
+            .iter()
+            .filter_map(|i| match i {
+                Item::Node(n) => n.value.get("id").and_then(Value::as_str),
+                _ => None,
+            })
+            .map(|id| Item::String(id.to_string()))
+            .collect(),
+        F::GetReferenceKey => {
+            let wanted = func.type_arg.as_ref().map(|t| t.name.as_str());
+            input
+                .iter()
+                .filter_map(|i| reference::reference_key(i, wanted))
+                .map(Item::String)
+                .collect()
+        }
         F::Precision => {
             let Some(item) = single(&input, f)? else {
                 return Ok(Vec::new());

@@ -66,17 +66,8 @@ pub(super) fn resolve<'a>(ctx: &Ctx<'a, '_>, item: &Item<'a>) -> Option<Item<'a>
 }
 
 pub(super) fn placeholder<'a>(ctx: &Ctx<'a, '_>, reference: &str) -> Option<Item<'a>> {
-    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
-    let segments: Vec<&str> = reference.split('/').filter(|s| !s.is_empty()).collect();
-    // `Type/id/_history/vid` → drop the version part.
-    let end = match segments.iter().rposition(|s| *s == "_history") {
-        Some(i) => i,
-        None => segments.len(),
-    };
-    if end < 2 {
-        return None;
-    }
-    let ty = ctx.type_name(segments[end - 2])?;
+    let (ty, _) = type_and_id(reference)?;
+    let ty = ctx.type_name(ty)?;
     if !crate::model::is_resource_type(ty) && ctx.model.is_none() {
         return None;
     }
@@ -85,4 +76,34 @@ pub(super) fn placeholder<'a>(ctx: &Ctx<'a, '_>, reference: &str) -> Option<Item
         type_name: Some(ty),
         extension: None,
     }))
+}
+
+/// `(type, id)` of a relative or absolute reference (`Patient/1`, `http://x/fhir/Patient/1`,
+/// `Patient/1/_history/2`); `None` for contained (`#id`) and other references.
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
+    let segments: Vec<&str> = reference.split('/').filter(|s| !s.is_empty()).collect();
+    let end = match segments.iter().rposition(|s| *s == "_history") {
+        Some(i) => i,
+        None => segments.len(),
+    };
+    if end < 2 {
+        return None;
+    }
+    Some((segments[end - 2], segments[end - 1]))
+}
+
+/// `getReferenceKey([type])`: the id a Reference points to, when it names a resource of `wanted`
+/// type (or any type). Matches `getResourceKey()` of the target, which is its `id`.
+pub(super) fn reference_key(item: &Item<'_>, wanted: Option<&str>) -> Option<String> {
+    let reference = match item {
+        Item::Node(n) => n.value.get("reference")?.as_str()?,
+        Item::String(s) => s.as_str(),
+        _ => return None,
+    };
+    let (ty, id) = type_and_id(reference)?;
+    if wanted.is_some_and(|w| w != ty) {
+        return None;
+    }
+    Some(id.to_string())
 }
