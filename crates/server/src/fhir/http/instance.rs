@@ -2,20 +2,20 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use medicus_store::api::HistoryScope;
+use medicus_store::api::{HistoryScope, ResourceVersion};
 
-use super::blocking;
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type, header_str};
 use super::response::FhirResponse;
+use super::type_level::page_sizes;
+use super::{in_read_session, in_write_session};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{
     ReturnPreference, etag, parse_etag_version, parse_if_match, require_fhir_json,
     require_json_patch,
 };
-use crate::fhir::interactions::{
-    delete, history, patch, read, resource::ensure_supported_type, update,
-};
+use crate::fhir::interactions::resource::{ensure_supported_type, ensure_valid_id};
+use crate::fhir::interactions::{delete, history, patch, read, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::outcome::information;
 use crate::state::AppState;
@@ -29,13 +29,7 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let mut v = blocking(move || {
-        let mut session = store.read_session(&tenant)?;
-        read::read(&mut *session, &ty, &id)
-    })
-    .await?;
+    let mut v = in_read_session(&state, &ctx.tenant, move |s| read::read(s, &ty, &id)).await?;
     // A client that already has this version gets 304 without a body.
     if header_str(&headers, "if-none-match").and_then(parse_etag_version) == Some(v.version) {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED, None).version_headers(&v));
@@ -49,12 +43,8 @@ pub async fn vread(
     FhirPath((_, ty, id, vid)): FhirPath<(String, String, String, String)>,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
-    let store = state.store.clone();
-    let mut v = blocking(move || {
-        let mut session = store.read_session(&ctx.tenant)?;
-        read::vread(&mut *session, &ty, &id, &vid)
-    })
-    .await?;
+    let mut v =
+        in_read_session(&state, &ctx.tenant, move |s| read::vread(s, &ty, &id, &vid)).await?;
     Ok(FhirResponse::new(StatusCode::OK, v.body.take()).version_headers(&v))
 }
 
@@ -69,13 +59,8 @@ pub async fn update(
     require_fhir_json(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let resource = parse_resource(&body, state.config.max_json_depth)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let written = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let written = update::update(&mut *session, &ty, &id, resource, precondition)?;
-        session.commit()?;
-        Ok(written)
+    let written = in_write_session(&state, &ctx.tenant, move |s| {
+        update::update(s, &ty, &id, resource, precondition)
     })
     .await?;
     let status = if written.created {
@@ -102,13 +87,8 @@ pub async fn patch(
     require_json_patch(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let document = patch::parse_patch(parse_json(&body, state.config.max_json_depth)?)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let written = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let written = patch::patch(&mut *session, &ty, &id, &document, precondition)?;
-        session.commit()?;
-        Ok(written)
+    let written = in_write_session(&state, &ctx.tenant, move |s| {
+        patch::patch(s, &ty, &id, &document, precondition)
     })
     .await?;
     Ok(FhirResponse::written(
@@ -127,13 +107,8 @@ pub async fn delete(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let deleted = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let deleted = delete::delete(&mut *session, &ty, &id, precondition)?;
-        session.commit()?;
-        Ok(deleted)
+    let deleted = in_write_session(&state, &ctx.tenant, move |s| {
+        delete::delete(s, &ty, &id, precondition)
     })
     .await?;
     Ok(deleted_response(deleted.as_ref(), ctx.prefer.return_))
@@ -142,7 +117,7 @@ pub async fn delete(
 /// 200 with an OperationOutcome (or 204 for `return=minimal`) when something was deleted, and
 /// 204 when there was nothing to delete (deleting is idempotent).
 pub(super) fn deleted_response(
-    deleted: Option<&medicus_store::api::ResourceVersion>,
+    deleted: Option<&ResourceVersion>,
     preference: ReturnPreference,
 ) -> FhirResponse {
     match deleted {
@@ -164,23 +139,23 @@ pub async fn instance_history(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
-    crate::fhir::interactions::resource::ensure_valid_id(&id)?;
-    let params = history::parse_history_params(&pairs, super::type_level::page_sizes(&state))?;
-    let store = state.store.clone();
-    let bundle = blocking(move || {
-        let mut session = store.read_session(&ctx.tenant)?;
-        if session.read(&ty, &id)?.is_none() {
+    ensure_valid_id(&id)?;
+    let params = history::parse_history_params(&pairs, page_sizes(&state))?;
+    let fhir_base = ctx.fhir_base.clone();
+    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+        // The history of something that never existed is a 404, not an empty Bundle.
+        if s.read(&ty, &id)?.is_none() {
             return Err(FhirError::NotFound {
                 resource_type: ty,
                 id,
             });
         }
-        let self_url = format!("{}/{ty}/{id}/_history", ctx.fhir_base);
+        let self_url = format!("{fhir_base}/{ty}/{id}/_history");
         history::history(
-            &mut *session,
+            s,
             HistoryScope::Instance(&ty, &id),
             &params,
-            &ctx.fhir_base,
+            &fhir_base,
             &self_url,
         )
     })

@@ -10,7 +10,10 @@ mod type_level;
 
 pub use routes::fhir_routes;
 
+use medicus_store::api::{ReadSession, WriteSession};
+
 use crate::fhir::FhirError;
+use crate::state::AppState;
 
 /// Runs blocking store work off the async runtime. A panic in there becomes a 500.
 pub(crate) async fn blocking<T, F>(work: F) -> Result<T, FhirError>
@@ -21,4 +24,45 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| FhirError::Internal(format!("store task failed: {e}")))?
+}
+
+/// Runs `work` in a read session of `tenant`, on a blocking thread.
+pub(crate) async fn in_read_session<T, F>(
+    state: &AppState,
+    tenant: &str,
+    work: F,
+) -> Result<T, FhirError>
+where
+    F: FnOnce(&mut dyn ReadSession) -> Result<T, FhirError> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store.clone();
+    let tenant = tenant.to_string();
+    blocking(move || {
+        let mut session = store.read_session(&tenant)?;
+        work(&mut *session)
+    })
+    .await
+}
+
+/// Runs `work` in a write session of `tenant`, on a blocking thread, and commits when it
+/// succeeds. On error the session is dropped without commit, which rolls everything back.
+pub(crate) async fn in_write_session<T, F>(
+    state: &AppState,
+    tenant: &str,
+    work: F,
+) -> Result<T, FhirError>
+where
+    F: FnOnce(&mut dyn WriteSession) -> Result<T, FhirError> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store.clone();
+    let tenant = tenant.to_string();
+    blocking(move || {
+        let mut session = store.write_session(&tenant)?;
+        let outcome = work(&mut *session)?;
+        session.commit()?;
+        Ok(outcome)
+    })
+    .await
 }

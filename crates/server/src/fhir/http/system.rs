@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use medicus_store::api::HistoryScope;
 
-use super::blocking;
 use super::extract::{FhirBody, QueryPairs, content_type};
 use super::response::FhirResponse;
 use super::type_level::{form_search_pairs, page_sizes, search_response};
+use super::{blocking, in_read_session, in_write_session};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::capability::capability_statement;
@@ -45,20 +45,16 @@ pub async fn bundle(
         return_preference: ctx.prefer.return_,
         page_sizes: page_sizes(&state),
     };
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let response = blocking(move || {
-        if is_transaction {
-            let mut session = store.write_session(&tenant)?;
-            // On error the session is dropped here without commit: everything is rolled back.
-            let response = process_transaction(&mut *session, &bundle, &options)?;
-            session.commit()?;
-            Ok(response)
-        } else {
-            process_batch(&*store, &tenant, &bundle, &options)
-        }
-    })
-    .await?;
+    let response = if is_transaction {
+        in_write_session(&state, &ctx.tenant, move |s| {
+            process_transaction(s, &bundle, &options)
+        })
+        .await?
+    } else {
+        let store = state.store.clone();
+        let tenant = ctx.tenant.clone();
+        blocking(move || process_batch(&*store, &tenant, &bundle, &options)).await?
+    };
     Ok(FhirResponse::ok(response))
 }
 
@@ -68,17 +64,10 @@ pub async fn system_history(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<FhirResponse> {
     let params = history::parse_history_params(&pairs, page_sizes(&state))?;
-    let store = state.store.clone();
-    let bundle = blocking(move || {
-        let mut session = store.read_session(&ctx.tenant)?;
-        let self_url = format!("{}/_history", ctx.fhir_base);
-        history::history(
-            &mut *session,
-            HistoryScope::System,
-            &params,
-            &ctx.fhir_base,
-            &self_url,
-        )
+    let fhir_base = ctx.fhir_base.clone();
+    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+        let self_url = format!("{fhir_base}/_history");
+        history::history(s, HistoryScope::System, &params, &fhir_base, &self_url)
     })
     .await?;
     Ok(FhirResponse::ok(bundle))

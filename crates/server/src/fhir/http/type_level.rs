@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use medicus_store::api::HistoryScope;
 
-use super::blocking;
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type, header_str};
 use super::instance::deleted_response;
 use super::response::FhirResponse;
+use super::{in_read_session, in_write_session};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{media_type, parse_if_match, require_fhir_json, require_json_patch};
@@ -24,6 +24,7 @@ use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
+/// The page-size policy from the configuration (a zero maximum or default is treated as 1).
 pub(super) fn page_sizes(state: &AppState) -> PageSizes {
     let max = state.config.max_page_size.max(1);
     PageSizes {
@@ -46,20 +47,13 @@ pub(super) async fn search_response(
         page_sizes(state),
         ctx.prefer.handling,
     )?;
-    let store = state.store.clone();
-    let bundle = blocking(move || {
-        let mut session = store.read_session(&ctx.tenant)?;
+    let fhir_base = ctx.fhir_base.clone();
+    let bundle = in_read_session(state, &ctx.tenant, move |s| {
         let self_url = match &resource_type {
-            Some(ty) => format!("{}/{ty}", ctx.fhir_base),
-            None => ctx.fhir_base.clone(),
+            Some(ty) => format!("{fhir_base}/{ty}"),
+            None => fhir_base.clone(),
         };
-        run_search(
-            &mut *session,
-            resource_type.as_deref(),
-            &params,
-            &ctx.fhir_base,
-            &self_url,
-        )
+        run_search(s, resource_type.as_deref(), &params, &fhir_base, &self_url)
     })
     .await?;
     Ok(FhirResponse::ok(bundle))
@@ -82,13 +76,12 @@ pub(super) fn form_search_pairs(
     mut pairs: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>> {
     if !body.is_empty() {
-        match content_type(headers).map(media_type).as_deref() {
-            Some("application/x-www-form-urlencoded") => {}
-            _ => {
-                return Err(FhirError::UnsupportedMediaType(
-                    "POST _search takes application/x-www-form-urlencoded parameters".into(),
-                ));
-            }
+        if content_type(headers).map(media_type).as_deref()
+            != Some("application/x-www-form-urlencoded")
+        {
+            return Err(FhirError::UnsupportedMediaType(
+                "POST _search takes application/x-www-form-urlencoded parameters".into(),
+            ));
         }
         let text = std::str::from_utf8(body)
             .map_err(|_| FhirError::bad_request("form body is not UTF-8"))?;
@@ -121,28 +114,23 @@ pub async fn create(
     require_fhir_json(content_type(&headers))?;
     let if_none_exist = header_str(&headers, "if-none-exist").map(parse_criteria);
     let resource = parse_resource(&body, state.config.max_json_depth)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let outcome = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let outcome = create_resource(&mut *session, &ty, resource, if_none_exist.as_deref())?;
-        session.commit()?;
-        Ok(outcome)
+    let outcome = in_write_session(&state, &ctx.tenant, move |s| {
+        create_resource(s, &ty, resource, if_none_exist.as_deref())
     })
     .await?;
-    Ok(match outcome {
-        CreateOutcome::Created(w) => FhirResponse::written(
-            StatusCode::CREATED,
-            &w.version,
-            &ctx.fhir_base,
-            ctx.prefer.return_,
-        ),
-        CreateOutcome::Existing(v) => {
-            FhirResponse::written(StatusCode::OK, &v, &ctx.fhir_base, ctx.prefer.return_)
-        }
-    })
+    let (status, version) = match &outcome {
+        CreateOutcome::Created(w) => (StatusCode::CREATED, &w.version),
+        CreateOutcome::Existing(v) => (StatusCode::OK, v),
+    };
+    Ok(FhirResponse::written(
+        status,
+        version,
+        &ctx.fhir_base,
+        ctx.prefer.return_,
+    ))
 }
 
+/// Conditional writes at type level need criteria: an empty query would match everything.
 fn require_criteria(pairs: &[(String, String)], what: &str) -> Result<()> {
     if pairs.is_empty() {
         return Err(FhirError::bad_request(format!(
@@ -165,14 +153,8 @@ pub async fn conditional_update(
     require_fhir_json(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let resource = parse_resource(&body, state.config.max_json_depth)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let written = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let written =
-            update::conditional_update(&mut *session, &ty, &pairs, resource, precondition)?;
-        session.commit()?;
-        Ok(written)
+    let written = in_write_session(&state, &ctx.tenant, move |s| {
+        update::conditional_update(s, &ty, &pairs, resource, precondition)
     })
     .await?;
     let status = if written.created {
@@ -196,13 +178,8 @@ pub async fn conditional_delete(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     require_criteria(&pairs, "a delete")?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let deleted = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let deleted = delete::conditional_delete(&mut *session, &ty, &pairs)?;
-        session.commit()?;
-        Ok(deleted)
+    let deleted = in_write_session(&state, &ctx.tenant, move |s| {
+        delete::conditional_delete(s, &ty, &pairs)
     })
     .await?;
     Ok(deleted_response(deleted.as_ref(), ctx.prefer.return_))
@@ -221,11 +198,8 @@ pub async fn conditional_patch(
     require_json_patch(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let document = patch::parse_patch(parse_json(&body, state.config.max_json_depth)?)?;
-    let store = state.store.clone();
-    let tenant = ctx.tenant.clone();
-    let written = blocking(move || {
-        let mut session = store.write_session(&tenant)?;
-        let id = match find_matches(&mut *session, &ty, &pairs)? {
+    let written = in_write_session(&state, &ctx.tenant, move |s| {
+        let id = match find_matches(s, &ty, &pairs)? {
             Matches::One(found) => found.id,
             Matches::None => {
                 return Err(FhirError::NotFoundOther(
@@ -238,9 +212,7 @@ pub async fn conditional_patch(
                 ));
             }
         };
-        let written = patch::patch(&mut *session, &ty, &id, &document, precondition)?;
-        session.commit()?;
-        Ok(written)
+        patch::patch(s, &ty, &id, &document, precondition)
     })
     .await?;
     Ok(FhirResponse::written(
@@ -259,17 +231,10 @@ pub async fn type_history(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     let params = history::parse_history_params(&pairs, page_sizes(&state))?;
-    let store = state.store.clone();
-    let bundle = blocking(move || {
-        let mut session = store.read_session(&ctx.tenant)?;
-        let self_url = format!("{}/{ty}/_history", ctx.fhir_base);
-        history::history(
-            &mut *session,
-            HistoryScope::Type(&ty),
-            &params,
-            &ctx.fhir_base,
-            &self_url,
-        )
+    let fhir_base = ctx.fhir_base.clone();
+    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+        let self_url = format!("{fhir_base}/{ty}/_history");
+        history::history(s, HistoryScope::Type(&ty), &params, &fhir_base, &self_url)
     })
     .await?;
     Ok(FhirResponse::ok(bundle))
