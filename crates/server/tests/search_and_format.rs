@@ -144,6 +144,20 @@ async fn capability_statement() {
     assert_eq!(patient["versioning"], "versioned-update");
     assert_eq!(patient["conditionalDelete"], "single");
     assert!(
+        patient["searchInclude"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "Patient:general-practitioner")
+    );
+    assert!(
+        patient["searchRevInclude"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "Observation:subject")
+    );
+    assert!(
         patient["searchParam"]
             .as_array()
             .unwrap()
@@ -346,4 +360,74 @@ async fn bad_input_is_a_4xx_operation_outcome_and_writes_nothing() {
     let r = app.get("/fhir/default/_history").await;
     assert_eq!(r.json["total"], 1, "{}", r.text);
     assert!(r.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn include_and_revinclude() {
+    let app = TestApp::new();
+    let p1 = app
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Inc"}]}))
+        .await;
+    let p2 = app
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Other"}]}))
+        .await;
+    for (code, patient) in [("a", &p1), ("b", &p1), ("c", &p2)] {
+        app.create(
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": code},
+                           "subject": {"reference": format!("Patient/{patient}")}}),
+        )
+        .await;
+    }
+    let r = app
+        .get(&format!(
+            "/fhir/default/Observation?subject=Patient/{p1}&_include=Observation:subject"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let entries = r.json["entry"].as_array().unwrap();
+    let modes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["search"]["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, vec!["match", "match", "include"], "{}", r.text);
+    assert_eq!(entries[2]["resource"]["id"], p1.as_str());
+    assert_eq!(r.json["total"], 2, "included resources do not count");
+
+    let r = app
+        .get("/fhir/default/Patient?family=Inc&_revinclude=Observation:subject")
+        .await;
+    let entries = r.json["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{}", r.text);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["search"]["mode"] == "include")
+            .count(),
+        2
+    );
+
+    // A typed include that does not fit adds nothing; a bad one is ignored (or 400 when strict).
+    let r = app
+        .get("/fhir/default/Observation?_include=Observation:subject:Group")
+        .await;
+    assert!(
+        r.json["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["search"]["mode"] != "include")
+    );
+    let r = app
+        .get("/fhir/default/Observation?_include=Observation:status")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .request(
+            "GET",
+            "/fhir/default/Observation?_include=Nope:x",
+            &[("prefer", "handling=strict")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

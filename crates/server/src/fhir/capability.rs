@@ -1,5 +1,6 @@
 //! The CapabilityStatement: states exactly what this server implements.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use medicus_fhir::SearchParamType;
@@ -26,7 +27,38 @@ const RESULT_PARAMS: &[(&str, &str)] = &[
     ("_elements", "string"),
 ];
 
-fn resource_entry(resource_type: &str) -> Value {
+/// `Type:param` for every reference parameter of `resource_type` (what `_include` accepts).
+fn search_includes(resource_type: &str) -> Vec<String> {
+    medicus_fhir::r4()
+        .search_params(resource_type)
+        .iter()
+        .filter(|p| p.kind == SearchParamType::Reference)
+        .map(|p| format!("{resource_type}:{}", p.code))
+        .collect()
+}
+
+/// For each type, the `Source:param` pairs whose references may point at it (`_revinclude`).
+fn search_rev_includes() -> HashMap<&'static str, Vec<String>> {
+    let defs = medicus_fhir::r4();
+    let mut by_target: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for source in defs.resource_types() {
+        for p in defs
+            .search_params(source)
+            .iter()
+            .filter(|p| p.kind == SearchParamType::Reference)
+        {
+            for target in p.targets {
+                by_target
+                    .entry(target)
+                    .or_default()
+                    .push(format!("{source}:{}", p.code));
+            }
+        }
+    }
+    by_target
+}
+
+fn resource_entry(resource_type: &str, rev_includes: &HashMap<&'static str, Vec<String>>) -> Value {
     let defs = medicus_fhir::r4();
     let mut params: Vec<Value> = defs
         .search_params(resource_type)
@@ -63,6 +95,8 @@ fn resource_entry(resource_type: &str) -> Value {
         "conditionalUpdate": true,
         "conditionalDelete": "single",
         "referencePolicy": ["literal", "local"],
+        "searchInclude": search_includes(resource_type),
+        "searchRevInclude": rev_includes.get(resource_type).cloned().unwrap_or_default(),
         "searchParam": params,
     })
 }
@@ -70,10 +104,11 @@ fn resource_entry(resource_type: &str) -> Value {
 fn static_statement() -> &'static Value {
     static STATEMENT: OnceLock<Value> = OnceLock::new();
     STATEMENT.get_or_init(|| {
+        let rev_includes = search_rev_includes();
         let resources: Vec<Value> = medicus_fhir::r4()
             .resource_types()
             .iter()
-            .map(|t| resource_entry(t))
+            .map(|t| resource_entry(t, &rev_includes))
             .collect();
         json!({
             "resourceType": "CapabilityStatement",

@@ -6,6 +6,7 @@ pub mod conditional;
 pub mod create;
 pub mod delete;
 pub mod history;
+pub mod include;
 pub mod patch;
 pub mod read;
 pub mod references;

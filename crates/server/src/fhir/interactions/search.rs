@@ -5,7 +5,8 @@ use medicus_store::search::SearchQuery;
 use serde_json::{Value, json};
 
 use super::history::with_query;
-use crate::fhir::bundle::{link, new_bundle, search_entry};
+use super::include::{IncludeSpec, collect_included, parse_include};
+use crate::fhir::bundle::{full_url, link, new_bundle, search_entry};
 use crate::fhir::error::FhirError;
 use crate::fhir::headers::Handling;
 use crate::fhir::outcome::{Issue, Severity, operation_outcome};
@@ -31,6 +32,8 @@ impl PageSizes {
 
 /// Parameters this layer handles itself instead of passing them to the store's parser.
 const HANDLED_HERE: &[&str] = &[
+    "_include",
+    "_revinclude",
     "_count",
     "_cursor",
     "_format",
@@ -49,6 +52,8 @@ pub struct SearchParams {
     pub ignored: Vec<String>,
     /// `_elements`: only these top-level elements are returned.
     pub elements: Option<Vec<String>>,
+    pub includes: Vec<IncludeSpec>,
+    pub revincludes: Vec<IncludeSpec>,
 }
 
 /// Reference search values that are absolute URLs on this server's base (`{base}/Patient/1`)
@@ -90,7 +95,7 @@ pub fn parse_search_params(
 ) -> Result<SearchParams, FhirError> {
     let criteria: Vec<(String, String)> = pairs
         .iter()
-        .filter(|(n, _)| !HANDLED_HERE.contains(&n.as_str()))
+        .filter(|(n, _)| !HANDLED_HERE.contains(&n.split(':').next().unwrap_or("")))
         .cloned()
         .collect();
     let mut query =
@@ -100,8 +105,14 @@ pub fn parse_search_params(
     let mut cursor = None;
     let mut summary_count = false;
     let mut elements = None;
+    let (mut includes, mut revincludes) = (Vec::new(), Vec::new());
     for (name, value) in pairs {
-        match name.as_str() {
+        match name.split(':').next().unwrap_or("") {
+            kind @ ("_include" | "_revinclude") => match parse_include(value) {
+                Some(spec) if kind == "_include" => includes.push(spec),
+                Some(spec) => revincludes.push(spec),
+                None => ignored.push(name.clone()),
+            },
             "_count" => count = sizes.parse_count(value)?,
             "_cursor" => {
                 cursor = Some(
@@ -153,6 +164,8 @@ pub fn parse_search_params(
         link_params,
         ignored,
         elements,
+        includes,
+        revincludes,
     })
 }
 
@@ -189,6 +202,16 @@ pub fn search(
         links.push(link("next", with_query(self_url, &next_query)));
     }
     bundle.insert("link".into(), Value::Array(links));
+    let included = if params.includes.is_empty() && params.revincludes.is_empty() {
+        Vec::new()
+    } else {
+        collect_included(
+            session,
+            &page.resources,
+            &params.includes,
+            &params.revincludes,
+        )?
+    };
     let mut entries: Vec<Value> = page
         .resources
         .into_iter()
@@ -201,6 +224,14 @@ pub fn search(
             Some(search_entry(fhir_base, &v, resource))
         })
         .collect();
+    entries.extend(included.into_iter().filter_map(|mut v| {
+        let body = v.body.take()?;
+        Some(json!({
+            "fullUrl": full_url(fhir_base, &v.resource_type, &v.id),
+            "resource": body,
+            "search": { "mode": "include" },
+        }))
+    }));
     if !params.ignored.is_empty() {
         let outcome = operation_outcome(&[Issue {
             severity: Severity::Warning,
