@@ -330,3 +330,25 @@ fn logs_hold_no_personal_data() {
         "personal data in the log:\n{log}"
     );
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let dir = TestDir::new();
+    create_tenant(&dir, "b");
+    let mut child = medicus_command()
+        .args([
+            "admin",
+            "tenant",
+            "list",
+            "--data",
+            dir.data().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

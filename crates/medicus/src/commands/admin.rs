@@ -14,9 +14,9 @@ pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
             validate_tenant_id(&id)?;
             let store = super::open_store(&data_dir(&data, file))?;
             if store.create_tenant(&id)? {
-                println!("created tenant {id}");
+                super::say(format_args!("created tenant {id}"));
             } else {
-                println!("tenant {id} already exists");
+                super::say(format_args!("tenant {id} already exists"));
             }
             Ok(())
         }
@@ -27,7 +27,7 @@ pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
             }
             let store = super::open_store(&dir)?;
             for tenant in store.list_tenants()? {
-                println!("{tenant}");
+                super::say(format_args!("{tenant}"));
             }
             Ok(())
         }

@@ -11,7 +11,7 @@ use crate::error::CliError;
 pub fn run(args: &ServeArgs, file: &FileConfig) -> Result<(), CliError> {
     let settings = ServeSettings::resolve(args, file)?;
     let server = Server::open(&settings)?;
-    server.run(|listening| println!("{}", banner(listening)))
+    server.run(|listening| super::say(format_args!("{}", banner(listening))))
 }
 
 fn banner(listening: &Listening) -> String {

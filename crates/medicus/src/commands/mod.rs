@@ -4,6 +4,8 @@ pub mod admin;
 pub mod demo;
 pub mod serve;
 
+use std::fmt::Arguments;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,4 +37,14 @@ pub(crate) fn open_store(data: &Path) -> Result<Arc<SqliteStore>, CliError> {
         source,
     })?;
     Ok(Arc::new(SqliteStore::open(data)?))
+}
+
+/// Print a line on stdout. A closed stdout (`medicus admin tenant list | head -0`, a supervisor
+/// without stdout) is no reason to panic; the output is informational.
+pub(crate) fn say(line: Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }

@@ -99,10 +99,10 @@ impl Server {
                 source,
             })?;
             let listening = Listening { addr };
-            println!(
+            super::say(format_args!(
                 "medicus: FHIR base URL {}",
                 listening.fhir_base(DEFAULT_TENANT)
-            );
+            ));
             on_listening(&listening);
             tracing::info!(%addr, "listening");
 
