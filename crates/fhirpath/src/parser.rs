@@ -135,9 +135,9 @@ impl Parser {
         }
     }
 
-    fn expect_sym(&mut self, sym: &str) -> Result<(), ParseError> {
+    fn expect_sym(&mut self, sym: &'static str) -> Result<(), ParseError> {
         let t = self.bump();
-        if t.tok == Tok::Sym(match_sym(sym)) {
+        if t.tok == Tok::Sym(sym) {
             Ok(())
         } else {
             Err(self.err_at(t.pos, format!("expected '{sym}'")))
@@ -381,16 +381,6 @@ impl Parser {
             },
             depth,
         ))
-    }
-}
-
-fn match_sym(s: &str) -> &'static str {
-    match s {
-        ")" => ")",
-        "]" => "]",
-        "}" => "}",
-        "(" => "(",
-        _ => "",
     }
 }
 

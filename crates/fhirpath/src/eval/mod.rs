@@ -54,12 +54,12 @@ fn sibling<'v>(map: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'
     }
 }
 
-/// Upper-cases the first character (`dateTime` → `DateTime`) to build choice keys.
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-        None => String::new(),
+/// `suffix` is `ty` with its first letter upper-cased (`DateTime` for `dateTime`).
+fn is_capitalized(ty: &str, suffix: &str) -> bool {
+    let (mut t, mut s) = (ty.chars(), suffix.chars());
+    match (t.next(), s.next()) {
+        (Some(a), Some(b)) => a.to_ascii_uppercase() == b && t.as_str() == s.as_str(),
+        _ => false,
     }
 }
 
@@ -317,13 +317,22 @@ impl<'a, 'm> Ctx<'a, 'm> {
                 self.push_value(&NULL, Some(e), types.first().copied(), out);
                 return;
             }
-            for ty in types {
-                let key = format!("{name}{}", capitalize(ty));
-                let ext = sibling(map, &key);
-                if let Some(v) = map.get(&key) {
-                    self.push_value(v, ext, Some(ty), out);
-                } else if let Some(e) = ext {
-                    self.push_value(&NULL, Some(e), Some(ty), out);
+            // A choice element: one scan of the keys (`valueQuantity`, `_valueString`) instead
+            // of building a key per allowed type.
+            for (key, v) in map {
+                let (rest, underscored) = match key.strip_prefix('_') {
+                    Some(k) => (k.strip_prefix(name), true),
+                    None => (key.strip_prefix(name), false),
+                };
+                let Some(ty) =
+                    rest.and_then(|r| types.iter().copied().find(|t| is_capitalized(t, r)))
+                else {
+                    continue;
+                };
+                if !underscored {
+                    self.push_value(v, sibling(map, key), Some(ty), out);
+                } else if !map.contains_key(&key[1..]) {
+                    self.push_value(&NULL, Some(v), Some(ty), out);
                 }
             }
             return;
@@ -471,7 +480,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
                     if suffix.starts_with(|c: char| c.is_ascii_uppercase())
                         && let Some(types) = model.element_types(parent, base)
                     {
-                        ty = types.iter().copied().find(|t| capitalize(t) == suffix);
+                        ty = types.iter().copied().find(|t| is_capitalized(t, suffix));
                         if ty.is_some() {
                             break;
                         }
