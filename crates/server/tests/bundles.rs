@@ -339,3 +339,35 @@ async fn bundle_endpoint_rejects_other_input() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn conditional_reference_to_an_entry_of_the_same_transaction() {
+    let app = TestApp::new();
+    let bundle = transaction(vec![
+        post_entry(
+            "urn:uuid:o",
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "a"},
+                                        "subject": {"reference": "Patient?identifier=urn:sys|new"}}),
+        ),
+        json!({"resource": {"resourceType": "Patient", "identifier": [{"system": "urn:sys", "value": "new"}]},
+               "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:sys|new"}}),
+        json!({"resource": {"resourceType": "Practitioner", "identifier": [{"system": "urn:sys", "value": "dr"}]},
+               "request": {"method": "PUT", "url": "Practitioner?identifier=urn:sys|dr"}}),
+        post_entry(
+            "urn:uuid:o2",
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "b"},
+                                         "performer": [{"reference": "Practitioner?identifier=urn:sys%7Cdr"}]}),
+        ),
+    ]);
+    let r = app.send_json("POST", "/fhir/default", &bundle).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let e = r.json["entry"].as_array().unwrap();
+    assert_eq!(
+        e[0]["resource"]["subject"]["reference"],
+        format!("Patient/{}", e[1]["resource"]["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        e[3]["resource"]["performer"][0]["reference"],
+        format!("Practitioner/{}", e[2]["resource"]["id"].as_str().unwrap())
+    );
+}

@@ -44,6 +44,7 @@ pub async fn bundle(
         fhir_base: ctx.fhir_base.clone(),
         return_preference: ctx.prefer.return_,
         page_sizes: page_sizes(&state),
+        max_json_depth: state.config.max_json_depth,
     };
     let response = if is_transaction {
         in_write_session(&state, &ctx.tenant, move |s| {

@@ -41,6 +41,8 @@ pub struct BundleOptions {
     pub fhir_base: String,
     pub return_preference: ReturnPreference,
     pub page_sizes: PageSizes,
+    /// Depth limit for JSON decoded from inside the Bundle (JSON Patch documents in Binary).
+    pub max_json_depth: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,9 +428,33 @@ fn plan_identity(session: &mut dyn WriteSession, entry: &Entry) -> Result<Identi
     }
 }
 
+/// A conditional reference or conditional entry URL in a form that ignores parameter order:
+/// `Type?a=1&b=2` and `Type?b=2&a=1` give the same key.
+pub fn conditional_key(resource_type: &str, criteria: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = criteria.iter().collect();
+    sorted.sort();
+    let query: Vec<String> = sorted.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    format!("{resource_type}?{}", query.join("&"))
+}
+
+/// The conditional key under which an entry of this Bundle can be referenced: a conditional
+/// create (`ifNoneExist`) or a conditional update (`PUT Type?…`) defines `Type?criteria`.
+fn entry_conditional_key(entry: &Entry) -> Option<String> {
+    let ty = entry.target.resource_type();
+    match (&entry.method, &entry.target) {
+        (Method::Post, _) => entry
+            .if_none_exist
+            .as_deref()
+            .map(|c| conditional_key(ty, &parse_criteria(c))),
+        (Method::Put, Target::Type { query, .. }) => Some(conditional_key(ty, query)),
+        _ => None,
+    }
+}
+
 /// Rewrites placeholder (`urn:uuid:`) and conditional (`Type?…`) references in `resource`.
-/// Placeholders must be defined by `placeholders`; conditional references must match exactly one
-/// resource (looked up in `session`, cached in `conditional`).
+/// Placeholders must be defined by `placeholders`. A conditional reference resolves to the entry
+/// of this Bundle with the same conditional criteria, else it must match exactly one stored
+/// resource (looked up in `session`); both kinds are kept in `conditional` by [`conditional_key`].
 fn resolve_references(
     session: &mut dyn WriteSession,
     resource: &mut Value,
@@ -445,11 +471,13 @@ fn resolve_references(
             )));
         }
         if let Some((ty, query)) = as_conditional(reference) {
-            if let Some(target) = conditional.get(reference) {
+            let criteria = parse_pairs(query);
+            let key = conditional_key(ty, &criteria);
+            if let Some(target) = conditional.get(&key) {
                 return Ok(Some(target.clone()));
             }
             ensure_supported_type(ty)?;
-            let target = match find_matches(session, ty, &parse_pairs(query))? {
+            let target = match find_matches(session, ty, &criteria)? {
                 Matches::One(found) => format!("{ty}/{}", found.id),
                 Matches::None => {
                     return Err(FhirError::PreconditionFailed(format!(
@@ -462,7 +490,7 @@ fn resolve_references(
                     )));
                 }
             };
-            conditional.insert(reference.to_string(), target.clone());
+            conditional.insert(key, target.clone());
             return Ok(Some(target));
         }
         Ok(None)
@@ -505,8 +533,9 @@ fn execute_write(
     entry: &Entry,
     identity: Identity,
     resource: Value,
-    preference: ReturnPreference,
+    options: &BundleOptions,
 ) -> Result<EntryResult, FhirError> {
+    let preference = options.return_preference;
     let ty = entry.target.resource_type();
     let id = match identity {
         Identity::Existing(existing) => {
@@ -530,7 +559,7 @@ fn execute_write(
             update(session, ty, &id, resource, entry.if_match)?
         }
         Method::Patch => {
-            let document = patch_document(&resource)?;
+            let document = patch_document(&resource, options.max_json_depth)?;
             patch(session, ty, &id, &parse_patch(document)?, entry.if_match)?
         }
         _ => {
@@ -550,7 +579,7 @@ fn execute_write(
 
 /// In a Bundle a JSON Patch travels as a Binary resource (`contentType`
 /// `application/json-patch+json`, base64 `data`).
-fn patch_document(resource: &Value) -> Result<Value, FhirError> {
+fn patch_document(resource: &Value, max_json_depth: usize) -> Result<Value, FhirError> {
     let is_json_patch_binary = resource_type_of(resource) == Some("Binary")
         && resource
             .get("contentType")
@@ -564,7 +593,7 @@ fn patch_document(resource: &Value) -> Result<Value, FhirError> {
     let data = resource.get("data").and_then(Value::as_str).unwrap_or("");
     let bytes = decode_base64(data)
         .ok_or_else(|| FhirError::bad_request("Binary.data is not valid base64"))?;
-    crate::fhir::json_body::parse_json(&bytes, 64)
+    crate::fhir::json_body::parse_json(&bytes, max_json_depth)
 }
 
 /// Standard base64 (with or without padding; whitespace ignored).
@@ -748,27 +777,30 @@ pub fn process_transaction(
         .collect();
     let mut identities: HashMap<usize, Identity> = HashMap::new();
     let mut placeholders: HashMap<String, String> = HashMap::new();
+    let mut conditional_refs: HashMap<String, String> = HashMap::new();
     for &i in &writes {
         let entry = &entries[i];
         let identity = plan_identity(session, entry).map_err(|e| e.in_entry(i))?;
-        if let Some(full_url) = &entry.full_url {
-            let id = match &identity {
-                Identity::Write(id) => id.clone(),
-                Identity::Existing(v) => v.id.clone(),
-            };
-            let target = format!("{}/{id}", entry.target.resource_type());
-            if placeholders.insert(full_url.clone(), target).is_some() {
-                return Err(FhirError::bad_request(format!(
-                    "fullUrl '{full_url}' is used by more than one entry"
-                ))
-                .in_entry(i));
-            }
+        let id = match &identity {
+            Identity::Write(id) => id.clone(),
+            Identity::Existing(v) => v.id.clone(),
+        };
+        let target = format!("{}/{id}", entry.target.resource_type());
+        if let Some(key) = entry_conditional_key(entry) {
+            conditional_refs.insert(key, target.clone());
+        }
+        if let Some(full_url) = &entry.full_url
+            && placeholders.insert(full_url.clone(), target).is_some()
+        {
+            return Err(FhirError::bad_request(format!(
+                "fullUrl '{full_url}' is used by more than one entry"
+            ))
+            .in_entry(i));
         }
         identities.insert(i, identity);
     }
 
     // 3. References, then 4. the writes themselves, in processing order.
-    let mut conditional_refs = HashMap::new();
     for &i in &writes {
         let entry = &entries[i];
         let mut resource = entry.resource.clone().unwrap_or(Value::Null);
@@ -778,7 +810,7 @@ pub fn process_transaction(
             .remove(&i)
             .unwrap_or_else(|| Identity::Write(new_id()));
         results[i] = Some(
-            execute_write(session, entry, identity, resource, preference)
+            execute_write(session, entry, identity, resource, options)
                 .map_err(|e| e.in_entry(i))?,
         );
     }
@@ -836,13 +868,7 @@ fn run_batch_entry(
             &HashMap::new(),
             &mut HashMap::new(),
         )?;
-        execute_write(
-            &mut *session,
-            entry,
-            identity,
-            resource,
-            options.return_preference,
-        )?
+        execute_write(&mut *session, entry, identity, resource, options)?
     };
     session.commit()?;
     Ok(result)
@@ -874,6 +900,17 @@ mod tests {
         use Method::*;
         let methods = [Get, Put, Post, Delete, Patch, Post, Head, Delete];
         assert_eq!(processing_order(&methods), vec![3, 7, 2, 5, 1, 4, 0, 6]);
+    }
+
+    #[test]
+    fn conditional_keys_ignore_parameter_order() {
+        let a = conditional_key("Patient", &parse_pairs("identifier=s|1&active=true"));
+        let b = conditional_key("Patient", &parse_pairs("active=true&identifier=s%7C1"));
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            conditional_key("Group", &parse_pairs("identifier=s|1&active=true"))
+        );
     }
 
     #[test]
