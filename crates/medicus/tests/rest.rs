@@ -196,6 +196,9 @@ fn delete_then_read_is_gone_and_history_remains() {
             .body,
         created
     );
+    // The deletion itself is version 2: reading it says Gone.
+    fhir.get(&format!("Patient/{id}/_history/2"))
+        .expect_outcome(410);
     // Deleting again is not an error.
     let again = fhir.delete(&format!("Patient/{id}"));
     assert!(

@@ -216,6 +216,74 @@ fn transactions_stay_in_their_tenant() {
 }
 
 #[test]
+fn includes_do_not_cross_tenants() {
+    let (_dir, server) = start();
+    let a = server.fhir();
+    let b = server.tenant("b");
+    // a has Patient/p and an Observation about it; b has only an Observation pointing at the
+    // same reference, which in b resolves to nothing.
+    a.upsert(&json!({"resourceType": "Patient", "id": "p", "active": true}));
+    let obs = |id: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": {"text": "x"}, "subject": {"reference": "Patient/p"}})
+    };
+    a.upsert(&obs("in-a"));
+    b.upsert(&obs("in-b"));
+
+    let resp = b.get("Observation?_include=Observation:subject");
+    resp.expect(200);
+    let listed: Vec<String> = resp
+        .resources()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(listed, ["Observation/in-b"], "{}", resp.text);
+
+    // Patient/p exists in a only; a reverse include from b must not list a's Observation.
+    let resp = a.get("Patient?_id=p&_revinclude=Observation:subject");
+    resp.expect(200);
+    let mut listed: Vec<String> = resp
+        .resources()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["Observation/in-a", "Patient/p"], "{}", resp.text);
+    b.upsert(&json!({"resourceType": "Patient", "id": "p", "active": false}));
+    let resp = b.get("Patient?_id=p&_revinclude=Observation:subject");
+    resp.expect(200);
+    let mut listed: Vec<String> = resp
+        .resources()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["Observation/in-b", "Patient/p"], "{}", resp.text);
+    assert_eq!(
+        resp.resources().iter().find(|r| r["id"] == "p").unwrap()["active"],
+        false
+    );
+}
+
+#[test]
 fn unknown_tenant_is_404_everywhere() {
     let (dir, server) = start();
     let x = server.tenant("nobody");
