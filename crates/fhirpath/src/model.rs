@@ -4,6 +4,9 @@
 //! The evaluator needs `&'static str` type names for [`Node::type_name`](crate::Node); without a
 //! model they come from these tables, which list every R4 resource, datatype and primitive.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use crate::Model;
 
 /// R4 primitive types and their base type (`None` for `Element`-derived roots).
@@ -234,41 +237,57 @@ const RESOURCES: &[&str] = &[
 /// Resources that derive from `Resource` directly rather than from `DomainResource`.
 const PLAIN_RESOURCES: &[&str] = &["Bundle", "Binary", "Parameters", "DomainResource"];
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Primitive,
+    Complex,
+    Resource,
+}
+
+/// Name → (kind, parent) for every built-in type, built once: evaluation looks types up on
+/// every resource node, so this must not be a linear scan.
+fn index() -> &'static HashMap<&'static str, (Kind, Option<&'static str>)> {
+    static INDEX: OnceLock<HashMap<&'static str, (Kind, Option<&'static str>)>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut m = HashMap::with_capacity(PRIMITIVES.len() + COMPLEX.len() + RESOURCES.len());
+        for (n, p) in PRIMITIVES {
+            m.insert(*n, (Kind::Primitive, Some(p.unwrap_or("Element"))));
+        }
+        for (n, p) in COMPLEX {
+            m.insert(*n, (Kind::Complex, (!p.is_empty()).then_some(*p)));
+        }
+        for n in RESOURCES {
+            let parent = match *n {
+                "Resource" => None,
+                n if PLAIN_RESOURCES.contains(&n) => Some("Resource"),
+                _ => Some("DomainResource"),
+            };
+            m.insert(*n, (Kind::Resource, parent));
+        }
+        m
+    })
+}
+
 /// The `&'static` name of a built-in R4 type (resource, complex datatype or primitive).
 pub fn builtin_type_name(name: &str) -> Option<&'static str> {
-    PRIMITIVES
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(COMPLEX.iter().map(|(n, _)| *n))
-        .chain(RESOURCES.iter().copied())
-        .find(|n| *n == name)
+    index().get_key_value(name).map(|(k, _)| *k)
 }
 
 /// True when `name` is an R4 primitive type (`string`, `dateTime`, ...).
 pub(crate) fn is_primitive(name: &str) -> bool {
-    PRIMITIVES.iter().any(|(n, _)| *n == name)
+    index()
+        .get(name)
+        .is_some_and(|(k, _)| *k == Kind::Primitive)
 }
 
 /// True when `name` is a built-in R4 resource type.
 pub(crate) fn is_resource_type(name: &str) -> bool {
-    RESOURCES.contains(&name)
+    index().get(name).is_some_and(|(k, _)| *k == Kind::Resource)
 }
 
 fn builtin_parent(ty: &str) -> Option<&'static str> {
-    if let Some((_, p)) = PRIMITIVES.iter().find(|(n, _)| *n == ty) {
-        return Some(p.unwrap_or("Element"));
-    }
-    if let Some((_, p)) = COMPLEX.iter().find(|(n, _)| *n == ty) {
-        return if p.is_empty() { None } else { Some(p) };
-    }
-    if ty == "Resource" {
-        return None;
-    }
-    if PLAIN_RESOURCES.contains(&ty) {
-        return Some("Resource");
-    }
-    if is_resource_type(ty) {
-        return Some("DomainResource");
+    if let Some((_, parent)) = index().get(ty) {
+        return *parent;
     }
     // Inline backbone elements are named by their path (`Patient.contact`).
     if ty.contains('.') {
@@ -322,15 +341,22 @@ pub(crate) fn choice_suffix_type(suffix: &str) -> Option<&'static str> {
     if !first.is_ascii_uppercase() {
         return None;
     }
-    if let Some(t) = COMPLEX.iter().map(|(n, _)| *n).find(|n| *n == suffix) {
+    if let Some((t, (Kind::Complex, _))) = index().get_key_value(suffix) {
         return Some(t);
     }
-    // `DateTime` → `dateTime`, `Base64Binary` → `base64Binary`.
-    PRIMITIVES.iter().map(|(n, _)| *n).find(|n| {
-        n.len() == suffix.len()
-            && n[..1].eq_ignore_ascii_case(&suffix[..1])
-            && n[1..] == suffix[1..]
-    })
+    // `DateTime` → `dateTime`, `Base64Binary` → `base64Binary` (lower-cased in a stack buffer).
+    let mut buf = [0u8; 32];
+    let bytes = suffix.as_bytes();
+    if bytes.len() > buf.len() {
+        return None;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[0] = buf[0].to_ascii_lowercase();
+    let lowered = std::str::from_utf8(&buf[..bytes.len()]).ok()?;
+    match index().get_key_value(lowered) {
+        Some((t, (Kind::Primitive, _))) => Some(t),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

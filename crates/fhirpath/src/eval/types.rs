@@ -69,6 +69,11 @@ fn fhir_matches(ctx: &Ctx<'_, '_>, ty: &str, wanted: &str, exact_primitives: boo
 }
 
 /// `is`: the item's type is `ts` or derives from it.
+/// Whether the evaluation runs over a FHIR resource (rather than arbitrary JSON).
+fn inside_resource(ctx: &Ctx<'_, '_>) -> bool {
+    matches!(&ctx.root, Item::Node(n) if n.type_name.is_some())
+}
+
 /// JSON that no model typed (`{"a": 1}` outside FHIR) also answers to the System type its shape
 /// suggests, so `ofType(Integer)` works on plain JSON.
 fn untyped_system_match(item: &Item<'_>, name: &str) -> bool {
@@ -106,7 +111,7 @@ fn matches_type(ctx: &Ctx<'_, '_>, item: &Item<'_>, ts: &TypeSpec, exact_primiti
         None => {
             if ns == "System" {
                 ty == ts.name
-            } else if untyped_system_match(item, &ts.name) {
+            } else if !inside_resource(ctx) && untyped_system_match(item, &ts.name) {
                 true
             } else {
                 fhir_matches(ctx, ty, &ts.name, exact_primitives)
