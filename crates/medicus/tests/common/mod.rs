@@ -64,13 +64,28 @@ impl TestDir {
     }
 }
 
-/// A `medicus` command with a clean environment.
+/// A `medicus` command with a clean environment. On Linux the child is also killed when the
+/// test thread that started it dies, so not even a killed test run leaks a server.
 pub fn medicus_command() -> Command {
     let mut cmd = Command::new(BIN);
     for var in MEDICUS_VARS {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
     cmd
 }
 
