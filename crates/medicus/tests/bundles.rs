@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{Fhir, Resp, Server, TestDir, patient};
+use common::{Fhir, Resp, patient, start};
 use serde_json::{Value, json};
-
-fn start() -> (TestDir, Server) {
-    let dir = TestDir::new();
-    let server = Server::start(&dir);
-    (dir, server)
-}
 
 fn bundle(kind: &str, entries: Vec<Value>) -> Value {
     json!({"resourceType": "Bundle", "type": kind, "entry": entries})
@@ -56,12 +50,6 @@ fn with_identifier(mut resource: Value, system: &str, value: &str) -> Value {
 fn count_marked(fhir: &Fhir, system: &str) -> usize {
     fhir.search_ids(&format!("Patient?identifier={system}|"))
         .len()
-}
-
-fn history_count(fhir: &Fhir) -> u64 {
-    let resp = fhir.get("_history?_count=1");
-    resp.expect(200);
-    resp.body["total"].as_u64().expect("history total")
 }
 
 #[track_caller]
@@ -239,7 +227,7 @@ fn transaction_conditional_references_and_creates() {
     );
 
     // A conditional reference with no match fails the whole transaction.
-    let before = history_count(&fhir);
+    let before = fhir.history_total("_history?_count=1");
     let tx = bundle(
         "transaction",
         vec![
@@ -255,7 +243,11 @@ fn transaction_conditional_references_and_creates() {
         ],
     );
     assert_rejected(&fhir.post("", &tx));
-    assert_eq!(history_count(&fhir), before, "nothing written");
+    assert_eq!(
+        fhir.history_total("_history?_count=1"),
+        before,
+        "nothing written"
+    );
     assert_eq!(count_marked(&fhir, "urn:test:cond2"), 0);
 
     // ... and so does one with several matches.
@@ -269,7 +261,7 @@ fn transaction_conditional_references_and_creates() {
         "urn:test:cond",
         "c-2",
     ));
-    let before = history_count(&fhir);
+    let before = fhir.history_total("_history?_count=1");
     let tx = bundle(
         "transaction",
         vec![post_entry(
@@ -279,7 +271,7 @@ fn transaction_conditional_references_and_creates() {
         )],
     );
     assert_rejected(&fhir.post("", &tx));
-    assert_eq!(history_count(&fhir), before);
+    assert_eq!(fhir.history_total("_history?_count=1"), before);
 }
 
 #[test]
@@ -287,7 +279,7 @@ fn one_bad_entry_rolls_back_the_whole_transaction() {
     let (_dir, server) = start();
     let fhir = server.fhir();
     let keep = fhir.upsert(&json!({"resourceType": "Patient", "id": "keep", "active": true}));
-    let before = history_count(&fhir);
+    let before = fhir.history_total("_history?_count=1");
 
     let bad_entries: Vec<(&str, Value)> = vec![
         (
@@ -327,7 +319,7 @@ fn one_bad_entry_rolls_back_the_whole_transaction() {
             keep,
             "{what}: the good PUT was kept"
         );
-        assert_eq!(history_count(&fhir), before, "{what}");
+        assert_eq!(fhir.history_total("_history?_count=1"), before, "{what}");
     }
 
     // The same resource twice in one transaction is an error.
@@ -364,7 +356,7 @@ fn one_bad_entry_rolls_back_the_whole_transaction() {
         resp.text
     );
     assert_eq!(count_marked(&fhir, "urn:test:atom"), 0);
-    assert_eq!(history_count(&fhir), before);
+    assert_eq!(fhir.history_total("_history?_count=1"), before);
 }
 
 #[test]
@@ -387,7 +379,7 @@ fn reference_to_a_missing_urn_uuid_fails_and_writes_nothing() {
     );
     assert_rejected(&fhir.post("", &tx));
     assert_eq!(count_marked(&fhir, "urn:test:missing"), 0);
-    assert_eq!(history_count(&fhir), 0);
+    assert_eq!(fhir.history_total("_history?_count=1"), 0);
 }
 
 #[test]
@@ -485,5 +477,5 @@ fn bundles_that_are_not_transaction_or_batch_are_refused() {
     resp.expect_outcome(400);
     fhir.post("", &json!({"resourceType": "Patient"}))
         .expect_outcome(400);
-    assert_eq!(history_count(&fhir), 0);
+    assert_eq!(fhir.history_total("_history?_count=1"), 0);
 }

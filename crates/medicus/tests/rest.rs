@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{Fhir, Server, TestDir, link, patient};
+use common::{link, patient, start};
 use serde_json::{Value, json};
-
-fn start() -> (TestDir, Server) {
-    let dir = TestDir::new();
-    let server = Server::start(&dir);
-    (dir, server)
-}
 
 fn id_of(resource: &Value) -> String {
     resource["id"].as_str().expect("id").to_owned()
@@ -34,18 +28,6 @@ fn assert_http_date(value: Option<&str>) {
         days.iter().any(|d| v.starts_with(d)) && v.ends_with(" GMT") && v.len() == 29,
         "not an HTTP-date: {v}"
     );
-}
-
-/// Number of versions a history Bundle reports, after checking its shape.
-#[track_caller]
-fn history_total(fhir: &Fhir, path: &str) -> u64 {
-    let resp = fhir.get(path);
-    resp.expect(200);
-    assert_eq!(resp.body["resourceType"], "Bundle");
-    assert_eq!(resp.body["type"], "history", "{}", resp.text);
-    resp.body["total"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("history without total: {}", resp.text))
 }
 
 #[test]
@@ -231,7 +213,7 @@ fn delete_then_read_is_gone_and_history_remains() {
     resp.expect(201);
     assert_eq!(version_of(&resp.body), "3");
     fhir.get(&format!("Patient/{id}")).expect(200);
-    assert_eq!(history_total(&fhir, &format!("Patient/{id}/_history")), 3);
+    assert_eq!(fhir.history_total(&format!("Patient/{id}/_history")), 3);
 }
 
 #[test]
@@ -250,10 +232,10 @@ fn history_instance_type_system_with_since_and_count() {
         "subject": {"reference": format!("Patient/{a_id}")}
     }));
 
-    assert_eq!(history_total(&fhir, &format!("Patient/{a_id}/_history")), 2);
-    assert_eq!(history_total(&fhir, "Patient/_history"), 3);
-    assert_eq!(history_total(&fhir, "Observation/_history"), 1);
-    assert_eq!(history_total(&fhir, "_history"), 4);
+    assert_eq!(fhir.history_total(&format!("Patient/{a_id}/_history")), 2);
+    assert_eq!(fhir.history_total("Patient/_history"), 3);
+    assert_eq!(fhir.history_total("Observation/_history"), 1);
+    assert_eq!(fhir.history_total("_history"), 4);
 
     // Entries carry fullUrl, the resource, request and response; newest first.
     let h = fhir.get(&format!("Patient/{a_id}/_history")).body;
@@ -287,16 +269,16 @@ fn history_instance_type_system_with_since_and_count() {
         .unwrap()
         .replace('+', "%2B");
     assert_eq!(
-        history_total(&fhir, &format!("_history?_since={since}")),
+        fhir.history_total(&format!("_history?_since={since}")),
         2,
         "b and the Observation"
     );
     assert_eq!(
-        history_total(&fhir, &format!("Patient/_history?_since={since}")),
+        fhir.history_total(&format!("Patient/_history?_since={since}")),
         1
     );
     assert_eq!(
-        history_total(&fhir, &format!("Patient/{a_id}/_history?_since={since}")),
+        fhir.history_total(&format!("Patient/{a_id}/_history?_since={since}")),
         0
     );
 
@@ -357,7 +339,7 @@ fn conditional_create() {
             .len(),
         1
     );
-    assert_eq!(history_total(&fhir, "Patient/_history"), 1);
+    assert_eq!(fhir.history_total("Patient/_history"), 1);
 
     // Several matches: 412, nothing written.
     p["identifier"] = json!([{"system": "urn:test:mrn", "value": "cc-2"}]);
@@ -369,7 +351,7 @@ fn conditional_create() {
         &[("if-none-exist", "identifier=urn:test:mrn|cc-2")],
     )
     .expect_outcome(412);
-    assert_eq!(history_total(&fhir, "Patient/_history"), 3);
+    assert_eq!(fhir.history_total("Patient/_history"), 3);
 }
 
 #[test]
@@ -407,7 +389,7 @@ fn conditional_update() {
     fhir.create(&q);
     fhir.put("Patient?identifier=urn:test:mrn|cu-2", &q)
         .expect_outcome(412);
-    assert_eq!(history_total(&fhir, "Patient/_history"), 4);
+    assert_eq!(fhir.history_total("Patient/_history"), 4);
 }
 
 #[test]
@@ -528,7 +510,7 @@ fn if_match_version_aware_update() {
     // The same precondition again is now stale.
     fhir.put_with(&path, &body, &[("if-match", "W/\"1\"")])
         .expect_outcome(412);
-    assert_eq!(history_total(&fhir, &format!("{path}/_history")), 2);
+    assert_eq!(fhir.history_total(&format!("{path}/_history")), 2);
 }
 
 #[test]

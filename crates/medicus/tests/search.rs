@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{Fhir, Server, TestDir, link, match_ids, patient, sorted};
+use common::{Fhir, link, match_ids, patient, resource_keys, sorted, start};
 use serde_json::{Value, json};
-
-fn start() -> (TestDir, Server) {
-    let dir = TestDir::new();
-    let server = Server::start(&dir);
-    (dir, server)
-}
 
 /// PUT a Patient with a chosen id and extra elements.
 fn put_patient(fhir: &Fhir, id: &str, family: &str, given: &str, extra: Value) {
@@ -398,17 +392,8 @@ fn system_search_across_types() {
     fhir.upsert(&json!({"resourceType": "Observation", "id": "s2", "status": "final", "code": {"text": "t"}}));
     let bundle = fhir.get("?_id=s1,s2");
     bundle.expect(200);
-    let mut found: Vec<String> = bundle
-        .resources()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            )
-        })
-        .collect();
-    found.sort();
-    assert_eq!(found, ["Observation/s2", "Patient/s1"]);
+    assert_eq!(
+        resource_keys(&bundle.body),
+        ["Observation/s2", "Patient/s1"]
+    );
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Fhir, Server, TestDir, create_tenant, match_ids, patient};
+use common::{Fhir, Server, TestDir, create_tenant, match_ids, patient, resource_keys};
 use serde_json::{Value, json};
 
 /// A server with tenants `default` and `b`.
@@ -11,14 +11,6 @@ fn start() -> (TestDir, Server) {
     create_tenant(&dir, "b");
     let server = Server::start(&dir);
     (dir, server)
-}
-
-fn history_total(fhir: &Fhir, path: &str) -> u64 {
-    let resp = fhir.get(path);
-    resp.expect(200);
-    resp.body["total"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("history total: {}", resp.text))
 }
 
 /// Write `id` (fixed) and a server-id Patient with identifier `marker` in `fhir`; return the server id.
@@ -78,7 +70,7 @@ fn tenants_do_not_see_each_other() {
     let b = server.tenant("b");
     let a_created = seed(&a, "shared-id", "in-a");
     // Only a's writes so far.
-    assert_eq!(history_total(&b, "_history"), 0);
+    assert_eq!(b.history_total("_history"), 0);
     assert_invisible(&b, "shared-id", "in-a");
     assert_invisible(&b, &a_created, "in-a");
 
@@ -105,10 +97,10 @@ fn tenants_do_not_see_each_other() {
         b.get("Patient/shared-id").body["name"][0]["given"][0],
         "in-b"
     );
-    assert_eq!(history_total(&a, "Patient/shared-id/_history"), 1);
-    assert_eq!(history_total(&b, "Patient/shared-id/_history"), 1);
-    assert_eq!(history_total(&a, "_history"), 2);
-    assert_eq!(history_total(&b, "_history"), 2);
+    assert_eq!(a.history_total("Patient/shared-id/_history"), 1);
+    assert_eq!(b.history_total("Patient/shared-id/_history"), 1);
+    assert_eq!(a.history_total("_history"), 2);
+    assert_eq!(b.history_total("_history"), 2);
 
     // Versions are per tenant: a goes to version 2, b stays at 1 and refuses If-Match 2.
     let mut upd = a.get("Patient/shared-id").body;
@@ -176,7 +168,7 @@ fn transactions_stay_in_their_tenant() {
         resp.status,
         resp.text
     );
-    assert_eq!(history_total(&b, "_history"), 0);
+    assert_eq!(b.history_total("_history"), 0);
 
     // GET entries of a transaction/batch in b do not see a.
     let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -230,57 +222,40 @@ fn includes_do_not_cross_tenants() {
     a.upsert(&obs("in-a"));
     b.upsert(&obs("in-b"));
 
+    // b's Observation points at Patient/p, which exists only in a: nothing to include.
     let resp = b.get("Observation?_include=Observation:subject");
     resp.expect(200);
-    let listed: Vec<String> = resp
-        .resources()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(listed, ["Observation/in-b"], "{}", resp.text);
+    assert_eq!(
+        resource_keys(&resp.body),
+        ["Observation/in-b"],
+        "{}",
+        resp.text
+    );
 
-    // Patient/p exists in a only; a reverse include from b must not list a's Observation.
+    // Reverse includes list only the tenant's own Observations.
     let resp = a.get("Patient?_id=p&_revinclude=Observation:subject");
     resp.expect(200);
-    let mut listed: Vec<String> = resp
-        .resources()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            )
-        })
-        .collect();
-    listed.sort();
-    assert_eq!(listed, ["Observation/in-a", "Patient/p"], "{}", resp.text);
+    assert_eq!(
+        resource_keys(&resp.body),
+        ["Observation/in-a", "Patient/p"],
+        "{}",
+        resp.text
+    );
     b.upsert(&json!({"resourceType": "Patient", "id": "p", "active": false}));
     let resp = b.get("Patient?_id=p&_revinclude=Observation:subject");
     resp.expect(200);
-    let mut listed: Vec<String> = resp
-        .resources()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
-            )
-        })
-        .collect();
-    listed.sort();
-    assert_eq!(listed, ["Observation/in-b", "Patient/p"], "{}", resp.text);
     assert_eq!(
-        resp.resources().iter().find(|r| r["id"] == "p").unwrap()["active"],
-        false
+        resource_keys(&resp.body),
+        ["Observation/in-b", "Patient/p"],
+        "{}",
+        resp.text
     );
+    let p = resp
+        .resources()
+        .into_iter()
+        .find(|r| r["id"] == "p")
+        .unwrap();
+    assert_eq!(p["active"], false, "b's own Patient/p");
 }
 
 #[test]

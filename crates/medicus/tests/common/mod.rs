@@ -94,6 +94,13 @@ pub fn medicus(args: &[&str]) -> Output {
     medicus_command().args(args).output().unwrap()
 }
 
+/// A server on a fresh data directory (keep the `TestDir` alive as long as the server).
+pub fn start() -> (TestDir, Server) {
+    let dir = TestDir::new();
+    let server = Server::start(&dir);
+    (dir, server)
+}
+
 /// `medicus admin tenant create ID --data DIR`, asserting success.
 pub fn create_tenant(dir: &TestDir, id: &str) {
     let data = dir.data();
@@ -403,6 +410,22 @@ pub fn bundle_resources(bundle: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// `Type/id` of every resource in a Bundle, sorted.
+pub fn resource_keys(bundle: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = bundle_resources(bundle)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or("?"),
+                r["id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// The ids of the resources of a search Bundle (only `search.mode = match` entries).
 pub fn match_ids(bundle: &Value) -> Vec<String> {
     let mut ids: Vec<String> = bundle["entry"]
@@ -588,6 +611,18 @@ impl Fhir {
             resp.text
         );
         resp.body.clone()
+    }
+
+    /// The `total` of a history Bundle (`Patient/1/_history`, `Patient/_history`, `_history`).
+    #[track_caller]
+    pub fn history_total(&self, path: &str) -> u64 {
+        let resp = self.get(path);
+        resp.expect(200);
+        assert_eq!(resp.body["resourceType"], "Bundle", "{}", resp.text);
+        assert_eq!(resp.body["type"], "history", "{}", resp.text);
+        resp.body["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("history without total: {}", resp.text))
     }
 
     /// Run a search and follow `next` links to the end; returns every page.
