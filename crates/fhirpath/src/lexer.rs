@@ -97,20 +97,10 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
                 Tok::Number(text)
             }
             b'@' => {
-                let mut j = i + 1;
-                while j < bytes.len() {
-                    let b = bytes[j];
-                    // A '.' belongs to the literal only as the seconds' decimal point.
-                    let frac = b == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
-                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'+') || frac {
-                        j += 1;
-                    } else {
-                        break;
-                    }
-                }
+                let j = scan_temporal(bytes, i + 1);
                 let text = &src[i + 1..j];
                 if text.is_empty() {
-                    return Err(err(i, "empty date/time literal"));
+                    return Err(err(i, "invalid date/time literal"));
                 }
                 i = j;
                 Tok::DateTime(text.to_string())
@@ -184,6 +174,63 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
         pos: src.len(),
     });
     Ok(out)
+}
+
+/// Length of a date/time literal after `@`, following the grammar exactly so that operators
+/// written without spaces (`@2015-01-01+1 'd'`) are not swallowed:
+/// `YYYY[-MM[-DD]][T[hh[:mm[:ss[.fff]]]][Z|±hh:mm]]` or `Thh[:mm[:ss[.fff]]]`.
+fn scan_temporal(b: &[u8], start: usize) -> usize {
+    let digits =
+        |p: usize, n: usize| p + n <= b.len() && b[p..p + n].iter().all(u8::is_ascii_digit);
+    let time = |mut p: usize| {
+        if !digits(p, 2) {
+            return p;
+        }
+        p += 2;
+        if b.get(p) == Some(&b':') && digits(p + 1, 2) {
+            p += 3;
+            if b.get(p) == Some(&b':') && digits(p + 1, 2) {
+                p += 3;
+                if b.get(p) == Some(&b'.') && digits(p + 1, 1) {
+                    p += 1;
+                    while digits(p, 1) {
+                        p += 1;
+                    }
+                }
+            }
+        }
+        p
+    };
+    let mut p = start;
+    if b.get(p) == Some(&b'T') {
+        return time(p + 1);
+    }
+    if !digits(p, 4) {
+        return p;
+    }
+    p += 4;
+    if b.get(p) == Some(&b'-') && digits(p + 1, 2) {
+        p += 3;
+        if b.get(p) == Some(&b'-') && digits(p + 1, 2) {
+            p += 3;
+        }
+    }
+    if b.get(p) == Some(&b'T') {
+        p += 1;
+        if digits(p, 2) {
+            p = time(p);
+            match b.get(p) {
+                Some(b'Z') => p += 1,
+                Some(b'+' | b'-')
+                    if digits(p + 1, 2) && b.get(p + 3) == Some(&b':') && digits(p + 4, 2) =>
+                {
+                    p += 6;
+                }
+                _ => {}
+            }
+        }
+    }
+    p
 }
 
 fn ident_len(s: &str) -> usize {
@@ -289,5 +336,33 @@ mod tests {
             vec![Tok::External("vs-administrative-gender".into()), Tok::Eof]
         );
         assert_eq!(toks("'\\u0041'"), vec![Tok::Str("A".into()), Tok::Eof]);
+    }
+}
+
+#[cfg(test)]
+mod temporal_scan_tests {
+    use super::*;
+
+    fn first(s: &str) -> Tok {
+        tokenize(s).map(|t| t[0].tok.clone()).unwrap_or(Tok::Eof)
+    }
+
+    #[test]
+    fn date_literals_stop_at_the_grammar() {
+        assert_eq!(
+            first("@2015-01-01+1 'd'"),
+            Tok::DateTime("2015-01-01".into())
+        );
+        assert_eq!(
+            first("@2015-01-01T10:00:00.123+10:00.x"),
+            Tok::DateTime("2015-01-01T10:00:00.123+10:00".into())
+        );
+        assert_eq!(first("@2015T"), Tok::DateTime("2015T".into()));
+        assert_eq!(first("@T10:30-1"), Tok::DateTime("T10:30".into()));
+        assert_eq!(
+            first("@2015-02-04T14:34:28Z"),
+            Tok::DateTime("2015-02-04T14:34:28Z".into())
+        );
+        assert!(tokenize("@x").is_err());
     }
 }
