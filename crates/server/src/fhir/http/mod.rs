@@ -23,7 +23,14 @@ where
 {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| FhirError::Internal(format!("store task failed: {e}")))?
+        // A panic message may quote data; only its kind is logged.
+        .map_err(|e| {
+            FhirError::Internal(if e.is_panic() {
+                "store task panicked".into()
+            } else {
+                "store task cancelled".into()
+            })
+        })?
 }
 
 /// Runs `work` in a read session of `tenant`, on a blocking thread.
