@@ -348,27 +348,25 @@ impl<'a, 'm> Ctx<'a, 'm> {
             self.push_value(v, ext, ty, out);
             return;
         }
-        let underscored = format!("_{name}");
-        if let Some(e) = map.get(&underscored) {
+        if let Some(e) = sibling(map, name) {
             self.push_value(&NULL, Some(e), None, out);
             return;
         }
+        // A choice element, typed by the key's suffix (`valueQuantity`); `_valueString` alone is
+        // a choice primitive with only an extension.
         for (key, v) in map {
-            let Some(suffix) = key.strip_prefix(name) else {
+            let (rest, underscored) = match key.strip_prefix('_') {
+                Some(k) => (k.strip_prefix(name), true),
+                None => (key.strip_prefix(name), false),
+            };
+            let Some(ty) = rest.and_then(choice_suffix_type) else {
                 continue;
             };
-            if let Some(ty) = choice_suffix_type(suffix) {
-                let ext = sibling(map, key);
-                self.push_value(v, ext, Some(ty), out);
+            if !underscored {
+                self.push_value(v, sibling(map, key), Some(ty), out);
+            } else if !map.contains_key(&key[1..]) {
+                self.push_value(&NULL, Some(v), Some(ty), out);
             }
-        }
-        // A choice primitive with only an extension (`_valueString`).
-        if let Some(rest) = map.keys().find_map(|k| k.strip_prefix(&underscored))
-            && let Some(ty) = choice_suffix_type(rest)
-            && !map.contains_key(&format!("{name}{rest}"))
-            && let Some(e) = map.get(&format!("{underscored}{rest}"))
-        {
-            self.push_value(&NULL, Some(e), Some(ty), out);
         }
     }
 
