@@ -256,7 +256,8 @@ fn searches_find_what_the_data_says() {
 
     let mut failures = Vec::new();
     // Expected from the data itself: every coded Condition/Observation/Procedure is found by
-    // `code=system|code`, and everything with a Patient subject by `subject=Patient/x`.
+    // `code=system|code`, everything with a Patient subject by `subject=Patient/x`, every Patient
+    // by its identifiers and gender, and resources by their own dates.
     let mut by_code: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut by_subject: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (key, r) in &current {
@@ -281,21 +282,69 @@ fn searches_find_what_the_data_says() {
                 .insert(id.to_owned());
         }
     }
+    // Exact as well: Patient identifiers and gender.
+    let mut exact_patient: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Inclusion only (other resources may share or overlap the instant): every resource is found
+    // by its own date.
+    let mut by_date: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (key, r) in &current {
+        let (rt, id) = key.split_once('/').unwrap();
+        let mut date_query = |param: &str, prefix: &str, value: &Value| {
+            if let Some(v) = value.as_str() {
+                by_date
+                    .entry(format!("{rt}?{param}={prefix}{v}"))
+                    .or_default()
+                    .insert(id.to_owned());
+            }
+        };
+        match rt {
+            "Patient" => {
+                for i in r["identifier"].as_array().into_iter().flatten() {
+                    if let (Some(s), Some(v)) = (i["system"].as_str(), i["value"].as_str()) {
+                        let q = format!("Patient?identifier={s}|{v}");
+                        exact_patient.entry(q).or_default().insert(id.to_owned());
+                    }
+                }
+                if let Some(g) = r["gender"].as_str() {
+                    let q = format!("Patient?gender={g}");
+                    exact_patient.entry(q).or_default().insert(id.to_owned());
+                }
+                date_query("birthdate", "", &r["birthDate"]);
+            }
+            "Observation" => date_query("date", "", &r["effectiveDateTime"]),
+            "Procedure" => date_query("date", "", &r["performedDateTime"]),
+            "Condition" => date_query("recorded-date", "", &r["recordedDate"]),
+            "Encounter" => date_query("date", "ge", &r["period"]["start"]),
+            _ => {}
+        }
+    }
     assert!(
-        by_code.len() > 50 && by_subject.len() > 50,
+        by_code.len() > 50
+            && by_subject.len() > 50
+            && exact_patient.len() > 10
+            && by_date.len() > 50,
         "the data should give many searches"
     );
-    for (query, expected) in by_code.iter().chain(by_subject.iter()) {
+    let search = |query: &str| -> BTreeSet<String> {
         let encoded = query.replace('+', "%2B").replace('#', "%23");
-        let found: BTreeSet<String> = fhir
-            .search_ids(&format!("{encoded}&_count=1000"))
+        fhir.search_ids(&format!("{encoded}&_count=1000"))
             .into_iter()
-            .collect();
-        // Exact: only these Bundles are loaded, so nothing else may match.
+            .collect()
+    };
+    // Exact: only these Bundles are loaded, so nothing else may match.
+    for (query, expected) in by_code.iter().chain(&by_subject).chain(&exact_patient) {
+        let found = search(query);
         if &found != expected {
             let missing: Vec<_> = expected.difference(&found).collect();
             let extra: Vec<_> = found.difference(expected).collect();
             failures.push(format!("{query}: missing {missing:?}, extra {extra:?}"));
+        }
+    }
+    for (query, expected) in &by_date {
+        let found = search(query);
+        let missing: Vec<_> = expected.difference(&found).collect();
+        if !missing.is_empty() {
+            failures.push(format!("{query}: missing {missing:?}"));
         }
     }
     assert_no_failures("MII searches", &failures);
