@@ -497,3 +497,29 @@ async fn history_levels_and_since() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn head_and_conditional_read() {
+    let app = TestApp::new();
+    let id = app.create(&patient("Head")).await;
+    let r = app
+        .request("HEAD", &format!("/fhir/default/Patient/{id}"), &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.is_empty());
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    let r = app
+        .request(
+            "GET",
+            &format!("/fhir/default/Patient/{id}"),
+            &[("if-none-match", "W/\"1\"")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert!(r.text.is_empty());
+    let r = app
+        .request("HEAD", "/fhir/default/Patient/missing", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

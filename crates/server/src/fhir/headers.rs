@@ -335,6 +335,17 @@ mod tests {
                 .status(),
             406
         );
+        // What the HAPI client sends.
+        let hapi = "application/fhir+xml;q=1.0, application/json+fhir;q=1.0, application/fhir+json;q=1.0, \
+                    application/xml+fhir;q=0.9, application/json;q=0.9";
+        assert_eq!(
+            negotiate_format(None, Some(hapi)).unwrap(),
+            ResponseMediaType::FhirJson
+        );
+        assert_eq!(
+            negotiate_format(None, Some("application/fhir+json;q=0, application/json")).unwrap(),
+            ResponseMediaType::Json
+        );
         // `_format` overrides Accept.
         assert_eq!(
             negotiate_format(Some("json"), Some("application/fhir+xml")).unwrap(),
