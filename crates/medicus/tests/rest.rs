@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{link, patient, start};
+use common::{Resp, link, patient, start};
 use serde_json::{Value, json};
 
 fn id_of(resource: &Value) -> String {
@@ -17,17 +17,32 @@ fn version_of(resource: &Value) -> String {
         .to_owned()
 }
 
-/// An HTTP-date (RFC 7231 IMF-fixdate), e.g. `Tue, 24 Nov 2026 18:00:00 GMT`.
+/// `Last-Modified` is an HTTP-date (RFC 7231 IMF-fixdate, `Tue, 24 Nov 2026 18:00:00 GMT`)
+/// naming the same second as the body's `meta.lastUpdated`.
 #[track_caller]
-fn assert_http_date(value: Option<&str>) {
-    let v = value.expect("Last-Modified header");
-    let days = [
-        "Mon, ", "Tue, ", "Wed, ", "Thu, ", "Fri, ", "Sat, ", "Sun, ",
+fn assert_last_modified(resp: &Resp) {
+    let v = resp.header("last-modified").expect("Last-Modified header");
+    let parts: Vec<&str> = v.split([' ', ',']).filter(|p| !p.is_empty()).collect();
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     assert!(
-        days.iter().any(|d| v.starts_with(d)) && v.ends_with(" GMT") && v.len() == 29,
+        v.len() == 29 && parts.len() == 6 && days.contains(&parts[0]) && parts[5] == "GMT",
         "not an HTTP-date: {v}"
     );
+    let month = months.iter().position(|m| *m == parts[2]).expect("month") + 1;
+    let as_instant = format!("{}-{month:02}-{}T{}", parts[3], parts[1], parts[4]);
+    let last_updated = resp.body["meta"]["lastUpdated"]
+        .as_str()
+        .expect("meta.lastUpdated");
+    if last_updated.ends_with('Z') || last_updated.ends_with("+00:00") {
+        assert_eq!(
+            &last_updated[..19],
+            as_instant,
+            "Last-Modified {v} vs lastUpdated {last_updated}"
+        );
+    }
 }
 
 #[test]
@@ -60,7 +75,7 @@ fn create_assigns_id_version_and_headers() {
         resp.header("etag")
     );
     assert_eq!(resp.header("etag"), Some("W/\"1\""));
-    assert_http_date(resp.header("last-modified"));
+    assert_last_modified(&resp);
     assert!(
         resp.content_type().starts_with("application/fhir+json"),
         "{}",
@@ -83,7 +98,7 @@ fn read_and_vread() {
     read.expect(200);
     assert_eq!(read.body, created);
     assert_eq!(read.header("etag"), Some("W/\"1\""));
-    assert_http_date(read.header("last-modified"));
+    assert_last_modified(&read);
 
     let mut changed = created.clone();
     changed["active"] = json!(true);
@@ -140,7 +155,7 @@ fn update_and_create_on_update() {
     resp.expect(200);
     assert_eq!(version_of(&resp.body), "2");
     assert_eq!(resp.etag_version(), Some(2));
-    assert_http_date(resp.header("last-modified"));
+    assert_last_modified(&resp);
     assert_eq!(resp.body["gender"], "female");
     assert_eq!(fhir.get("Patient/chosen-1").body["gender"], "female");
     // An update replaces the whole resource: elements left out are gone.
