@@ -523,3 +523,47 @@ async fn head_and_conditional_read() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn validate_operation_reports_without_writing() {
+    let app = TestApp::new();
+    let r = app
+        .send_json(
+            "POST",
+            "/fhir/default/Patient/$validate",
+            &json!({"resourceType": "Patient", "birthDate": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["issue"][0]["severity"], "error");
+    assert!(
+        r.json["issue"][0]["expression"][0]
+            .as_str()
+            .unwrap()
+            .contains("birthDate")
+    );
+    let wrapped = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient"}}]});
+    let r = app
+        .send_json("POST", "/fhir/default/Patient/$validate", &wrapped)
+        .await;
+    assert_eq!(r.json["issue"][0]["severity"], "information", "{}", r.text);
+    let r = app
+        .send_json(
+            "POST",
+            "/fhir/default/Observation/$validate",
+            &json!({"resourceType": "Patient"}),
+        )
+        .await;
+    assert_eq!(r.json["issue"][0]["severity"], "error");
+    assert_eq!(
+        app.send_json(
+            "POST",
+            "/fhir/nosuch/Patient/$validate",
+            &json!({"resourceType": "Patient"})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/fhir/default/_history").await.json["total"], 0);
+}

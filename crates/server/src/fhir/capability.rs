@@ -98,6 +98,10 @@ fn resource_entry(resource_type: &str, rev_includes: &HashMap<&'static str, Vec<
         "searchInclude": search_includes(resource_type),
         "searchRevInclude": rev_includes.get(resource_type).cloned().unwrap_or_default(),
         "searchParam": params,
+        "operation": [{
+            "name": "validate",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        }],
     })
 }
 

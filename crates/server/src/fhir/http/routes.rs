@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use super::{instance, system, type_level};
 use crate::state::AppState;
 
-/// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`) take precedence over
+/// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`) take precedence over
 /// the `{type}`/`{id}` captures.
 pub fn fhir_routes() -> Router<AppState> {
     Router::new()
@@ -32,6 +32,10 @@ pub fn fhir_routes() -> Router<AppState> {
         .route(
             "/fhir/{tenant}/{type}/_search",
             post(type_level::search_post),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/$validate",
+            post(type_level::validate),
         )
         .route(
             "/fhir/{tenant}/{type}/_history",

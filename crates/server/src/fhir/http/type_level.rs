@@ -17,6 +17,7 @@ use crate::fhir::interactions::resource::ensure_supported_type;
 use crate::fhir::interactions::search::{
     PageSizes, localize_reference_values, parse_search_params, search as run_search,
 };
+use crate::fhir::interactions::validate::{resource_to_validate, validate_operation};
 use crate::fhir::interactions::{delete, history, patch, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::query::parse_pairs;
@@ -238,4 +239,25 @@ pub async fn type_history(
     })
     .await?;
     Ok(FhirResponse::ok(bundle))
+}
+
+/// `POST /Type/$validate`: always 200 with an OperationOutcome holding the validation result;
+/// nothing is written.
+pub async fn validate(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, ty)): FhirPath<(String, String)>,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse> {
+    ensure_supported_type(&ty)?;
+    require_fhir_json(content_type(&headers))?;
+    let resource = resource_to_validate(parse_resource(&body, state.config.max_json_depth)?)?;
+    // Tenant existence still matters: an unknown tenant is a 404 like everywhere else.
+    let store = state.store.clone();
+    let tenant = ctx.tenant.clone();
+    if !super::blocking(move || Ok(store.tenant_exists(&tenant)?)).await? {
+        return Err(FhirError::UnknownTenant);
+    }
+    Ok(FhirResponse::ok(validate_operation(&resource, Some(&ty))))
 }

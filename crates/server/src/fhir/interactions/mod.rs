@@ -14,3 +14,4 @@ pub mod resource;
 pub mod search;
 pub mod transaction;
 pub mod update;
+pub mod validate;
