@@ -49,6 +49,8 @@ pub fn max_depth(bytes: &[u8], limit: usize) -> usize {
 /// Parses a request body as a JSON value, rejecting empty bodies, bodies nested deeper than
 /// `max_depth` and malformed JSON with 400.
 pub fn parse_json(bytes: &[u8], max_json_depth: usize) -> Result<Value, FhirError> {
+    // Some Windows tools prefix UTF-8 with a byte-order mark; JSON parsers reject it.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(FhirError::bad_request("request body is empty"));
     }
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(parse_json(b"", 64).unwrap_err().status(), 400);
         assert_eq!(parse_json(b"{\"a\":", 64).unwrap_err().status(), 400);
         assert_eq!(parse_resource(b"[1]", 64).unwrap_err().status(), 400);
+        assert!(parse_resource(b"\xEF\xBB\xBF{}", 64).is_ok());
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
