@@ -14,7 +14,8 @@
 //! - Navigation: a leading type name selects the root when it is (a subtype of) the root's type
 //!   (`Patient.name`, `Resource.id`); other type names yield empty, which keeps multi-resource
 //!   search expressions (`Condition.code | Observation.code`) working. Unknown elements yield
-//!   empty rather than a semantic error.
+//!   empty rather than a semantic error; [`Expression::check`] reports them statically against
+//!   a model, for validating expressions when they are loaded.
 //! - Types: `is` / `ofType` / `as` match FHIR types through the model (or the built-in R4 tables),
 //!   FHIR primitives exactly in `as`/`ofType` (`code` is not cast to `string`). The `as` operator
 //!   filters collections (R4 search parameters rely on it); the `.as()` function requires a
@@ -30,6 +31,7 @@
 use serde_json::Value;
 
 mod ast;
+mod check;
 mod codec;
 mod datetime;
 mod decimal;
@@ -62,6 +64,13 @@ pub trait Model: Sync {
 #[error("FHIRPath syntax error at {position}: {message}")]
 pub struct ParseError {
     pub position: usize,
+    pub message: String,
+}
+
+/// An expression that is well-formed but cannot match the model (see [`Expression::check`]).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[error("FHIRPath semantic error: {message}")]
+pub struct SemanticError {
     pub message: String,
 }
 
@@ -160,6 +169,16 @@ impl Expression {
             total: None,
         };
         ctx.eval(&self.ast, &[focus], &frame)
+    }
+
+    /// Statically checks the expression against `model` for a context of type `context_type`
+    /// (e.g. a SearchParameter base): reports element names that no type on the path has
+    /// (`name.given1`, `Observation.valueQuantity`), and leading type names that cannot match
+    /// the context (`Encounter.name` on `Patient`). Evaluation itself never fails for these
+    /// (they yield empty), so call this when loading expressions. Check multi-resource
+    /// expressions (`Condition.code | Observation.code`) per base, on the narrowed expression.
+    pub fn check(&self, context_type: &str, model: &dyn Model) -> Result<(), SemanticError> {
+        check::check(&self.ast, context_type, model)
     }
 
     /// The expression printed back in canonical, fully parenthesised form. Parsing the result

