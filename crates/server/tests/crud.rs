@@ -156,6 +156,23 @@ async fn update_creates_with_client_id_and_checks_ids() {
         r.header("location"),
         Some("http://test.local/fhir/default/Patient/p-1/_history/1")
     );
+    // `If-None-Match: *` makes a PUT create-only.
+    let create_only = [("content-type", FHIR_JSON), ("if-none-match", "*")];
+    let body = json!({"resourceType": "Patient", "id": "p-1"}).to_string();
+    let r = app
+        .request(
+            "PUT",
+            "/fhir/default/Patient/p-1",
+            &create_only,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let body = body.replace("p-1", "p-new");
+    let r = app
+        .request("PUT", "/fhir/default/Patient/p-new", &create_only, body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
     let r = app
         .send_json(
             "PUT",

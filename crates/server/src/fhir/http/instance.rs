@@ -59,7 +59,14 @@ pub async fn update(
     require_fhir_json(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let resource = parse_resource(&body, state.config.max_json_depth)?;
+    // `If-None-Match: *` makes the PUT create-only.
+    let create_only = header_str(&headers, "if-none-match").map(str::trim) == Some("*");
     let written = in_write_session(&state, &ctx.tenant, move |s| {
+        if create_only && s.read(&ty, &id)?.is_some_and(|v| !v.is_deleted()) {
+            return Err(FhirError::PreconditionFailed(format!(
+                "{ty}/{id} already exists"
+            )));
+        }
         update::update(s, &ty, &id, resource, precondition)
     })
     .await?;
