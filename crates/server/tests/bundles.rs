@@ -138,6 +138,14 @@ async fn failing_transactions_roll_back_everything() {
             StatusCode::BAD_REQUEST,
             transaction(vec![
                 good.clone(),
+                json!({"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=a|1"}}),
+                json!({"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient?identifier=a%7C1"}}),
+            ]),
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            transaction(vec![
+                good.clone(),
                 json!({"resource": {"resourceType": "Patient", "id": "x"}, "request": {"method": "PUT", "url": "Patient/x"}}),
                 json!({"request": {"method": "DELETE", "url": "Patient/x"}}),
             ]),

@@ -120,8 +120,15 @@ pub fn process_transaction(
             Identity::Existing(v) => v.id.clone(),
         };
         let target = format!("{}/{id}", entry.target.resource_type());
-        if let Some(key) = entry_conditional_key(entry) {
-            conditional_refs.insert(key, target.clone());
+        // Two conditional entries with the same criteria would each create a resource that the
+        // other one should have found; that Bundle is ambiguous.
+        if let Some(key) = entry_conditional_key(entry)
+            && conditional_refs.insert(key, target.clone()).is_some()
+        {
+            return Err(FhirError::bad_request(
+                "more than one entry has the same conditional criteria",
+            )
+            .in_entry(i));
         }
         if let Some(full_url) = &entry.full_url
             && placeholders.insert(full_url.clone(), target).is_some()
