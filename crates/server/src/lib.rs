@@ -9,7 +9,14 @@
 //! - [`context`]: the per-request context (tenant, request id, principal) that an auth layer
 //!   will fill in later.
 //!
-//! Entry point: [`router`] with an [`AppState`].
+//! Entry point: [`router`] with an [`AppState`] (`store` + [`ServerConfig`]). Routes: the FHIR API
+//! under `/fhir/{tenant}/…`, `/healthz` (200 `ok`) and `/readyz` (200 when the store answers,
+//! else 503). Every FHIR error, including axum's own rejections, 404/405 fallbacks and panics,
+//! is an OperationOutcome.
+//!
+//! Authentication slots in as a tower layer on the returned router (`router(state).layer(auth)`)
+//! that rejects unauthenticated requests and inserts a [`Principal`] into the request
+//! extensions; handlers see it through [`RequestContext::principal`].
 
 pub mod config;
 pub mod context;

@@ -9,8 +9,8 @@
 //! A batch runs every entry on its own: each write entry in its own write session; a failing
 //! entry becomes that entry's error response.
 //!
-//! Layout: [`entry`] parses Bundle entries, [`execute`] runs one entry against a session,
-//! [`result`] renders entry outcomes; this module orders and drives them.
+//! Layout: `entry` parses Bundle entries, `execute` runs one entry against a session,
+//! `result` renders entry outcomes; this module orders and drives them.
 
 mod entry;
 mod execute;
