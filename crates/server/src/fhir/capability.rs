@@ -117,7 +117,8 @@ fn static_statement() -> &'static Value {
         json!({
             "resourceType": "CapabilityStatement",
             "status": "active",
-            "date": "2026-11-24",
+            // When this statement was built: at the first request after start.
+            "date": crate::fhir::time_fmt::instant(now_us()),
             "publisher": "medicus",
             "kind": "instance",
             "software": { "name": "medicus", "version": env!("CARGO_PKG_VERSION") },
@@ -140,6 +141,11 @@ fn static_statement() -> &'static Value {
             }],
         })
     })
+}
+
+fn now_us() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(0)
 }
 
 /// The CapabilityStatement for a tenant's FHIR base.
