@@ -165,6 +165,15 @@ fn token_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
         "Coding" => push_token(param, field(v, "system"), field(v, "code"), out),
         "Identifier" => push_token(param, field(v, "system"), field(v, "value"), out),
         "ContactPoint" => push_token(param, field(v, "system"), field(v, "value"), out),
+        "code" => {
+            if let Some(code) = v.as_str().filter(|c| !c.is_empty()) {
+                out.push(IndexEntry::Token {
+                    param,
+                    system: keys::IMPLICIT_SYSTEM,
+                    code: hash(code),
+                });
+            }
+        }
         "boolean" => {
             if let Some(b) = v.as_bool() {
                 push_token(param, None, Some(if b { "true" } else { "false" }), out);

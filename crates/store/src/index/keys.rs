@@ -8,13 +8,17 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The key of "no value" (e.g. a token without a system).
 pub const NONE: i64 = 0;
 
+/// The system of a token from a `code` element, whose code system is implied by its binding
+/// (`Patient.gender`): such a token answers `code` and `system|code` searches.
+pub const IMPLICIT_SYSTEM: i64 = 2;
+
 /// Index strings longer than this are cut: prefix search on longer prefixes is post-filtered.
 pub const MAX_STRING_CHARS: usize = 128;
 
 pub fn hash(s: &str) -> i64 {
     match xxh3_64(s.as_bytes()) as i64 {
-        // Keep NONE free for "absent".
-        NONE => 1,
+        // Keep NONE and IMPLICIT_SYSTEM free for their meanings.
+        NONE | IMPLICIT_SYSTEM => 1,
         h => h,
     }
 }

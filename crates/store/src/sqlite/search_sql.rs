@@ -9,7 +9,7 @@ use super::SqliteStore;
 use super::codec;
 use crate::api::ResourceVersion;
 use crate::error::StoreError;
-use crate::index::keys::normalize_string;
+use crate::index::keys::{self, normalize_string};
 use crate::search::{
     Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound, SearchPage, SearchQuery,
     StringMatch,
@@ -46,40 +46,52 @@ fn table_of(kind: SearchParamType) -> Option<&'static str> {
 }
 
 /// Interval comparison of a stored range [lo, hi] with a search range, by prefix (FHIR R4 §3.1.1.4.5).
-fn range_condition(prefix: DatePrefix, lo: &str, hi: &str, slo: &str, shi: &str) -> String {
-    match prefix {
-        DatePrefix::Eq => format!("{lo} >= {slo} AND {hi} <= {shi}"),
-        DatePrefix::Ne => format!("NOT ({lo} >= {slo} AND {hi} <= {shi})"),
-        DatePrefix::Gt => format!("{hi} > {shi}"),
-        DatePrefix::Lt => format!("{lo} < {slo}"),
-        DatePrefix::Ge => format!("({hi} > {shi} OR ({lo} >= {slo} AND {hi} <= {shi}))"),
-        DatePrefix::Le => format!("({lo} < {slo} OR ({lo} >= {slo} AND {hi} <= {shi}))"),
-        DatePrefix::Sa => format!("{lo} > {shi}"),
-        DatePrefix::Eb => format!("{hi} < {slo}"),
-        DatePrefix::Ap => format!("{lo} <= {shi} AND {hi} >= {slo}"),
+/// Binds only the bounds the prefix uses: SQLite refuses unused trailing arguments.
+fn date_condition(sql: &mut Sql, b: &DateBound, lo: &str, hi: &str) -> String {
+    let contained = |sql: &mut Sql| {
+        let (slo, shi) = (sql.arg(b.lo), sql.arg(b.hi));
+        format!("({lo} >= {slo} AND {hi} <= {shi})")
+    };
+    match b.prefix {
+        DatePrefix::Eq => contained(sql),
+        DatePrefix::Ne => format!("NOT {}", contained(sql)),
+        DatePrefix::Gt => format!("{hi} > {}", sql.arg(b.hi)),
+        DatePrefix::Lt => format!("{lo} < {}", sql.arg(b.lo)),
+        DatePrefix::Ge => {
+            let c = contained(sql);
+            format!("({hi} > {} OR {c})", sql.arg(b.hi))
+        }
+        DatePrefix::Le => {
+            let c = contained(sql);
+            format!("({lo} < {} OR {c})", sql.arg(b.lo))
+        }
+        DatePrefix::Sa => format!("{lo} > {}", sql.arg(b.hi)),
+        DatePrefix::Eb => format!("{hi} < {}", sql.arg(b.lo)),
+        DatePrefix::Ap => {
+            let (slo, shi) = (sql.arg(b.lo), sql.arg(b.hi));
+            format!("{lo} <= {shi} AND {hi} >= {slo}")
+        }
     }
 }
 
 /// Comparison of a stored number with a search number whose precision gives [slo, shi).
 fn number_condition(sql: &mut Sql, b: &NumberBound) -> String {
-    let (v, lo, hi) = (sql.arg(b.value), sql.arg(b.lo), sql.arg(b.hi));
+    let within = |sql: &mut Sql| {
+        let (lo, hi) = (sql.arg(b.lo), sql.arg(b.hi));
+        format!("(value >= {lo} AND value < {hi})")
+    };
     match b.prefix {
-        DatePrefix::Eq => format!("value >= {lo} AND value < {hi}"),
-        DatePrefix::Ne => format!("NOT (value >= {lo} AND value < {hi})"),
-        DatePrefix::Gt | DatePrefix::Sa => format!("value > {v}"),
-        DatePrefix::Lt | DatePrefix::Eb => format!("value < {v}"),
-        DatePrefix::Ge => format!("value >= {lo}"),
-        DatePrefix::Le => format!("value < {hi}"),
+        DatePrefix::Eq => within(sql),
+        DatePrefix::Ne => format!("NOT {}", within(sql)),
+        DatePrefix::Gt | DatePrefix::Sa => format!("value > {}", sql.arg(b.value)),
+        DatePrefix::Lt | DatePrefix::Eb => format!("value < {}", sql.arg(b.value)),
+        DatePrefix::Ge => format!("value >= {}", sql.arg(b.lo)),
+        DatePrefix::Le => format!("value < {}", sql.arg(b.hi)),
         DatePrefix::Ap => {
-            let tol = sql.arg((b.value * 0.1).abs());
+            let (v, tol) = (sql.arg(b.value), sql.arg((b.value * 0.1).abs()));
             format!("abs(value - {v}) <= {tol}")
         }
     }
-}
-
-fn date_condition(sql: &mut Sql, b: &DateBound, lo_col: &str, hi_col: &str) -> String {
-    let (slo, shi) = (sql.arg(b.lo), sql.arg(b.hi));
-    range_condition(b.prefix, lo_col, hi_col, &slo, &shi)
 }
 
 fn escape_like(s: &str) -> String {
@@ -112,8 +124,17 @@ fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
             if let Some(code) = t.code {
                 cond.push(format!("code = {}", sql.arg(code)));
             }
-            if let Some(system) = t.system {
-                cond.push(format!("system = {}", sql.arg(system)));
+            match t.system {
+                // A `code` element's system is implicit in its binding: `system|code` matches it too.
+                Some(system) if system != keys::NONE && t.code.is_some() => {
+                    cond.push(format!(
+                        "system IN ({}, {})",
+                        sql.arg(system),
+                        keys::IMPLICIT_SYSTEM
+                    ));
+                }
+                Some(system) => cond.push(format!("system = {}", sql.arg(system))),
+                None => {}
             }
             if cond.is_empty() {
                 cond.push("1".into());

@@ -1,0 +1,3 @@
+//! Benchmark cases.
+
+pub mod transactions;
