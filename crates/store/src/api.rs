@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::error::StoreError;
+use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
 
 /// Monotonically increasing id of a committed write transaction; the change-feed position.
@@ -134,6 +135,19 @@ pub trait WriteSession: ReadSession {
         id: &str,
         body: Value,
         precondition: Precondition,
+    ) -> Result<WriteOutcome, StoreError> {
+        let entries = extract_entries(medicus_fhir::r4(), resource_type, &body);
+        self.put_extracted(resource_type, id, body, entries, precondition)
+    }
+    /// `put` with the index entries already extracted (`index::extract_entries` on the same
+    /// body), so that bulk loaders can extract on worker threads while one thread writes.
+    fn put_extracted(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        entries: Vec<IndexEntry>,
+        precondition: Precondition,
     ) -> Result<WriteOutcome, StoreError>;
     /// Delete; `Ok(None)` when there was nothing to delete (absent or already deleted).
     fn delete(
@@ -142,6 +156,9 @@ pub trait WriteSession: ReadSession {
         id: &str,
         precondition: Precondition,
     ) -> Result<Option<ResourceVersion>, StoreError>;
+    /// Records `value` under `key` in the same transaction as the writes (e.g. how far an import
+    /// got), so progress and data become durable together.
+    fn set_checkpoint(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
     /// Make everything durable. Nothing is acknowledged before this returns `Ok`.
     fn commit(self: Box<Self>) -> Result<TxId, StoreError>;
 }
@@ -156,6 +173,8 @@ pub trait Store: Send + Sync + 'static {
     fn read_session(&self, tenant: &str) -> Result<Box<dyn ReadSession + '_>, StoreError>;
     /// A write transaction on a tenant. Writers are serialised; readers are not blocked.
     fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError>;
+    /// The value last committed with `WriteSession::set_checkpoint` under `key`.
+    fn checkpoint(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Committed changes with `tx > after`, oldest first, at most `limit`.
     fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError>;
 }

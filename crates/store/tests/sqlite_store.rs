@@ -515,3 +515,75 @@ fn search_pages_with_cursor_and_total() {
     }
     assert_eq!(ids.len(), 7);
 }
+
+#[test]
+fn compartment_filter_follows_the_compartment_definition() {
+    use medicus_store::search::CompartmentFilter;
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p1", patient("A", "1980"));
+    put(&store, "a", "Patient", "p2", patient("B", "1980"));
+    let obs = |pid: &str| json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": format!("Patient/{pid}")}});
+    put(&store, "a", "Observation", "o1", obs("p1"));
+    put(&store, "a", "Observation", "o2", obs("p2"));
+    put(
+        &store,
+        "a",
+        "Observation",
+        "o3",
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}),
+    );
+    put(
+        &store,
+        "a",
+        "Organization",
+        "org",
+        json!({"resourceType": "Organization", "name": "Klinikum"}),
+    );
+    let run = |rt: &str, patients: Option<Vec<String>>| {
+        let q = medicus_store::search::SearchQuery {
+            count: 100,
+            compartment: Some(CompartmentFilter { patients }),
+            ..Default::default()
+        };
+        let mut s = store.read_session("a").unwrap();
+        let mut ids: Vec<String> = s
+            .search(Some(rt), &q)
+            .unwrap()
+            .resources
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(run("Observation", Some(vec!["p1".into()])), vec!["o1"]);
+    assert_eq!(run("Observation", None), vec!["o1", "o2"]);
+    assert_eq!(run("Patient", Some(vec!["p2".into()])), vec!["p2"]);
+    assert!(run("Organization", None).is_empty());
+    assert!(run("Observation", Some(vec![])).is_empty());
+}
+
+#[test]
+fn checkpoints_commit_with_the_data() {
+    let (_d, store) = store();
+    {
+        let mut w = store.write_session("a").unwrap();
+        w.put("Patient", "p1", patient("A", "1980"), Precondition::None)
+            .unwrap();
+        w.set_checkpoint("import:x", "10").unwrap();
+        // rolled back
+    }
+    assert_eq!(store.checkpoint("import:x").unwrap(), None);
+    let mut w = store.write_session("a").unwrap();
+    let body = patient("A", "1980");
+    let entries = medicus_store::index::extract_entries(medicus_fhir::r4(), "Patient", &body);
+    w.put_extracted("Patient", "p1", body, entries, Precondition::None)
+        .unwrap();
+    w.set_checkpoint("import:x", "20").unwrap();
+    w.commit().unwrap();
+    assert_eq!(store.checkpoint("import:x").unwrap().as_deref(), Some("20"));
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "a")]),
+        vec!["p1"]
+    );
+}

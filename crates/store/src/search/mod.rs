@@ -28,10 +28,20 @@ pub struct SearchQuery {
     pub cursor: Option<i64>,
     /// Whether to compute `Bundle.total` (`_total=none` switches it off).
     pub total: bool,
+    /// Only resources in the Patient compartment (of the given patients, or of any patient).
+    pub compartment: Option<CompartmentFilter>,
     /// Parameters that were not understood and were ignored (lenient handling).
     pub ignored: Vec<String>,
     /// Result parameters the caller must apply (`_summary`, `_elements`, `_format`, …), in order.
     pub result_params: Vec<(String, String)>,
+}
+
+/// Membership in the Patient compartment, through the compartment definition's parameters of
+/// each type (a Patient is in its own compartment).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompartmentFilter {
+    /// `None`: any patient's compartment (every type with compartment parameters).
+    pub patients: Option<Vec<String>>,
 }
 
 /// A page of search results.

@@ -268,6 +268,16 @@ impl Store for SqliteStore {
         )?))
     }
 
+    fn checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let reader = self.reader()?;
+        let mut stmt = reader
+            .conn()
+            .prepare_cached("SELECT value FROM checkpoint WHERE key = ?1")?;
+        stmt.query_row(params![key], |r| r.get(0))
+            .optional()
+            .map_err(Into::into)
+    }
+
     fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError> {
         let reader = self.reader()?;
         read::changes(self, reader.conn(), after, limit)

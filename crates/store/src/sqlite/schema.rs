@@ -16,6 +16,8 @@ PRAGMA busy_timeout = 10000;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+-- Progress markers committed together with data (resumable imports).
+CREATE TABLE IF NOT EXISTS checkpoint (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenant (tid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rtype (code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 -- The change feed: one row per committed write transaction, in commit order.

@@ -11,8 +11,8 @@ use crate::api::ResourceVersion;
 use crate::error::StoreError;
 use crate::index::keys::{self, normalize_string};
 use crate::search::{
-    Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound, SearchPage, SearchQuery,
-    StringMatch,
+    CompartmentFilter, Criterion, CriterionValue as V, DateBound, DatePrefix, NumberBound,
+    SearchPage, SearchQuery, StringMatch,
 };
 use medicus_fhir::SearchParamType;
 
@@ -237,6 +237,47 @@ fn criterion_condition(sql: &mut Sql, tenant: &str, c: &Criterion) -> Result<Str
     Ok(format!("({})", alternatives.join(" OR ")))
 }
 
+/// Resources of `resource_type` that reference one of the patients through a Patient-compartment
+/// parameter of that type; Patients by their own id.
+fn compartment_condition(
+    sql: &mut Sql,
+    tenant: &str,
+    resource_type: Option<&str>,
+    f: &CompartmentFilter,
+) -> String {
+    let Some(rt) = resource_type else {
+        return "0".into();
+    };
+    if rt == "Patient" {
+        return match &f.patients {
+            None => "1".into(),
+            Some(ids) if ids.is_empty() => "0".into(),
+            Some(ids) => {
+                let list: Vec<String> = ids.iter().map(|id| sql.arg(id.clone())).collect();
+                format!("r.id IN ({})", list.join(", "))
+            }
+        };
+    }
+    let params = medicus_fhir::r4().patient_compartment_params(rt);
+    if params.is_empty() || f.patients.as_ref().is_some_and(Vec::is_empty) {
+        return "0".into();
+    }
+    let keys: Vec<String> = params
+        .iter()
+        .map(|code| sql.arg(keys::param_key(rt, code)))
+        .collect();
+    let patient = sql.arg(keys::hash("Patient"));
+    let mut cond = format!(
+        "SELECT rid FROM idx_reference WHERE tenant = {tenant} AND param IN ({}) AND target_type = {patient}",
+        keys.join(", ")
+    );
+    if let Some(ids) = &f.patients {
+        let targets: Vec<String> = ids.iter().map(|id| sql.arg(keys::hash(id))).collect();
+        cond.push_str(&format!(" AND target IN ({})", targets.join(", ")));
+    }
+    format!("r.rid IN ({cond})")
+}
+
 pub(crate) fn search(
     store: &SqliteStore,
     conn: &Connection,
@@ -264,6 +305,9 @@ pub(crate) fn search(
     }
     for c in &q.criteria {
         conditions.push(criterion_condition(&mut sql, &t, c)?);
+    }
+    if let Some(filter) = &q.compartment {
+        conditions.push(compartment_condition(&mut sql, &t, resource_type, filter));
     }
     let filter = conditions.join(" AND ");
 

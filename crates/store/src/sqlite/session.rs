@@ -11,7 +11,7 @@ use super::{PooledReader, SqliteStore, codec, index_rows, search_sql};
 use crate::api::*;
 use crate::error::StoreError;
 use crate::index::datetime::format_instant_us;
-use crate::index::extract_entries;
+use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
 
 pub(crate) fn now_us() -> i64 {
@@ -273,11 +273,12 @@ impl WriteSession for SqliteWriteSession<'_> {
         self.timestamp_us
     }
 
-    fn put(
+    fn put_extracted(
         &mut self,
         resource_type: &str,
         id: &str,
         body: Value,
+        entries: Vec<IndexEntry>,
         precondition: Precondition,
     ) -> Result<WriteOutcome, StoreError> {
         let rtype = self.type_code(resource_type)?;
@@ -312,7 +313,6 @@ impl WriteSession for SqliteWriteSession<'_> {
                 }
             };
         self.insert_version(rid, version, rtype, Some(&blob))?;
-        let entries = extract_entries(medicus_fhir::r4(), resource_type, &body);
         index_rows::insert(&self.conn, self.tenant, rid, &entries)?;
         Ok(WriteOutcome {
             created: current.is_none_or(|c| c.deleted),
@@ -351,6 +351,13 @@ impl WriteSession for SqliteWriteSession<'_> {
             last_updated_us: self.timestamp_us,
             body: None,
         }))
+    }
+
+    fn set_checkpoint(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO checkpoint (key, value) VALUES (?1, ?2)")?
+            .execute(params![key, value])?;
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<TxId, StoreError> {
