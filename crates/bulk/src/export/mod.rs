@@ -1,0 +1,1 @@
+//! Bulk export (in progress).
