@@ -191,8 +191,10 @@ impl ServeSettings {
             ));
         }
 
+        let data = data_dir(&args.data, file);
+        server.bulk_dir = data.join("bulk");
         Ok(ServeSettings {
-            data: data_dir(&args.data, file),
+            data,
             listen,
             server,
         })
@@ -273,7 +275,13 @@ mod tests {
         let s = ServeSettings::resolve(serve_args(&cli), &FileConfig::default()).unwrap();
         assert_eq!(s.data, PathBuf::from("./medicus-data"));
         assert_eq!(s.listen, "127.0.0.1:8080");
-        assert_eq!(s.server, ServerConfig::default());
+        assert_eq!(
+            s.server,
+            ServerConfig {
+                bulk_dir: s.data.join("bulk"),
+                ..ServerConfig::default()
+            }
+        );
         assert_eq!(
             log_filter(cli.log.as_deref(), None, &FileConfig::default()),
             "info"

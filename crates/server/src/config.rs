@@ -1,5 +1,7 @@
 //! Server configuration, set by the CLI.
 
+use std::path::PathBuf;
+
 /// Configuration of the FHIR HTTP layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -15,6 +17,8 @@ pub struct ServerConfig {
     pub default_page_size: usize,
     /// Upper bound for `_count`.
     pub max_page_size: usize,
+    /// Where bulk jobs write their files (the CLI uses `<data>/bulk`).
+    pub bulk_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +29,7 @@ impl Default for ServerConfig {
             max_json_depth: 64,
             default_page_size: medicus_store::search::DEFAULT_COUNT,
             max_page_size: medicus_store::search::MAX_COUNT,
+            bulk_dir: std::env::temp_dir().join("medicus-bulk"),
         }
     }
 }

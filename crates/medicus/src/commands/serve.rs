@@ -106,7 +106,7 @@ impl Server {
             on_listening(&listening);
             tracing::info!(%addr, "listening");
 
-            let app = medicus_server::router(AppState { store, config });
+            let app = medicus_server::router(AppState::new(store, config));
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await

@@ -72,10 +72,11 @@ impl TestApp {
         let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
         store.create_tenant("default").expect("tenant");
         store.create_tenant("other").expect("tenant");
-        let state = AppState {
-            store: store.clone(),
-            config,
+        let config = ServerConfig {
+            bulk_dir: dir.path().join("bulk"),
+            ..config
         };
+        let state = AppState::new(store.clone(), config);
         TestApp {
             router: router(state),
             store,
