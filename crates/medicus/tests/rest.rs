@@ -405,6 +405,28 @@ fn conditional_update() {
     fhir.put("Patient?identifier=urn:test:mrn|cu-2", &q)
         .expect_outcome(412);
     assert_eq!(fhir.history_total("Patient/_history"), 4);
+
+    // One match, but the body names another id: 400, nothing written.
+    let mut other = p.clone();
+    other["id"] = json!("someone-else");
+    fhir.put("Patient?identifier=urn:test:mrn|cu-1", &other)
+        .expect_outcome(400);
+    // One match and the body names the matched id: an ordinary update.
+    let mut same = p.clone();
+    same["id"] = json!(id);
+    fhir.put("Patient?identifier=urn:test:mrn|cu-1", &same)
+        .expect(200);
+    assert_eq!(fhir.history_total("Patient/_history"), 5);
+    // No match, id provided: update as create with that id.
+    let mut fresh = patient("Bedingt", "Bernd");
+    fresh["id"] = json!("cu-chosen");
+    fresh["identifier"] = json!([{"system": "urn:test:mrn", "value": "cu-3"}]);
+    fhir.put("Patient?identifier=urn:test:mrn|cu-3", &fresh)
+        .expect(201);
+    assert_eq!(
+        fhir.get("Patient/cu-chosen").expect(200).body["identifier"],
+        fresh["identifier"]
+    );
 }
 
 #[test]
@@ -433,6 +455,24 @@ fn conditional_delete() {
         resp.status,
         resp.text
     );
+    fhir.get(&format!("Patient/{}", id_of(&keep))).expect(200);
+
+    // Several matches: the server deletes all of them or refuses with 412; never some.
+    p["identifier"] = json!([{"system": "urn:test:mrn", "value": "cd-2"}]);
+    let both = [id_of(&fhir.create(&p)), id_of(&fhir.create(&p))];
+    let resp = fhir.delete("Patient?identifier=urn:test:mrn|cd-2");
+    let expected_status = match resp.status {
+        200 | 204 => 410,
+        412 => 200,
+        other => panic!("conditional delete of several: {other} {}", resp.text),
+    };
+    for id in &both {
+        assert_eq!(
+            fhir.get(&format!("Patient/{id}")).status,
+            expected_status,
+            "Patient/{id}"
+        );
+    }
     fhir.get(&format!("Patient/{}", id_of(&keep))).expect(200);
 }
 

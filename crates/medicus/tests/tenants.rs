@@ -259,6 +259,24 @@ fn includes_do_not_cross_tenants() {
 }
 
 #[test]
+fn a_tenant_created_while_running_is_served_at_once() {
+    let (dir, server) = start();
+    server.tenant("late").get("metadata").expect_outcome(404);
+    create_tenant(&dir, "late");
+    let late = server.tenant("late");
+    late.get("metadata").expect(200);
+    let id = late.create(&patient("Spaet", "Sven"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    late.get(&format!("Patient/{id}")).expect(200);
+    server
+        .fhir()
+        .get(&format!("Patient/{id}"))
+        .expect_outcome(404);
+}
+
+#[test]
 fn unknown_tenant_is_404_everywhere() {
     let (dir, server) = start();
     let x = server.tenant("nobody");
