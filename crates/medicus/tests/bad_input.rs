@@ -287,3 +287,125 @@ fn unsupported_methods() {
     );
     assert_eq!(fhir.history_total("_history?_count=1"), 0);
 }
+
+/// Deterministic xorshift, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Every JSON pointer in `v` (objects and arrays included).
+fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(p.clone());
+                pointers(x, p, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(x, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Mutated versions of a real MII transaction: never a 5xx, and a refused transaction writes
+/// nothing.
+#[test]
+fn mutated_transactions_never_cause_5xx_or_partial_writes() {
+    let (_dir, server) = start();
+    let fhir = server.fhir();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/mii-kds-testdata/Bundle-mii-exa-test-data-bundle-dokument-1.json"
+    );
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut all = Vec::new();
+    pointers(&original, String::new(), &mut all);
+    let replacements = [
+        json!(null),
+        json!(""),
+        json!(0),
+        json!(-1.5e300),
+        json!(true),
+        json!({}),
+        json!([]),
+        json!("urn:uuid:00000000-0000-4000-8000-000000000000"),
+        json!("Patient/does-not-exist"),
+        json!("\u{0000}\u{ffff}"),
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut failures = Vec::new();
+    for round in 0..150 {
+        let mut bundle = original.clone();
+        let target = &all[rng.below(all.len())];
+        let raw = match rng.below(3) {
+            0 => {
+                // Remove the element.
+                let (parent, key) = target.rsplit_once('/').unwrap();
+                match bundle.pointer_mut(parent) {
+                    Some(serde_json::Value::Object(o)) => {
+                        o.remove(&key.replace("~1", "/").replace("~0", "~"));
+                    }
+                    Some(serde_json::Value::Array(a)) => {
+                        a.remove(key.parse::<usize>().unwrap());
+                    }
+                    _ => {}
+                }
+                serde_json::to_vec(&bundle).unwrap()
+            }
+            1 => {
+                // Replace it with a value of another shape.
+                *bundle.pointer_mut(target).unwrap() =
+                    replacements[rng.below(replacements.len())].clone();
+                serde_json::to_vec(&bundle).unwrap()
+            }
+            _ => {
+                // Cut the document short.
+                let bytes = serde_json::to_vec(&bundle).unwrap();
+                bytes[..rng.below(bytes.len())].to_vec()
+            }
+        };
+        let before = fhir.history_total("_history?_count=1");
+        let resp = fhir.send_raw(Method::POST, "", Some(raw), &[]);
+        if resp.status >= 500 {
+            failures.push(format!(
+                "round {round} ({target}): {} {}",
+                resp.status, resp.text
+            ));
+        } else if resp.status >= 400 {
+            if resp.body["resourceType"] != "OperationOutcome" {
+                failures.push(format!(
+                    "round {round} ({target}): {} without OperationOutcome",
+                    resp.status
+                ));
+            }
+            let after = fhir.history_total("_history?_count=1");
+            if after != before {
+                failures.push(format!(
+                    "round {round} ({target}): refused, but {} versions written",
+                    after - before
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    fhir.get("metadata").expect(200);
+}
