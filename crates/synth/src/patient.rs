@@ -488,7 +488,8 @@ pub fn build(world: &World, index: u64) -> Model {
     // Resource budget: the patient's share of the configured mean, skewed towards the sick.
     let morbidity = (chronic.len() as f64 / 4.0).min(1.5);
     let spread = 0.25 + 1.5 * (0.6 * rng.unit() + 0.4 * (morbidity / 1.5));
-    let budget = (f64::from(world.target) * spread * 0.97) as u64;
+    // 1.08 calibrates the mean of `spread` (about 0.9) and the stop rule so the mean lands on target.
+    let budget = (f64::from(world.target) * spread * 1.08) as u64;
 
     let mut contacts: Vec<Contact> = Vec::new();
     let mut planned = fixed;
@@ -704,7 +705,8 @@ fn inpatient_panel(main: &Icd, f: &Flags, age: i32, admission: bool) -> Vec<Lab>
         return labs;
     }
     let code = main.code;
-    if f.diabetes {
+    // HbA1c for diabetics, and as screening for patients with metabolic or vascular risk.
+    if f.diabetes || f.obese || f.lipids || f.coronary {
         labs.push(Lab::Hba1c);
     }
     if f.heart_failure || code.starts_with("I50") {
@@ -738,6 +740,8 @@ fn outpatient_panel(main: &Icd, f: &Flags) -> Vec<Lab> {
     let mut labs = vec![Lab::Hemoglobin, Lab::Creatinine, Lab::Egfr, Lab::Crp];
     if f.diabetes {
         labs.extend([Lab::Hba1c, Lab::Glucose]);
+    } else if f.obese || f.lipids || f.coronary {
+        labs.push(Lab::Hba1c);
     }
     if f.hypothyroid || f.hyperthyroid {
         labs.push(Lab::Tsh);
