@@ -423,6 +423,10 @@ pub fn build(world: &World, index: u64) -> Model {
         None
     };
     let end = death.unwrap_or(world.as_of);
+    // Conditions were dated before death was known: nothing starts after it.
+    for c in &mut chronic {
+        c.onset = c.onset.min(end);
+    }
     let window_start = end.plus(-HISTORY_DAYS).max(birth);
     let window = (end.0 - window_start.0).max(1);
 

@@ -12,6 +12,8 @@ struct Stats {
     hba1c_other: Vec<f64>,
     crea_ckd: Vec<f64>,
     crea_other: Vec<f64>,
+    crp_infection: Vec<f64>,
+    crp_other: Vec<f64>,
     resources: u64,
     patients: u64,
     opt_outs: u64,
@@ -39,6 +41,8 @@ fn collect(target: u32, patients: u64) -> Stats {
         hba1c_other: vec![],
         crea_ckd: vec![],
         crea_other: vec![],
+        crp_infection: vec![],
+        crp_other: vec![],
         resources: 0,
         patients,
         opt_outs: 0,
@@ -53,12 +57,18 @@ fn collect(target: u32, patients: u64) -> Stats {
         let mut codes: HashSet<String> = HashSet::new();
         let mut hba1c: Vec<f64> = vec![];
         let mut crea: Vec<f64> = vec![];
+        // Encounter reference -> main diagnosis code, and CRP values by encounter.
+        let mut main_dx: HashMap<String, String> = HashMap::new();
+        let mut crp: Vec<(String, f64)> = vec![];
         for r in &record.resources {
             let v: Value = r.to_value().unwrap();
             match r.kind {
                 ResourceKind::Condition => {
                     let code = v["code"]["coding"][0]["code"].as_str().unwrap().to_string();
                     s.icd.insert(code.clone());
+                    if let Some(enc) = v["encounter"]["reference"].as_str() {
+                        main_dx.insert(enc.to_string(), code.clone());
+                    }
                     codes.insert(code);
                 }
                 ResourceKind::Observation => {
@@ -67,6 +77,13 @@ fn collect(target: u32, patients: u64) -> Stats {
                     match (loinc, value) {
                         ("4548-4", Ok(x)) => hba1c.push(x),
                         ("2160-0", Ok(x)) => crea.push(x),
+                        ("1988-5", Ok(x)) => crp.push((
+                            v["encounter"]["reference"]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string(),
+                            x,
+                        )),
                         _ => {}
                     }
                 }
@@ -105,6 +122,18 @@ fn collect(target: u32, patients: u64) -> Stats {
             s.crea_ckd.extend(crea);
         } else {
             s.crea_other.extend(crea);
+        }
+        for (enc, x) in crp {
+            let infection = main_dx.get(&enc).is_some_and(|c| {
+                ["A41", "J18", "J15", "N39", "N10", "L03", "A46", "K35"]
+                    .iter()
+                    .any(|p| c.starts_with(p))
+            });
+            if infection {
+                s.crp_infection.push(x);
+            } else {
+                s.crp_other.push(x);
+            }
         }
         s.codes_per_patient.push(codes);
     }
@@ -146,6 +175,12 @@ fn two_thousand_patients_look_plausible() {
     assert!(d > o + 1.0, "HbA1c diabetic {d:.2} vs other {o:.2}");
     let (c, n) = (mean(&s.crea_ckd), mean(&s.crea_other));
     assert!(c > n * 1.5, "creatinine CKD {c:.2} vs other {n:.2}");
+    let (i, o) = (mean(&s.crp_infection), mean(&s.crp_other));
+    eprintln!(
+        "CRP {i:.1} (bacterial infection, n={}) vs {o:.1}",
+        s.crp_infection.len()
+    );
+    assert!(i > o * 3.0, "CRP infection {i:.1} vs other {o:.1}");
 
     assert!(s.opt_outs > 0 && s.withdrawals > 0);
     let objecting = (s.opt_outs + s.withdrawals) as f64 / s.patients as f64;

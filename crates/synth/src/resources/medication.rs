@@ -18,6 +18,11 @@ fn route(o: &mut Obj, a: &Atc) {
     });
 }
 
+/// Whole doses print without decimals (500 mg), fractional ones with two (0.40 mg).
+fn dose_decimals(a: &Atc) -> usize {
+    if a.dose.fract() == 0.0 { 0 } else { 2 }
+}
+
 fn dose_text(a: &Atc) -> String {
     let dose = if a.dose.fract() == 0.0 {
         format!("{}", a.dose as i64)
@@ -83,7 +88,7 @@ pub fn emit_statement(em: &mut Emitter, s: &StatementArgs) {
                     d.arr("doseAndRate", |a| {
                         a.obj(|dr| {
                             dr.obj("doseQuantity", |q| {
-                                quantity_fields(q, s.atc.dose, 2, s.atc.unit)
+                                quantity_fields(q, s.atc.dose, dose_decimals(s.atc), s.atc.unit)
                             });
                         });
                     });
@@ -132,7 +137,9 @@ pub fn emit_administration(em: &mut Emitter, a: &AdministrationArgs) {
             o.obj("dosage", |d| {
                 d.str("text", &dose_text(a.atc));
                 route(d, a.atc);
-                d.obj("dose", |q| quantity_fields(q, a.atc.dose, 2, a.atc.unit));
+                d.obj("dose", |q| {
+                    quantity_fields(q, a.atc.dose, dose_decimals(a.atc), a.atc.unit)
+                });
             });
         },
     );
