@@ -93,6 +93,26 @@ pub struct Change {
     pub deleted: bool,
 }
 
+/// A current resource as the stored JSON bytes (compact, one line, with `id` and `meta` set), for
+/// streaming exports that copy bodies without parsing and re-serialising them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResource {
+    pub resource_type: String,
+    pub id: String,
+    /// The paging position: results come in increasing `key` order, the same resource has the
+    /// same key in every query, and `SearchQuery.cursor = Some(key)` continues after it.
+    pub key: i64,
+    pub json: Vec<u8>,
+}
+
+/// A page of [`ReadSession::search_raw`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawPage {
+    pub resources: Vec<RawResource>,
+    /// The `cursor` of the next page, when there is one.
+    pub next_cursor: Option<i64>,
+}
+
 /// Read access within one tenant.
 pub trait ReadSession {
     fn read(
@@ -118,6 +138,19 @@ pub trait ReadSession {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError>;
+    /// `search` returning the stored JSON bytes of each match instead of a parsed body; `total`
+    /// is not computed. Backends without a raw path answer `StoreError::Database` ("not
+    /// supported"); the SQLite backend implements it.
+    fn search_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<RawPage, StoreError> {
+        let _ = (resource_type, query);
+        Err(StoreError::Database(
+            "raw search is not supported by this backend".into(),
+        ))
+    }
 }
 
 /// A write transaction within one tenant: everything is committed atomically by `commit`, or

@@ -33,6 +33,35 @@ pub fn decode(blob: &[u8]) -> Result<Value, StoreError> {
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
+/// The stored JSON bytes of a body, decompressed but not parsed (exports copy them as they are).
+pub fn decode_raw(blob: &[u8]) -> Result<Vec<u8>, StoreError> {
+    thread_local! {
+        static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    }
+    let error = |e: std::io::Error| StoreError::Corrupt(format!("decompress: {e}"));
+    // The frame header records the content size (the bulk compressor writes it); fall back to
+    // streaming when it does not.
+    let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(blob) else {
+        return zstd::stream::decode_all(blob).map_err(error);
+    };
+    // A corrupt header must not make us allocate gigabytes.
+    const MAX_BODY: u64 = 1 << 30;
+    if size > MAX_BODY {
+        return Err(StoreError::Corrupt(
+            "stored body claims more than 1 GiB".into(),
+        ));
+    }
+    let size = usize::try_from(size).map_err(|_| StoreError::Corrupt("body too large".into()))?;
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let d = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(error)?),
+        };
+        d.decompress(blob, size).map_err(error)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -41,5 +70,8 @@ mod tests {
             serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"});
         assert_eq!(super::decode(&super::encode(&v).unwrap()).unwrap(), v);
         assert!(super::decode(b"garbage").is_err());
+        let raw = super::decode_raw(&super::encode(&v).unwrap()).unwrap();
+        assert_eq!(raw, serde_json::to_vec(&v).unwrap());
+        assert!(super::decode_raw(b"garbage").is_err());
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::types::Value as SqlValue;
 
 use super::SqliteStore;
 use super::codec;
-use crate::api::ResourceVersion;
+use crate::api::{RawPage, RawResource, ResourceVersion};
 use crate::error::StoreError;
 use crate::index::keys::{self, normalize_string};
 use crate::search::{
@@ -278,13 +278,14 @@ fn compartment_condition(
     format!("r.rid IN ({cond})")
 }
 
-pub(crate) fn search(
+/// The `WHERE` clause (and its arguments) of a search; `None` when the type is unknown, which
+/// matches nothing.
+fn filter(
     store: &SqliteStore,
-    conn: &Connection,
     tenant: i64,
     resource_type: Option<&str>,
     q: &SearchQuery,
-) -> Result<SearchPage, StoreError> {
+) -> Result<Option<(String, Sql)>, StoreError> {
     let mut sql = Sql {
         text: String::new(),
         args: Vec::new(),
@@ -294,13 +295,7 @@ pub(crate) fn search(
     if let Some(rt) = resource_type {
         match store.type_code(rt) {
             Some(code) => conditions.push(format!("r.rtype = {}", sql.arg(code))),
-            None => {
-                return Ok(SearchPage {
-                    resources: Vec::new(),
-                    total: q.total.then_some(0),
-                    next_cursor: None,
-                });
-            }
+            None => return Ok(None),
         }
     }
     for c in &q.criteria {
@@ -309,8 +304,38 @@ pub(crate) fn search(
     if let Some(filter) = &q.compartment {
         conditions.push(compartment_condition(&mut sql, &t, resource_type, filter));
     }
-    let filter = conditions.join(" AND ");
+    Ok(Some((conditions.join(" AND "), sql)))
+}
 
+/// Turns `sql` (holding the filter's arguments) into the page query: current versions in
+/// surrogate-key order after the cursor, one row more than the page to know whether another
+/// page follows.
+fn page_sql(filter: &str, sql: &mut Sql, q: &SearchQuery) {
+    let cursor = q
+        .cursor
+        .map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
+    let limit = sql.arg(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    sql.text = format!(
+        "SELECT r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body
+         FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
+         WHERE {filter}{cursor} ORDER BY r.rid LIMIT {limit}"
+    );
+}
+
+pub(crate) fn search(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    resource_type: Option<&str>,
+    q: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    let Some((filter, mut sql)) = filter(store, tenant, resource_type, q)? else {
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total: q.total.then_some(0),
+            next_cursor: None,
+        });
+    };
     let total = if q.total {
         let count_sql = format!("SELECT count(*) FROM resource r WHERE {filter}");
         let n: i64 = conn
@@ -327,15 +352,7 @@ pub(crate) fn search(
             next_cursor: None,
         });
     }
-    let cursor = q
-        .cursor
-        .map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
-    let limit = sql.arg(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
-    sql.text = format!(
-        "SELECT r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body
-         FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
-         WHERE {filter}{cursor} ORDER BY r.rid LIMIT {limit}"
-    );
+    page_sql(&filter, &mut sql, q);
     let mut stmt = conn.prepare_cached(&sql.text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
     let mut resources = Vec::new();
@@ -361,6 +378,54 @@ pub(crate) fn search(
     Ok(SearchPage {
         resources,
         total,
+        next_cursor,
+    })
+}
+
+/// `search` with the stored JSON bytes: only zstd decompression per row, no JSON parse.
+pub(crate) fn search_raw(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    resource_type: Option<&str>,
+    q: &SearchQuery,
+) -> Result<RawPage, StoreError> {
+    let Some((filter, mut sql)) = filter(store, tenant, resource_type, q)? else {
+        return Ok(RawPage::default());
+    };
+    if q.count == 0 {
+        return Ok(RawPage::default());
+    }
+    page_sql(&filter, &mut sql, q);
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let mut resources = Vec::with_capacity(q.count.min(1024));
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        if resources.len() == q.count {
+            more = true;
+            break;
+        }
+        // Borrow the blob from SQLite's row buffer: no copy before decompression.
+        let json = match r.get_ref(6)? {
+            rusqlite::types::ValueRef::Blob(b) => codec::decode_raw(b)?,
+            // Current versions of live resources always have a body.
+            _ => continue,
+        };
+        resources.push(RawResource {
+            resource_type: store.type_name(r.get(1)?)?.to_owned(),
+            id: r.get(2)?,
+            key: r.get(0)?,
+            json,
+        });
+    }
+    let next_cursor = if more {
+        resources.last().map(|r| r.key)
+    } else {
+        None
+    };
+    Ok(RawPage {
+        resources,
         next_cursor,
     })
 }

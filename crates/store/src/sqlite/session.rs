@@ -91,6 +91,20 @@ impl ReadSession for SqliteReadSession<'_> {
         conn.execute_batch("COMMIT")?;
         page
     }
+
+    fn search_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<RawPage, StoreError> {
+        search_sql::search_raw(
+            self.store,
+            self.reader.conn(),
+            self.tenant,
+            resource_type,
+            query,
+        )
+    }
 }
 
 /// A write transaction. Holds the single writer connection from `begin` until commit or drop.
@@ -261,6 +275,14 @@ impl ReadSession for SqliteWriteSession<'_> {
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
         search_sql::search(self.store, &self.conn, self.tenant, resource_type, query)
+    }
+
+    fn search_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+    ) -> Result<RawPage, StoreError> {
+        search_sql::search_raw(self.store, &self.conn, self.tenant, resource_type, query)
     }
 }
 
