@@ -134,6 +134,11 @@ impl Generator {
 
     /// Streams all resources of patient `index` into `sink`; returns how many were written.
     pub fn patient_into(&self, index: u64, sink: &mut dyn Sink) -> u64 {
+        self.generate(index, sink).1
+    }
+
+    /// Generates patient `index` into `sink`; returns (model, resources written).
+    fn generate(&self, index: u64, sink: &mut dyn Sink) -> (patient::Model, u64) {
         let model = patient::build(&self.world(), index);
         let hosp = &self.hospitals[model.hospital as usize];
         let mut em = Emitter::new(sink);
@@ -142,27 +147,18 @@ impl Generator {
             em.count, model.planned,
             "resource plan and emission disagree"
         );
-        em.count
+        let count = em.count;
+        (model, count)
     }
 
     /// All resources of patient `index` (any `u64`; independent of every other patient).
     pub fn patient(&self, index: u64) -> PatientRecord {
         let mut resources: Vec<Resource> = Vec::new();
-        self.patient_into(index, &mut resources);
-        let (patient_id, hospital) = match resources.first() {
-            Some(r) => (
-                r.id.clone(),
-                r.id.split('-')
-                    .nth(1)
-                    .and_then(|h| h.parse().ok())
-                    .unwrap_or(0),
-            ),
-            None => (String::new(), 0),
-        };
+        let (model, _) = self.generate(index, &mut resources);
         PatientRecord {
             index,
-            patient_id,
-            hospital,
+            patient_id: model.id,
+            hospital: model.hospital,
             resources,
         }
     }

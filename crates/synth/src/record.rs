@@ -207,6 +207,7 @@ fn emit_contact(
                 encounter: enc_id,
                 prefix: &format!("{enc_id}-l{}", k + 1),
                 identifier_system: lab_system,
+                hospital: &hosp.id,
             },
             m.person.sex,
             &results,

@@ -359,6 +359,12 @@ mod tests {
         for c in mapped {
             assert!(lookup(c).is_some(), "ATC {c} missing from CODES");
         }
+        assert!(
+            CHRONIC_BY_DIAGNOSIS
+                .iter()
+                .chain(ACUTE_BY_DIAGNOSIS)
+                .all(|(_, menu)| !menu.is_empty())
+        );
         let mut codes: Vec<&str> = CODES.iter().map(|a| a.code).collect();
         codes.sort_unstable();
         codes.dedup();

@@ -388,6 +388,7 @@ mod tests {
     #[test]
     fn every_mapped_code_has_a_display() {
         for (_, codes) in BY_DIAGNOSIS {
+            assert!(!codes.is_empty(), "empty procedure menu");
             for c in *codes {
                 assert!(!display(c).is_empty(), "OPS {c} missing from CODES");
             }

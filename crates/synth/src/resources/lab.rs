@@ -306,6 +306,8 @@ pub struct ReportIds<'a> {
     /// Prefix for this draw's ids, e.g. `pat-0-7-e2-lab1`.
     pub prefix: &'a str,
     pub identifier_system: &'a str,
+    /// Organization id of the hospital that assigns the lab identifiers.
+    pub hospital: &'a str,
 }
 
 /// Emits the Observations of one draw and the DiagnosticReport that groups them.
@@ -346,6 +348,7 @@ pub fn emit_report(
                             });
                         });
                         i.str("system", ids.identifier_system).str("value", &id);
+                        reference(i, "assigner", "Organization", ids.hospital);
                     });
                 });
                 o.str("status", "final");
@@ -433,6 +436,7 @@ pub fn emit_report(
                     });
                     i.str("system", ids.identifier_system)
                         .str("value", &report_id);
+                    reference(i, "assigner", "Organization", ids.hospital);
                 });
             });
             o.str("status", "final");
