@@ -476,7 +476,8 @@ pub fn build(world: &World, index: u64) -> Model {
     let acute_weights: Vec<f64> = icd::ACUTE
         .iter()
         .map(|i| {
-            if !sex.matches(i.sex) {
+            // Birth is planned explicitly below, once.
+            if !sex.matches(i.sex) || i.code == "Z38.0" {
                 return 0.0;
             }
             let boost = if affected[i.cluster.index()] {
@@ -551,12 +552,27 @@ pub fn build(world: &World, index: u64) -> Model {
         && rng.chance(0.5)
     {
         last.died_here = true;
-        death = Some(last.end());
+        let died = last.end();
+        death = Some(died);
+        for c in &mut chronic {
+            c.onset = c.onset.min(died);
+        }
+        for st in &mut statements {
+            st.start = st.start.min(died);
+        }
     }
     let consent_date = contacts
         .first()
         .map_or(window_start, |c| c.start)
         .max(birth);
+    // A withdrawal happens while the patient is alive and before the data's end date.
+    let last_day = death.unwrap_or(world.as_of);
+    let consent = match consent {
+        ConsentKind::Withdrawn { after_days } => ConsentKind::Withdrawn {
+            after_days: after_days.min(last_day.0 - consent_date.0).max(0),
+        },
+        other => other,
+    };
 
     Model {
         index,

@@ -132,3 +132,52 @@ fn bundles_are_put_transactions() {
     let reference = generator.reference_bundle().unwrap();
     assert!(!reference["entry"].as_array().unwrap().is_empty());
 }
+
+/// Nothing happens before birth or after death (or after the data's end date).
+#[test]
+fn dates_lie_between_birth_and_death() {
+    let generator = Generator::new(GeneratorConfig::default()).unwrap();
+    let end = format!(
+        "{:04}-{:02}-{:02}",
+        medicus_synth::AS_OF.0,
+        medicus_synth::AS_OF.1,
+        medicus_synth::AS_OF.2
+    );
+    let mut deceased = 0;
+    for i in 0..500 {
+        let values = generator.patient(i).values().unwrap();
+        let patient = &values[0];
+        let birth = patient["birthDate"].as_str().unwrap().to_string();
+        let last = patient["deceasedDateTime"]
+            .as_str()
+            .map_or(end.clone(), str::to_string);
+        deceased += usize::from(patient.get("deceasedDateTime").is_some());
+        for r in &values[1..] {
+            let mut dates: Vec<&str> = Vec::new();
+            for key in [
+                "onsetDateTime",
+                "effectiveDateTime",
+                "performedDateTime",
+                "dateTime",
+            ] {
+                if let Some(d) = r[key].as_str() {
+                    dates.push(d);
+                }
+            }
+            for key in ["period", "effectivePeriod"] {
+                if let Some(d) = r[key]["start"].as_str() {
+                    dates.push(d);
+                }
+            }
+            for d in dates {
+                let day = &d[..10];
+                assert!(
+                    birth.as_str() <= day && day <= last.as_str(),
+                    "{} at {d}, born {birth}, last day {last}",
+                    r["id"]
+                );
+            }
+        }
+    }
+    assert!(deceased > 0);
+}
