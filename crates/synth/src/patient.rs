@@ -432,8 +432,9 @@ pub fn build(world: &World, index: u64) -> Model {
 
     // Consent.
     let consent = match rng.below(1000) {
-        0..=919 => ConsentKind::Broad,
-        920..=959 => ConsentKind::Withdrawn {
+        // About 5 % object: half withdraw a Broad Consent, half object without one.
+        0..=949 => ConsentKind::Broad,
+        950..=974 => ConsentKind::Withdrawn {
             after_days: 30 + rng.below(3 * 365) as i32,
         },
         _ => ConsentKind::OptOut,
