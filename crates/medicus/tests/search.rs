@@ -107,6 +107,10 @@ fn token_system_and_code_forms() {
     assert_search(&fhir, "Patient?identifier=urn:sys:a|", &["a1", "a2"]);
     assert_search(&fhir, "Patient?identifier=urn:sys:c|1", &[]);
     assert_search(&fhir, "Patient?gender=female", &["a2"]);
+    // :not includes resources without the element; :missing asks for (no) value.
+    assert_search(&fhir, "Patient?gender:not=female", &["a1", "b1", "none1"]);
+    assert_search(&fhir, "Patient?gender:missing=true", &["a1", "b1", "none1"]);
+    assert_search(&fhir, "Patient?gender:missing=false", &["a2"]);
     assert_search(
         &fhir,
         "Patient?gender=http://hl7.org/fhir/administrative-gender|female",
@@ -204,6 +208,10 @@ fn dates_with_prefixes_and_partial_precision() {
         &["d1979", "d1980a"],
     );
     assert_search(&fhir, "Patient?birthdate=lt1980-01-01", &["d1979"]);
+    // sa: starts after the search range; eb: ends before it.
+    assert_search(&fhir, "Patient?birthdate=sa1980", &["d1981"]);
+    assert_search(&fhir, "Patient?birthdate=eb1980", &["d1979"]);
+    assert_search(&fhir, "Patient?birthdate:missing=true", &["dnone"]);
     // AND by repetition, OR by comma.
     assert_search(
         &fhir,
@@ -382,6 +390,47 @@ fn count_paging_and_total() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
     assert_eq!(match_ids(&body), expected);
+}
+
+#[test]
+fn quantities_and_numbers() {
+    let (_dir, server) = start();
+    let fhir = server.fhir();
+    let obs = |id: &str, value: f64, code: &str| {
+        fhir.upsert(&json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"text": "t"},
+            "valueQuantity": {"value": value, "unit": code, "system": "http://unitsofmeasure.org", "code": code}}));
+    };
+    obs("q1", 5.4, "mg/dL");
+    obs("q2", 7.0, "mg/dL");
+    obs("q3", 5.4, "mmol/L");
+    let ucum = "http://unitsofmeasure.org";
+    // A value without prefix matches within its precision: 5.4 is [5.35, 5.45).
+    assert_search(
+        &fhir,
+        &format!("Observation?value-quantity=5.4|{ucum}|mg/dL"),
+        &["q1"],
+    );
+    assert_search(&fhir, "Observation?value-quantity=5.4||mg/dL", &["q1"]);
+    assert_search(&fhir, "Observation?value-quantity=5.4", &["q1", "q3"]);
+    assert_search(
+        &fhir,
+        &format!("Observation?value-quantity=gt5|{ucum}|mg/dL"),
+        &["q1", "q2"],
+    );
+    assert_search(
+        &fhir,
+        &format!("Observation?value-quantity=lt6|{ucum}|mg/dL"),
+        &["q1"],
+    );
+    assert_search(
+        &fhir,
+        &format!("Observation?value-quantity=ge7|{ucum}|mg/dL"),
+        &["q2"],
+    );
+    // 5 means [4.5, 5.5), which holds 5.4; 5.0 means [4.95, 5.05), which does not.
+    assert_search(&fhir, "Observation?value-quantity=5", &["q1", "q3"]);
+    assert_search(&fhir, "Observation?value-quantity=5.0", &[]);
 }
 
 #[test]
