@@ -35,6 +35,12 @@ pub enum Command {
     Demo(ServeArgs),
     /// Administration: tenants.
     Admin(AdminArgs),
+    /// Import NDJSON files, Bundles or folders of them (also .gz) into a tenant.
+    Import(crate::commands::import::ImportArgs),
+    /// Write a synthetic MII-shaped pilot as FHIR NDJSON, one file per resource type.
+    Generate(GenerateArgs),
+    /// Run a benchmark case and print its results as a Markdown table.
+    Bench(BenchArgs),
 }
 
 /// Where the data lives.
@@ -91,6 +97,42 @@ pub enum TenantCommand {
     List {
         #[command(flatten)]
         data: DataArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Number of patients.
+    #[arg(long, value_name = "N")]
+    pub patients: u64,
+    /// Number of hospitals (Organizations with departments); patients are spread over them.
+    #[arg(long, default_value_t = 3, value_name = "H")]
+    pub hospitals: u32,
+    /// Random seed: the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// Target mean number of resources per patient.
+    #[arg(long, default_value_t = 100, value_name = "R")]
+    pub resources_per_patient: u32,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub case: BenchCase,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCase {
+    /// Single-writer throughput of FHIR transaction Bundles of 100 resources over HTTP, against
+    /// the same writes straight into the store.
+    Transactions {
+        /// Number of transaction Bundles.
+        #[arg(long, default_value_t = 200, value_name = "N")]
+        transactions: usize,
     },
 }
 

@@ -30,6 +30,14 @@ pub enum CliError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Import(medicus_bulk::import::ImportError),
+    #[error("{0} lines could not be imported (the rest was)")]
+    ImportIncomplete(u64),
+    #[error(transparent)]
+    Synth(#[from] medicus_synth::SynthError),
+    #[error("benchmark failed: {0}")]
+    Bench(#[from] medicus_bench::BenchError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -43,12 +51,17 @@ impl CliError {
             CliError::Config(_)
             | CliError::LogFilter { .. }
             | CliError::ListenAddress { .. }
-            | CliError::Store(StoreError::InvalidTenantId(_)) => 2,
+            | CliError::Store(StoreError::InvalidTenantId(_))
+            | CliError::Synth(medicus_synth::SynthError::InvalidConfig(_)) => 2,
             CliError::Listen { .. }
             | CliError::NoDataDir(_)
             | CliError::DataDir { .. }
             | CliError::Store(_)
-            | CliError::Io { .. } => 1,
+            | CliError::Io { .. }
+            | CliError::Synth(_)
+            | CliError::Bench(_)
+            | CliError::ImportIncomplete(_) => 1,
+            CliError::Import(e) => crate::commands::import::exit_code(e),
         }
     }
 }
