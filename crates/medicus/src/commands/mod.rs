@@ -1,7 +1,10 @@
 //! The subcommands. Each receives the already merged flags/environment plus the configuration file.
 
 pub mod admin;
+pub mod bench;
 pub mod demo;
+pub mod generate;
+pub mod import;
 pub mod serve;
 
 use std::fmt::Arguments;
@@ -27,6 +30,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::run(&args, &file),
         Command::Demo(args) => demo::run(&args, &file),
         Command::Admin(args) => admin::run(args, &file),
+        Command::Generate(args) => generate::run(&args),
+        Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args, &file),
     }
 }
 
