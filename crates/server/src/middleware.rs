@@ -79,6 +79,11 @@ pub async fn fhir_format(req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/fhir/") && req.uri().path() != "/fhir" {
         return next.run(req).await;
     }
+    // Bulk output files are NDJSON, asked for with `Accept: application/fhir+ndjson`: no JSON
+    // negotiation or rewriting applies to them.
+    if req.uri().path().contains("/$export-file/") {
+        return next.run(req).await;
+    }
     let pairs = req.uri().query().map(parse_pairs).unwrap_or_default();
     let accept = req
         .headers()

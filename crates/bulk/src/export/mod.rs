@@ -148,11 +148,11 @@ pub fn export(
         while let Some(resource) = scan.next(&mut *session)? {
             out.write(&resource.json)?;
             count += 1;
-            if count % 1000 == 0 {
+            if count.is_multiple_of(1000) {
                 if job.is_cancelled() {
                     return Err(ExportError::Cancelled);
                 }
-                if count % 10_000 == 0 {
+                if count.is_multiple_of(10_000) {
                     job.set_state(JobState::Running {
                         progress: format!("{rt}: {count} resources ({} total)", total + count),
                     });

@@ -122,7 +122,7 @@ pub fn exported(job: &Job, manifest: &Value) -> BTreeMap<String, Value> {
     out
 }
 
-pub fn ids_of<'a>(map: &'a BTreeMap<String, Value>) -> Vec<&'a str> {
+pub fn ids_of(map: &BTreeMap<String, Value>) -> Vec<&str> {
     map.keys().map(String::as_str).collect()
 }
 

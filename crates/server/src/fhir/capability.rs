@@ -98,11 +98,27 @@ fn resource_entry(resource_type: &str, rev_includes: &HashMap<&'static str, Vec<
         "searchInclude": search_includes(resource_type),
         "searchRevInclude": rev_includes.get(resource_type).cloned().unwrap_or_default(),
         "searchParam": params,
-        "operation": [{
-            "name": "validate",
-            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-        }],
+        "operation": resource_operations(resource_type),
     })
+}
+
+/// Bulk Data Access 2.0 operation definitions.
+const BULK_DATA: &str = "http://hl7.org/fhir/uv/bulkdata";
+
+fn resource_operations(resource_type: &str) -> Vec<Value> {
+    let mut ops = vec![json!({
+        "name": "validate",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    })];
+    let export = match resource_type {
+        "Patient" => Some("patient-export"),
+        "Group" => Some("group-export"),
+        _ => None,
+    };
+    if let Some(op) = export {
+        ops.push(json!({ "name": "export", "definition": format!("{BULK_DATA}/OperationDefinition/{op}") }));
+    }
+    ops
 }
 
 fn static_statement() -> &'static Value {
@@ -122,6 +138,7 @@ fn static_statement() -> &'static Value {
             "publisher": "medicus",
             "kind": "instance",
             "software": { "name": "medicus", "version": env!("CARGO_PKG_VERSION") },
+            "instantiates": [format!("{BULK_DATA}/CapabilityStatement/bulk-data")],
             "fhirVersion": "4.0.1",
             "format": ["json", "application/fhir+json"],
             "patchFormat": ["application/json-patch+json"],
@@ -137,6 +154,9 @@ fn static_statement() -> &'static Value {
                 "searchParam": [
                     { "name": "_id", "type": "token" },
                     { "name": "_lastUpdated", "type": "date" },
+                ],
+                "operation": [
+                    { "name": "export", "definition": format!("{BULK_DATA}/OperationDefinition/export") },
                 ],
             }],
         })

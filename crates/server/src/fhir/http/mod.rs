@@ -1,6 +1,8 @@
 //! axum handlers of the FHIR REST API: they parse HTTP inputs, call the framework-free
 //! interactions on a blocking thread and render the outcome.
 
+mod bulk_export;
+pub mod bulk_status;
 mod extract;
 mod instance;
 pub mod response;

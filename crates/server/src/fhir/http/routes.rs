@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::{instance, system, type_level};
+use super::{bulk_export, instance, system, type_level};
 use crate::state::AppState;
 
 /// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`) take precedence over
@@ -21,6 +21,23 @@ pub fn fhir_routes() -> Router<AppState> {
         .route("/fhir/{tenant}/metadata", get(system::metadata))
         .route("/fhir/{tenant}/_history", get(system::system_history))
         .route("/fhir/{tenant}/_search", post(system::system_search_post))
+        .route("/fhir/{tenant}/$export", get(bulk_export::export_system))
+        .route(
+            "/fhir/{tenant}/$export-poll-status/{id}",
+            get(bulk_export::status).delete(bulk_export::cancel),
+        )
+        .route(
+            "/fhir/{tenant}/$export-file/{id}/{file}",
+            get(bulk_export::file),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/$export",
+            get(bulk_export::export_type),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/{id}/$export",
+            get(bulk_export::export_group),
+        )
         .route(
             "/fhir/{tenant}/{type}",
             get(type_level::search)
