@@ -29,7 +29,7 @@ pub fn resources(seed: usize) -> Vec<(&'static str, String, Value)> {
                 "subject": {"reference": format!("Patient/{pid}")},
                 "period": {"start": "2024-01-02T08:00:00+01:00", "end": "2024-01-09T12:00:00+01:00"}}),
         ));
-        for (c, code) in ["E11.9", "I10.00", "N18.3"].into_iter().enumerate() {
+        for (c, code) in ["E11.90", "I10.00", "N18.3"].into_iter().enumerate() {
             out.push((
                 "Condition",
                 format!("c{seed}-{p}-{c}"),

@@ -31,8 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the FHIR server.
     Serve(ServeArgs),
-    /// Run the server with a `default` tenant and print example requests to try.
-    Demo(ServeArgs),
+    /// Run the server seeded (on first start) with a synthetic pilot of three hospitals, one
+    /// tenant each, and print example requests to try.
+    Demo(DemoArgs),
     /// Administration: tenants.
     Admin(AdminArgs),
     /// Import NDJSON files, Bundles or folders of them (also .gz) into a tenant.
@@ -98,6 +99,19 @@ pub enum TenantCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Patients of the medium pilot hospital (the university hospital has 1.5×, the district
+    /// hospital 0.5×). Only used when the data directory is seeded, on first start.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub patients: u64,
+    /// Target mean number of resources per pilot patient.
+    #[arg(long, default_value_t = 50, value_name = "R")]
+    pub resources_per_patient: u32,
 }
 
 #[derive(Debug, Clone, Args)]

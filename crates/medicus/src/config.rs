@@ -264,7 +264,8 @@ mod tests {
 
     fn serve_args(cli: &Cli) -> &ServeArgs {
         match &cli.command {
-            Command::Serve(args) | Command::Demo(args) => args,
+            Command::Serve(args) => args,
+            Command::Demo(args) => &args.serve,
             other => panic!("not serve: {other:?}"),
         }
     }

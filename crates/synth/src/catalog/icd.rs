@@ -181,8 +181,8 @@ use Sexes::{Any as All, Female as F, Male as M};
 pub static CHRONIC: &[Icd] = &[
     // metabolic and endocrine
     ch(
-        "E11.9",
-        "Diabetes mellitus, Typ 2: Ohne Komplikationen",
+        "E11.90",
+        "Diabetes mellitus, Typ 2: Ohne Komplikationen: Nicht als entgleist bezeichnet",
         Metabolic,
         0.10,
         Middle,
@@ -362,8 +362,8 @@ pub static CHRONIC: &[Icd] = &[
         dept::KARDIOLOGIE,
     ),
     ch(
-        "I25.1",
-        "Atherosklerotische Herzkrankheit",
+        "I25.19",
+        "Atherosklerotische Herzkrankheit: Nicht näher bezeichnet",
         Cardio,
         0.06,
         Elderly,
@@ -625,8 +625,8 @@ pub static CHRONIC: &[Icd] = &[
     ),
     // respiratory
     ch(
-        "J44.9",
-        "Chronische obstruktive Lungenkrankheit, nicht näher bezeichnet",
+        "J44.99",
+        "Chronische obstruktive Lungenkrankheit, nicht näher bezeichnet: FEV1 nicht näher bezeichnet",
         Respiratory,
         0.05,
         Elderly,
