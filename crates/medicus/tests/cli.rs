@@ -274,46 +274,6 @@ fn env_overrides_config_file_and_flag_overrides_env() {
 }
 
 #[test]
-fn demo_banner_examples_work() {
-    let dir = TestDir::new();
-    let server = Server::start_with(
-        &dir,
-        Options {
-            command: "demo",
-            ..Options::default()
-        },
-    );
-    let out = server.stdout();
-    let base = format!("http://{}/fhir/default", server.addr);
-    assert!(out.contains(&format!("curl -s {base}/metadata")), "{out}");
-
-    // Run the banner's create example exactly as printed.
-    let payload = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("-d '")
-                .and_then(|r| r.strip_suffix('\''))
-        })
-        .unwrap_or_else(|| panic!("no -d payload in banner:\n{out}"));
-    let payload: Value = serde_json::from_str(payload).unwrap();
-    let fhir = server.fhir();
-    let created = fhir.create(&payload);
-
-    // And its search example, which must find the Patient just created.
-    let search = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("curl -s '")
-                .and_then(|r| r.strip_suffix('\''))
-        })
-        .unwrap_or_else(|| panic!("no search example in banner:\n{out}"));
-    let ids = fhir.search_ids(search);
-    assert_eq!(ids, [created["id"].as_str().unwrap()]);
-}
-
-#[test]
 fn logs_hold_no_personal_data() {
     let dir = TestDir::new();
     let server = Server::start_with(&dir, Options::default().env("MEDICUS_LOG", "debug"));

@@ -1,0 +1,92 @@
+//! `medicus demo` through the real binary: the pilot is seeded once, every request the banner
+//! prints works as pasted, and a restart keeps the data without seeding again.
+
+mod common;
+
+use common::{Options, Server, TestDir};
+use serde_json::Value;
+
+fn small_pilot() -> Options {
+    Options {
+        command: "demo",
+        args: ["--patients", "12", "--resources-per-patient", "30"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    }
+}
+
+/// The `curl -s …` GET examples of the banner, as URLs.
+fn banner_gets(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("curl -s "))
+        .filter(|r| !r.starts_with("-X"))
+        .map(|r| r.trim_matches('\'').to_owned())
+        .collect()
+}
+
+#[test]
+fn seeds_the_pilot_once_and_every_banner_example_works() {
+    let dir = TestDir::new();
+    let mut server = Server::start_with(&dir, small_pilot());
+    let out = server.stdout();
+    for tenant in ["uk-nord", "klinikum-mitte", "kreisklinik-sued"] {
+        assert!(
+            out.contains(&format!("http://{}/fhir/{tenant}", server.addr)),
+            "{out}"
+        );
+        let patients = server
+            .tenant(tenant)
+            .get("Patient?_summary=count")
+            .expect(200)
+            .body
+            .clone();
+        assert!(
+            patients["total"].as_u64().unwrap() > 0,
+            "{tenant} has no patients"
+        );
+    }
+
+    let gets = banner_gets(&out);
+    assert!(gets.len() >= 4, "{out}");
+    let client = reqwest::blocking::Client::new();
+    for url in &gets {
+        let resp = client.get(url).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        let body: Value = resp.json().unwrap();
+        assert!(
+            matches!(
+                body["resourceType"].as_str(),
+                Some("Bundle" | "CapabilityStatement")
+            ),
+            "{url}"
+        );
+    }
+
+    // The POST example, as printed, creates a Patient in the empty tenant.
+    let payload = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("-d '")
+                .and_then(|r| r.strip_suffix('\''))
+        })
+        .unwrap_or_else(|| panic!("no -d payload in banner:\n{out}"));
+    let payload: Value = serde_json::from_str(payload).unwrap();
+    server.fhir().create(&payload);
+
+    server.restart();
+    let out = server.stdout();
+    assert!(out.contains("pilot data already loaded"), "{out}");
+    let total = server
+        .tenant("kreisklinik-sued")
+        .get("Patient?_summary=count")
+        .expect(200)
+        .body["total"]
+        .clone();
+    assert!(total.as_u64().unwrap() > 0);
+    assert_eq!(
+        server.fhir().get("Patient?_summary=count").expect(200).body["total"],
+        1
+    );
+}
