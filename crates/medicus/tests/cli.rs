@@ -6,7 +6,6 @@ use std::io::Write;
 use std::net::TcpListener;
 
 use common::{Options, Server, TestDir, create_tenant, medicus, medicus_command, patient};
-use serde_json::Value;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
