@@ -88,8 +88,8 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            batch_size: 2000,
-            batch_bytes: 16 << 20,
+            batch_size: 10_000,
+            batch_bytes: 32 << 20,
             workers: 0,
             validate: true,
             report_path: None,

@@ -84,9 +84,20 @@ pub(crate) fn run(
     let workers = options.worker_count();
     let counter = Arc::new(AtomicU64::new(0));
     let report = Report::new(options.report_path.clone());
-    let mut writer = Writer::new(store, tenant, files, options, progress, report, bytes_total);
+    let (drop_tx, drop_rx) = sync_channel::<Vec<_>>(4);
+    let mut writer = Writer::new(
+        store,
+        tenant,
+        files,
+        options,
+        progress,
+        report,
+        bytes_total,
+        Some(drop_tx),
+    );
 
     let (result, read_failure) = std::thread::scope(|s| {
+        s.spawn(move || while drop_rx.recv().is_ok() {});
         let mut inputs = Vec::with_capacity(workers);
         let mut outputs = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -103,6 +114,8 @@ pub(crate) fn run(
             s.spawn(move || read_all(files, checkpoints, counter, inputs))
         };
         let result = write_all(&mut writer, &outputs, options);
+        writer.close_dropper();
+        writer.close_dropper();
         // Stop the workers and the reader if the writer ended early.
         drop(outputs);
         let read_failure = reader

@@ -38,7 +38,7 @@ pub struct ImportArgs {
     pub report: Option<PathBuf>,
 
     /// Resources per committed (durable) batch
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch_size: u32,
 
     /// NDJSON files (`.ndjson`), JSON files (a Bundle or one resource, `.json`), also gzipped
