@@ -123,3 +123,90 @@ fn usage_errors_exit_2() {
     let out = medicus(&["import", "--batch-size", "0", s(&file)]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+const NDJSON: (&str, &str) = ("content-type", "application/fhir+ndjson");
+
+fn kick_off(fhir: &common::Fhir, body: String) -> String {
+    let r = fhir.send_raw(
+        reqwest::Method::POST,
+        "$import",
+        Some(body.into_bytes()),
+        &[NDJSON],
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let location = r.header("content-location").unwrap().to_owned();
+    assert!(location.contains("/$import-poll-status/"), "{location}");
+    location
+}
+
+#[test]
+fn http_import_runs_as_a_job() {
+    let dir = TestDir::new();
+    create_tenant(&dir, "other");
+    let server = Server::start(&dir);
+    let fhir = server.fhir();
+    let mut body = patients(10, "h");
+    body.push_str("{\"resourceType\":\"Patient\",\"gender\":42}\n");
+    let location = kick_off(&fhir, body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let r = fhir.get(&location);
+        match r.status {
+            200 => break r,
+            202 => {
+                assert!(r.header("x-progress").is_some());
+                assert!(r.header("retry-after").is_some());
+            }
+            s => panic!("unexpected status {s}: {}", r.text),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(done.body["resources"], 10, "{}", done.text);
+    assert_eq!(done.body["failed"], 1);
+    let issue = &done.body["errors"]["issue"][0];
+    assert!(
+        issue["diagnostics"].as_str().unwrap().contains("line 11"),
+        "{issue}"
+    );
+    assert_eq!(issue["expression"][0], "Patient.gender");
+    fhir.get("Patient/h9").expect(200);
+
+    // Unknown jobs, another tenant's job, wrong media type, unknown tenant.
+    fhir.get("$import-poll-status/nope").expect_outcome(404);
+    let id = location.rsplit('/').next().unwrap();
+    server
+        .tenant("other")
+        .get(&format!("$import-poll-status/{id}"))
+        .expect_outcome(404);
+    let r = fhir.send_raw(
+        reqwest::Method::POST,
+        "$import",
+        Some(b"{}".to_vec()),
+        &[("content-type", "application/fhir+json")],
+    );
+    assert_eq!(r.status, 415);
+    let r = server.tenant("ghost").send_raw(
+        reqwest::Method::POST,
+        "$import",
+        Some(patients(1, "g").into_bytes()),
+        &[NDJSON],
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn http_import_delete_cancels() {
+    let dir = TestDir::new();
+    let server = Server::start(&dir);
+    let fhir = server.fhir();
+    let location = kick_off(&fhir, patients(20_000, "big"));
+    let r = fhir.send(reqwest::Method::DELETE, &location, None, &[]);
+    assert_eq!(r.status, 202, "{}", r.text);
+    fhir.get(&location).expect_outcome(404);
+    let r = fhir.send(reqwest::Method::DELETE, &location, None, &[]);
+    assert_eq!(r.status, 404);
+}

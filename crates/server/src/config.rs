@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub max_page_size: usize,
     /// Where bulk jobs write their files (the CLI uses `<data>/bulk`).
     pub bulk_dir: PathBuf,
+    /// Largest accepted `$import` body (streamed to disk, so not bounded by `max_body_bytes`).
+    pub max_import_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +32,7 @@ impl Default for ServerConfig {
             default_page_size: medicus_store::search::DEFAULT_COUNT,
             max_page_size: medicus_store::search::MAX_COUNT,
             bulk_dir: std::env::temp_dir().join("medicus-bulk"),
+            max_import_bytes: 10 << 30,
         }
     }
 }

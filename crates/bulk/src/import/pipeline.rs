@@ -18,7 +18,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::report::Report;
 use super::source::{Format, InputFile};
 use super::worker::{PreparedItem, prepare};
-use super::writer::Writer;
+use super::writer::{Target, Writer};
 use super::{ImportError, ImportOptions, ImportSummary, ProgressSink, bundle, ndjson};
 
 /// Items per chunk: large enough that channel traffic is negligible, small enough that a
@@ -85,16 +85,13 @@ pub(crate) fn run(
     let counter = Arc::new(AtomicU64::new(0));
     let report = Report::new(options.report_path.clone());
     let (drop_tx, drop_rx) = sync_channel::<Vec<_>>(4);
-    let mut writer = Writer::new(
+    let target = Target {
         store,
         tenant,
         files,
         options,
-        progress,
-        report,
-        bytes_total,
-        Some(drop_tx),
-    );
+    };
+    let mut writer = Writer::new(target, progress, report, bytes_total, Some(drop_tx));
 
     let (result, read_failure) = std::thread::scope(|s| {
         s.spawn(move || while drop_rx.recv().is_ok() {});

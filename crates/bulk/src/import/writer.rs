@@ -17,6 +17,14 @@ use super::source::{Format, InputFile};
 use super::worker::{Prepared, PreparedItem, ReadyResource, conditional_target};
 use super::{ImportError, ImportOptions, Progress, ProgressSink};
 
+/// What the writer writes into, and how.
+pub(crate) struct Target<'a> {
+    pub store: &'a dyn Store,
+    pub tenant: &'a str,
+    pub files: &'a [InputFile],
+    pub options: &'a ImportOptions,
+}
+
 pub(crate) struct Writer<'a> {
     store: &'a dyn Store,
     tenant: &'a str,
@@ -42,15 +50,18 @@ const GARBAGE_BATCH: usize = 256;
 
 impl<'a> Writer<'a> {
     pub fn new(
-        store: &'a dyn Store,
-        tenant: &'a str,
-        files: &'a [InputFile],
-        options: &'a ImportOptions,
+        target: Target<'a>,
         progress: &'a dyn ProgressSink,
         report: Report,
         bytes_total: u64,
         dropper: Option<SyncSender<Vec<WriteOutcome>>>,
     ) -> Self {
+        let Target {
+            store,
+            tenant,
+            files,
+            options,
+        } = target;
         Writer {
             store,
             tenant,

@@ -2,6 +2,7 @@
 //! interactions on a blocking thread and render the outcome.
 
 mod bulk_export;
+mod bulk_import;
 pub mod bulk_status;
 mod extract;
 mod instance;

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::{bulk_export, instance, system, type_level};
+use super::{bulk_export, bulk_import, instance, system, type_level};
 use crate::state::AppState;
 
 /// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`) take precedence over
@@ -22,6 +22,11 @@ pub fn fhir_routes() -> Router<AppState> {
         .route("/fhir/{tenant}/_history", get(system::system_history))
         .route("/fhir/{tenant}/_search", post(system::system_search_post))
         .route("/fhir/{tenant}/$export", get(bulk_export::export_system))
+        .route("/fhir/{tenant}/$import", post(bulk_import::kick_off))
+        .route(
+            "/fhir/{tenant}/$import-poll-status/{id}",
+            get(bulk_import::status).delete(bulk_import::cancel),
+        )
         .route(
             "/fhir/{tenant}/$export-poll-status/{id}",
             get(bulk_export::status).delete(bulk_export::cancel),
