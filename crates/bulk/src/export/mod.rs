@@ -57,6 +57,10 @@ pub enum ExportError {
 pub struct ExportSettings {
     /// Resources fetched per store query.
     pub page_size: usize,
+    /// Resources per query of Patient and Group exports. Larger, because SQLite evaluates the
+    /// compartment condition (`rid IN (SELECT rid FROM idx_reference …)`) into a temporary
+    /// list once per query: fewer, larger pages do that fewer times.
+    pub compartment_page_size: usize,
     /// When a type's file is split into parts.
     pub limits: PartLimits,
     /// Where the job's files are served, e.g. `http://host/fhir/t/$export-file/{job id}`; the
@@ -68,6 +72,7 @@ impl ExportSettings {
     pub fn new(file_base_url: impl Into<String>) -> Self {
         ExportSettings {
             page_size: 1000,
+            compartment_page_size: 10_000,
             limits: PartLimits {
                 max_resources: 100_000,
                 max_bytes: 1 << 30,
@@ -85,9 +90,10 @@ const GROUP_CHUNK: usize = 5000;
 pub fn run(store: &dyn Store, job: &Job, request: &ExportRequest, settings: &ExportSettings) {
     match export(store, job, request, settings) {
         Ok(manifest) => job.set_state(JobState::Completed { manifest }),
-        Err(ExportError::Cancelled) => {
-            // The registry removed the directory when cancelling; files opened before that may
-            // have been recreated since.
+        // Cancelling removes the job's directory, so a write may fail before the next check
+        // notices the cancellation: either way the job is cancelled, not failed.
+        Err(_) if job.is_cancelled() => {
+            // Files opened before the directory was removed may have been recreated since.
             let _ = std::fs::remove_dir_all(&job.dir);
         }
         Err(e) => {
@@ -132,6 +138,10 @@ pub fn export(
     let transaction_time = snapshot_time(store, &job.tenant)?;
     let mut session = store.read_session(&job.tenant)?;
     let compartments = compartments(&mut *session, &request.level)?;
+    let page_size = match request.level {
+        ExportLevel::System => settings.page_size,
+        ExportLevel::Patient | ExportLevel::Group(_) => settings.compartment_page_size,
+    };
     let mut files = Vec::new();
     let mut total: u64 = 0;
     for rt in request.resource_types(defs) {
@@ -142,7 +152,7 @@ pub fn export(
             progress: format!("{rt}: starting ({total} resources so far)"),
         });
         let queries = queries_of(request, &rt, &compartments, transaction_time);
-        let mut scan = scan::MergedScan::new(&rt, queries, settings.page_size);
+        let mut scan = scan::MergedScan::new(&rt, queries, page_size);
         let mut out = TypeWriter::new(&job.dir, &rt, settings.limits);
         let mut count: u64 = 0;
         while let Some(resource) = scan.next(&mut *session)? {

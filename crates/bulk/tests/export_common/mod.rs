@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use medicus_bulk::export::{ExportLevel, ExportRequest, ExportSettings, run};
 use medicus_bulk::jobs::{Job, JobKind, JobRegistry, JobState};
@@ -13,7 +14,7 @@ use medicus_store::{Precondition, SqliteStore, Store};
 use serde_json::{Value, json};
 
 pub struct Fixture {
-    pub store: SqliteStore,
+    pub store: Arc<SqliteStore>,
     pub jobs: JobRegistry,
     _dir: tempfile::TempDir,
 }
@@ -21,7 +22,7 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
         store.create_tenant("t").unwrap();
         store.create_tenant("fresh").unwrap();
         let jobs = JobRegistry::new(dir.path().join("bulk"));
@@ -66,7 +67,7 @@ impl Fixture {
             .unwrap();
         let mut settings = ExportSettings::new(format!("http://h/fhir/t/$export-file/{}", job.id));
         tune(&mut settings);
-        run(&self.store, &job, &request, &settings);
+        run(&*self.store, &job, &request, &settings);
         match job.state() {
             JobState::Completed { manifest } => (job, manifest),
             other => panic!("export did not complete: {other:?}"),

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS resource (
   deleted INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resource_by_id ON resource (tenant, rtype, id);
+-- (tenant, rtype) + the implicit rowid: a type's resources in rid order, so a page of a type
+-- scan (`rtype = ? AND rid > cursor ORDER BY rid LIMIT n`) is a range scan that stops after n
+-- rows instead of reading and sorting the whole type for every page.
+CREATE INDEX IF NOT EXISTS resource_by_type ON resource (tenant, rtype);
 -- Every version; body is zstd-compressed JSON, NULL for a deletion.
 CREATE TABLE IF NOT EXISTS version (
   vid INTEGER PRIMARY KEY,
