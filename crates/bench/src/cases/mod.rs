@@ -1,3 +1,4 @@
 //! Benchmark cases.
 
+pub mod export;
 pub mod transactions;
