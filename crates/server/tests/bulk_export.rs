@@ -172,6 +172,63 @@ async fn patient_and_group_exports_with_type_and_type_filter() {
 }
 
 #[tokio::test]
+async fn post_kick_off_with_parameters() {
+    let app = TestApp::new();
+    seed(&app, "default");
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_type", "valueString": "Observation"},
+        {"name": "_typeFilter", "valueString": "Observation?status=amended"},
+        {"name": "_since", "valueInstant": "2000-01-01T00:00:00Z"},
+        {"name": "_outputFormat", "valueString": "application/fhir+ndjson"},
+    ]});
+    let r = app
+        .request(
+            "POST",
+            "/fhir/default/Group/g/$export",
+            &[ASYNC, ("content-type", "application/fhir+json")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let status = r
+        .header("content-location")
+        .unwrap()
+        .strip_prefix("http://test.local")
+        .unwrap()
+        .to_owned();
+    let manifest = loop {
+        let r = app.get(&status).await;
+        if r.status == StatusCode::OK {
+            break r.json;
+        }
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let got = download(&app, &manifest).await;
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["Observation/o1"]);
+
+    let bad = json!({"resourceType": "Parameters", "parameter": [{"name": "_type", "valueString": "Nope"}]});
+    let r = app
+        .request(
+            "POST",
+            "/fhir/default/$export",
+            &[ASYNC, ("content-type", "application/fhir+json")],
+            bad.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .request(
+            "POST",
+            "/fhir/default/$export",
+            &[ASYNC, ("content-type", "application/fhir+json")],
+            json!({"resourceType": "Patient"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn cancel_removes_the_job_and_its_files() {
     let app = TestApp::new();
     seed(&app, "default");

@@ -15,10 +15,12 @@ use tokio::io::AsyncReadExt;
 
 use super::blocking;
 use super::bulk_status;
-use super::extract::{FhirPath, QueryPairs};
+use super::extract::{FhirBody, FhirPath, QueryPairs, content_type};
 use super::response::FhirResponse;
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
+use crate::fhir::headers::require_fhir_json;
+use crate::fhir::json_body::parse_resource;
 use crate::fhir::outcome::information;
 use crate::state::AppState;
 
@@ -84,6 +86,89 @@ pub async fn export_group(
         )));
     }
     kick_off(state, ctx, &headers, &uri, &pairs, ExportLevel::Group(id)).await
+}
+
+/// `POST [base]/$export` (and the Patient and Group forms) with a `Parameters` body: the same
+/// parameters as the query string, as `valueString` / `valueInstant` / `valueCode`.
+pub async fn export_system_post(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    let pairs = parameters_pairs(&state, &headers, &body)?;
+    kick_off(state, ctx, &headers, &uri, &pairs, ExportLevel::System).await
+}
+
+pub async fn export_type_post(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, resource_type)): FhirPath<(String, String)>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    if resource_type != "Patient" {
+        return Err(FhirError::NotFoundOther(format!(
+            "$export is defined on the system, Patient and Group/[id], not on {resource_type}"
+        )));
+    }
+    let pairs = parameters_pairs(&state, &headers, &body)?;
+    kick_off(state, ctx, &headers, &uri, &pairs, ExportLevel::Patient).await
+}
+
+pub async fn export_group_post(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    FhirPath((_, resource_type, id)): FhirPath<(String, String, String)>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    if resource_type != "Group" {
+        return Err(FhirError::NotFoundOther(format!(
+            "$export is defined on the system, Patient and Group/[id], not on {resource_type}/[id]"
+        )));
+    }
+    let pairs = parameters_pairs(&state, &headers, &body)?;
+    kick_off(state, ctx, &headers, &uri, &pairs, ExportLevel::Group(id)).await
+}
+
+/// The kick-off parameters of a `Parameters` body, as (name, value) pairs.
+fn parameters_pairs(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>> {
+    require_fhir_json(content_type(headers))?;
+    let parameters = parse_resource(body, state.config.max_json_depth)?;
+    if parameters.get("resourceType").and_then(|v| v.as_str()) != Some("Parameters") {
+        return Err(FhirError::bad_request(
+            "the body of a POST $export must be a Parameters resource",
+        ));
+    }
+    let mut pairs = Vec::new();
+    for p in parameters
+        .get("parameter")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("");
+        let value = ["valueString", "valueInstant", "valueCode", "valueUri"]
+            .iter()
+            .find_map(|k| p.get(*k).and_then(|v| v.as_str()));
+        match value {
+            Some(v) => pairs.push((name.to_owned(), v.to_owned())),
+            None => {
+                return Err(FhirError::bad_request(format!(
+                    "parameter '{name}': expected a string, instant, code or uri value"
+                )));
+            }
+        }
+    }
+    Ok(pairs)
 }
 
 /// The Bulk Data kick-off requires `Prefer: respond-async`.

@@ -21,7 +21,10 @@ pub fn fhir_routes() -> Router<AppState> {
         .route("/fhir/{tenant}/metadata", get(system::metadata))
         .route("/fhir/{tenant}/_history", get(system::system_history))
         .route("/fhir/{tenant}/_search", post(system::system_search_post))
-        .route("/fhir/{tenant}/$export", get(bulk_export::export_system))
+        .route(
+            "/fhir/{tenant}/$export",
+            get(bulk_export::export_system).post(bulk_export::export_system_post),
+        )
         .route("/fhir/{tenant}/$import", post(bulk_import::kick_off))
         .route(
             "/fhir/{tenant}/$import-poll-status/{id}",
@@ -37,11 +40,11 @@ pub fn fhir_routes() -> Router<AppState> {
         )
         .route(
             "/fhir/{tenant}/{type}/$export",
-            get(bulk_export::export_type),
+            get(bulk_export::export_type).post(bulk_export::export_type_post),
         )
         .route(
             "/fhir/{tenant}/{type}/{id}/$export",
-            get(bulk_export::export_group),
+            get(bulk_export::export_group).post(bulk_export::export_group_post),
         )
         .route(
             "/fhir/{tenant}/{type}",
