@@ -151,6 +151,32 @@ pub trait ReadSession {
             "raw search is not supported by this backend".into(),
         ))
     }
+    /// Every match of `query` (after `query.cursor`; `count` and `total` are ignored) in
+    /// increasing key order, handed to `each` one at a time until it returns `Ok(false)`.
+    /// Backends may run this as one statement, which evaluates the query once instead of once
+    /// per page (e.g. a compartment's resource list); the default pages through `search_raw`.
+    fn scan_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+        each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut q = query.clone();
+        q.count = crate::search::MAX_COUNT;
+        q.total = false;
+        loop {
+            let page = self.search_raw(resource_type, &q)?;
+            for r in page.resources {
+                if !each(r)? {
+                    return Ok(());
+                }
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
 }
 
 /// A write transaction within one tenant: everything is committed atomically by `commit`, or

@@ -327,6 +327,7 @@ fn search_by_each_parameter_type() {
         "o1",
         json!({
             "resourceType": "Observation", "status": "final",
+            "meta": {"profile": ["https://www.medizininformatik-initiative.de/fhir/core/modul-labor/StructureDefinition/ObservationLab"]},
             "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
             "subject": {"reference": "Patient/p1"},
             "effectiveDateTime": "2024-03-01T10:00:00+01:00",
@@ -462,6 +463,53 @@ fn search_by_each_parameter_type() {
         search_ids(&store, "a", "Patient", &[("_id", "p1,p3")]),
         vec!["p1", "p3"]
     );
+    // uri (hashed, equality) and composite (exact values; no comparison prefixes)
+    let profile = "https://www.medizininformatik-initiative.de/fhir/core/modul-labor/StructureDefinition/ObservationLab";
+    assert_eq!(
+        search_ids(&store, "a", "Observation", &[("_profile", profile)]),
+        vec!["o1"]
+    );
+    assert!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("_profile", "https://other/profile")]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "http://loinc.org|4548-4$7.1")]
+        ),
+        vec!["o1"]
+    );
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[(
+                "code-value-quantity",
+                "4548-4$7.1|http://unitsofmeasure.org|%"
+            )]
+        ),
+        vec!["o1"]
+    );
+    assert!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "4548-4$7.2")]
+        )
+        .is_empty()
+    );
+    let prefixed = vec![("code-value-quantity".to_string(), "4548-4$gt7".to_string())];
+    assert!(parse_search(medicus_fhir::r4(), Some("Observation"), &prefixed).is_err());
     // :missing
     assert_eq!(
         search_ids(&store, "a", "Patient", &[("death-date:missing", "true")]).len(),

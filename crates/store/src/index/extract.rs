@@ -67,7 +67,7 @@ fn entries_of_item(kind: SearchParamType, param: i64, item: &Item<'_>, out: &mut
             if let Some(s) = primitive_str(item) {
                 out.push(IndexEntry::Uri {
                     param,
-                    value: s.to_owned(),
+                    value: hash(s),
                 });
             }
         }
@@ -124,7 +124,7 @@ fn primitive_str<'a>(item: &'a Item<'_>) -> Option<&'a str> {
 }
 
 fn push_token(param: i64, system: Option<&str>, code: Option<&str>, out: &mut Vec<IndexEntry>) {
-    let system = system.map_or(keys::NONE, hash);
+    let system = system.map_or(keys::NONE, keys::system_key);
     match code {
         Some(c) if !c.is_empty() => out.push(IndexEntry::Token {
             param,
@@ -310,7 +310,7 @@ fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     let Some((value, lo, hi)) = decimal_range(&num.to_string()) else {
         return;
     };
-    let system = field(v, "system").map_or(keys::NONE, hash);
+    let system = field(v, "system").map_or(keys::NONE, keys::system_key);
     // Money has `currency` instead of `code`; a unit-only quantity is searchable by its unit text.
     let code = field(v, "code")
         .or_else(|| field(v, "currency"))
@@ -372,7 +372,7 @@ fn reference_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     };
     out.push(IndexEntry::Reference {
         param,
-        target_type: ty.map_or(keys::NONE, hash),
+        target_type: ty.map_or(keys::NONE, keys::type_key),
         target: hash(target),
     });
 }
@@ -390,10 +390,9 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                     texts.push(format!("t*:{code}"));
                 }
                 IndexEntry::String { normalized, .. } => texts.push(format!("s{normalized}")),
-                IndexEntry::Quantity { value, code, .. } => {
-                    texts.push(format!("q{value}:{code}"));
-                    texts.push(format!("q{value}:*"));
-                }
+                // The unit is left out: it halves the rows, and a same-code same-value match in
+                // another unit is practically absent.
+                IndexEntry::Quantity { value, .. } => texts.push(format!("q{value}")),
                 IndexEntry::Number { value, .. } => texts.push(format!("n{value}")),
                 IndexEntry::Date { lo, hi, .. } => texts.push(format!("d{lo}:{hi}")),
                 IndexEntry::Reference {
@@ -406,6 +405,8 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
             }
         }
     }
+    texts.sort_unstable();
+    texts.dedup();
     texts
 }
 

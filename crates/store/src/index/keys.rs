@@ -23,13 +23,34 @@ pub fn hash(s: &str) -> i64 {
     }
 }
 
+/// A 31-bit key for values from small, known sets (parameters, resource types, code systems):
+/// SQLite stores it in 4 bytes instead of 8, and index rows carry several of them. Uniqueness
+/// over all R4 parameters and types is checked by a test; a code-system collision alone cannot
+/// produce a false match because the code keeps its full 64-bit hash.
+pub fn short_hash(s: &str) -> i64 {
+    match (xxh3_64(s.as_bytes()) >> 33) as i64 {
+        h if h <= IMPLICIT_SYSTEM => h + IMPLICIT_SYSTEM + 1,
+        h => h,
+    }
+}
+
 /// The key of a search parameter of a resource type: parameters of different types never share rows.
 pub fn param_key(resource_type: &str, code: &str) -> i64 {
     let mut buf = String::with_capacity(resource_type.len() + code.len() + 1);
     buf.push_str(resource_type);
     buf.push('.');
     buf.push_str(code);
-    hash(&buf)
+    short_hash(&buf)
+}
+
+/// The key of a resource type in reference rows.
+pub fn type_key(resource_type: &str) -> i64 {
+    short_hash(resource_type)
+}
+
+/// The key of a code system (or unit system) in token and quantity rows.
+pub fn system_key(system: &str) -> i64 {
+    short_hash(system)
 }
 
 /// Case- and accent-insensitive form for string search (`Müller` → `muller`), whitespace folded.
@@ -74,6 +95,21 @@ mod tests {
         );
         assert_eq!(normalize_string("ÉCOLE"), "ecole");
         assert_eq!(normalize_string(&"a".repeat(500)).len(), MAX_STRING_CHARS);
+    }
+
+    #[test]
+    fn short_keys_are_unique_over_r4() {
+        let defs = medicus_fhir::r4();
+        let mut params = std::collections::HashSet::new();
+        let mut types = std::collections::HashSet::new();
+        for rt in defs.resource_types() {
+            assert!(types.insert(type_key(rt)), "type key collision: {rt}");
+            for p in defs.search_params(rt) {
+                let k = param_key(rt, p.code);
+                assert!(k > IMPLICIT_SYSTEM && k < (1 << 31));
+                assert!(params.insert(k), "parameter key collision: {rt}.{}", p.code);
+            }
+        }
     }
 
     #[test]

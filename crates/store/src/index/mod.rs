@@ -45,9 +45,10 @@ pub enum IndexEntry {
         target_type: i64,
         target: i64,
     },
+    /// The hashed URI (equality search only: canonical URLs are long and repeat on every resource).
     Uri {
         param: i64,
-        value: String,
+        value: i64,
     },
     Composite {
         param: i64,

@@ -32,9 +32,9 @@ pub enum Value {
     Number(NumberBound),
     Quantity(QuantityValue),
     Reference(ReferenceValue),
+    /// The hashed URI (`:below`/`:above` are not supported).
     Uri {
-        value: String,
-        below: bool,
+        value: i64,
     },
     Composite {
         key: i64,

@@ -179,13 +179,11 @@ fn param_criterion(
     }
     let mut string_mode = StringMatch::StartsWith;
     let mut reference_type = None;
-    let mut uri_below = false;
     match (p.kind, modifier) {
         (_, None) => {}
         (SearchParamType::Token, Some("not")) => c.negated = true,
         (SearchParamType::String, Some("exact")) => string_mode = StringMatch::Exact,
         (SearchParamType::String, Some("contains")) => string_mode = StringMatch::Contains,
-        (SearchParamType::Uri, Some("below")) => uri_below = true,
         (SearchParamType::Reference, Some(t)) if defs.is_resource_type(t) => {
             reference_type = Some(t)
         }
@@ -214,10 +212,7 @@ fn param_criterion(
             SearchParamType::Number => Value::Number(number_bound(&v)?),
             SearchParamType::Quantity => Value::Quantity(quantity_value(&v)?),
             SearchParamType::Reference => Value::Reference(reference_value(&v, reference_type, p)?),
-            SearchParamType::Uri => Value::Uri {
-                value: v,
-                below: uri_below,
-            },
+            SearchParamType::Uri => Value::Uri { value: hash(&v) },
             SearchParamType::Composite => Value::Composite {
                 key: composite_value(p, &v)?,
             },
@@ -305,11 +300,11 @@ fn token_value(v: &str) -> TokenValue {
             code: Some(hash(code)),
         },
         Some((system, "")) => TokenValue {
-            system: Some(hash(system)),
+            system: Some(keys::system_key(system)),
             code: None,
         },
         Some((system, code)) => TokenValue {
-            system: Some(hash(system)),
+            system: Some(keys::system_key(system)),
             code: Some(hash(code)),
         },
     }
@@ -359,7 +354,7 @@ fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
         None => (v, None, None),
         Some((num, rest)) => {
             let (system, code) = split_bar(rest).unwrap_or(("", rest));
-            let system = (!system.is_empty()).then(|| hash(&unescape(system)));
+            let system = (!system.is_empty()).then(|| keys::system_key(&unescape(system)));
             let code = (!code.is_empty()).then(|| hash(&unescape(code)));
             (num, system, code)
         }
@@ -384,9 +379,20 @@ fn reference_value(
         _ => None,
     });
     Ok(ReferenceValue {
-        target_type: ty.map(hash),
+        target_type: ty.map(keys::type_key),
         target: hash(target),
     })
+}
+
+fn exact_only(prefix: DatePrefix, p: &SearchParam) -> Result<(), StoreError> {
+    if prefix == DatePrefix::Eq {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "comparison prefixes inside the composite parameter '{}' are not supported yet",
+            p.code
+        )))
+    }
 }
 
 fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
@@ -409,20 +415,25 @@ fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
                     _ => return Err(invalid("composite token components need a code")),
                 }
             }
+            // Composite rows hold exact values: a comparison prefix cannot be answered from them.
             SearchParamType::Quantity => {
                 let q = quantity_value(part)?;
-                match q.code {
-                    Some(c) => format!("q{}:{c}", q.number.value),
-                    None => format!("q{}:*", q.number.value),
-                }
+                exact_only(q.number.prefix, p)?;
+                // Units are not part of composite keys (see `index::extract`).
+                format!("q{}", q.number.value)
             }
-            SearchParamType::Number => format!("n{}", number_bound(part)?.value),
+            SearchParamType::Number => {
+                let n = number_bound(part)?;
+                exact_only(n.prefix, p)?;
+                format!("n{}", n.value)
+            }
             SearchParamType::Date => {
                 let d = date_bound(part)?;
+                exact_only(d.prefix, p)?;
                 format!("d{}:{}", d.lo, d.hi)
             }
             SearchParamType::String => format!("s{}", normalize_string(&unescape(part))),
-            SearchParamType::Uri => format!("u{}", unescape(part)),
+            SearchParamType::Uri => format!("u{}", hash(&unescape(part))),
             SearchParamType::Reference => {
                 let r = reference_value(part, None, p)?;
                 format!("r{}:{}", r.target_type.unwrap_or(keys::NONE), r.target)
@@ -451,7 +462,7 @@ mod tests {
         assert_eq!(
             token_value("a|b"),
             TokenValue {
-                system: Some(hash("a")),
+                system: Some(keys::system_key("a")),
                 code: Some(hash("b"))
             }
         );
@@ -465,7 +476,7 @@ mod tests {
         assert_eq!(
             token_value("a|"),
             TokenValue {
-                system: Some(hash("a")),
+                system: Some(keys::system_key("a")),
                 code: None
             }
         );

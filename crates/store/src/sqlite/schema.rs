@@ -56,7 +56,6 @@ CREATE INDEX IF NOT EXISTS version_by_type ON version (tenant, rtype, tx);
 CREATE TABLE IF NOT EXISTS idx_token (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, system INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, code, system, rid)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_token_system ON idx_token (tenant, param, system, rid);
 CREATE TABLE IF NOT EXISTS idx_string (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL, exact TEXT,
   PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
@@ -74,7 +73,7 @@ CREATE TABLE IF NOT EXISTS idx_reference (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, target INTEGER NOT NULL, target_type INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, target, target_type, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_uri (
-  tenant INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, value INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_composite (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, rid INTEGER NOT NULL,

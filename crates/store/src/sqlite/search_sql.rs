@@ -190,15 +190,9 @@ fn value_piece(sql: &mut Sql, tenant: &str, c: &Criterion, v: &V) -> Piece {
             }
             sub(sql, "idx_reference", cond)
         }
-        V::Uri { value, below } => {
-            if *below {
-                let lo = sql.arg(value.clone());
-                let hi = sql.arg(format!("{value}{MAX_CHAR}"));
-                sub(sql, "idx_uri", format!("value >= {lo} AND value < {hi}"))
-            } else {
-                let v = sql.arg(value.clone());
-                sub(sql, "idx_uri", format!("value = {v}"))
-            }
+        V::Uri { value } => {
+            let v = sql.arg(*value);
+            sub(sql, "idx_uri", format!("value = {v}"))
         }
         V::Composite { key } => {
             let k = sql.arg(*key);
@@ -266,7 +260,7 @@ fn compartment_condition(
         .iter()
         .map(|code| sql.arg(keys::param_key(rt, code)))
         .collect();
-    let patient = sql.arg(keys::hash("Patient"));
+    let patient = sql.arg(keys::type_key("Patient"));
     let mut cond = format!(
         "SELECT rid FROM idx_reference WHERE tenant = {tenant} AND param IN ({}) AND target_type = {patient}",
         keys.join(", ")
@@ -428,4 +422,45 @@ pub(crate) fn search_raw(
         resources,
         next_cursor,
     })
+}
+
+/// `search_raw` over all matches as one statement: the query (including a compartment's
+/// resource list) is evaluated once, and rows are handed over as SQLite produces them.
+pub(crate) fn scan_raw(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    resource_type: Option<&str>,
+    q: &SearchQuery,
+    each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let Some((filter, mut sql)) = filter(store, tenant, resource_type, q)? else {
+        return Ok(());
+    };
+    let cursor = q
+        .cursor
+        .map_or(String::new(), |c| format!(" AND r.rid > {}", sql.arg(c)));
+    sql.text = format!(
+        "SELECT r.rid, r.rtype, r.id, v.body
+         FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
+         WHERE {filter}{cursor} ORDER BY r.rid"
+    );
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    while let Some(r) = rows.next()? {
+        let json = match r.get_ref(3)? {
+            rusqlite::types::ValueRef::Blob(b) => codec::decode_raw(b)?,
+            _ => continue,
+        };
+        let resource = RawResource {
+            resource_type: store.type_name(r.get(1)?)?.to_owned(),
+            id: r.get(2)?,
+            key: r.get(0)?,
+            json,
+        };
+        if !each(resource)? {
+            break;
+        }
+    }
+    Ok(())
 }

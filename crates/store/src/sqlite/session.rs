@@ -105,6 +105,22 @@ impl ReadSession for SqliteReadSession<'_> {
             query,
         )
     }
+
+    fn scan_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+        each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        search_sql::scan_raw(
+            self.store,
+            self.reader.conn(),
+            self.tenant,
+            resource_type,
+            query,
+            each,
+        )
+    }
 }
 
 /// A write transaction. Holds the single writer connection from `begin` until commit or drop.
