@@ -4,7 +4,9 @@
 
 pub mod cases;
 mod fixture;
+pub mod loader;
 mod report;
+mod rss;
 mod server;
 mod stats;
 
@@ -20,6 +22,12 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
     #[error("unexpected answer: {0}")]
     Unexpected(String),
+    #[error("invalid benchmark settings: {0}")]
+    Invalid(String),
+    #[error("generate: {0}")]
+    Synth(#[from] medicus_synth::SynthError),
+    #[error("import: {0}")]
+    Import(#[from] medicus_bulk::import::ImportError),
 }
 
 impl From<reqwest::Error> for BenchError {

@@ -21,12 +21,7 @@ impl BenchServer {
         let dir = tempfile::tempdir()?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path())?);
         store.create_tenant("bench")?;
-        let app = medicus_server::router(AppState::new(store, ServerConfig::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let handle = tokio::spawn(async move {
-            let _ = axum_serve(listener, app).await;
-        });
+        let (addr, handle) = spawn(store).await?;
         Ok(BenchServer {
             addr,
             handle,
@@ -41,6 +36,17 @@ impl BenchServer {
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
     }
+}
+
+/// Serves `store` on a free loopback port until the returned task is aborted.
+pub async fn spawn(store: Arc<dyn Store>) -> Result<(SocketAddr, JoinHandle<()>), BenchError> {
+    let app = medicus_server::router(AppState::new(store, ServerConfig::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let _ = axum_serve(listener, app).await;
+    });
+    Ok((addr, handle))
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {

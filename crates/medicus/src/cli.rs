@@ -148,6 +148,25 @@ pub enum BenchCase {
         #[arg(long, default_value_t = 200, value_name = "N")]
         transactions: usize,
     },
+    /// The whole suite on synthetic data: generate, import, disk per resource, read by id,
+    /// token and token+date search, count, export, peak RSS; each with a baseline.
+    Suite {
+        /// Data size: about this many resources (100 per patient)
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        resources: u64,
+        /// Concurrent connections for read by id
+        #[arg(long, default_value_t = 64, value_name = "N")]
+        concurrency: usize,
+        /// Seconds of each concurrent HTTP load run
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        load_secs: u64,
+        /// Repetitions of each search
+        #[arg(long, default_value_t = 30, value_name = "N")]
+        runs: usize,
+        /// Where the temporary work directory goes [default: the system temp dir]
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Benchmark cases.
 
 pub mod export;
+pub mod suite;
 pub mod transactions;

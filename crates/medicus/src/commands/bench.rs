@@ -1,5 +1,6 @@
 //! `medicus bench`: run a benchmark case and print its Markdown table (paste into BENCHMARKS.md).
 
+use medicus_bench::cases::suite::{self, SuiteOptions};
 use medicus_bench::cases::transactions::{self, TransactionOptions};
 
 use crate::cli::{BenchArgs, BenchCase};
@@ -10,6 +11,20 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         BenchCase::Transactions { transactions } => {
             transactions::run(&TransactionOptions { transactions })?
         }
+        BenchCase::Suite {
+            resources,
+            concurrency,
+            load_secs,
+            runs,
+            work_dir,
+        } => suite::run(&SuiteOptions {
+            resources,
+            concurrency,
+            load_duration: std::time::Duration::from_secs(load_secs),
+            runs,
+            work_dir,
+            ..SuiteOptions::default()
+        })?,
     };
     super::say(format_args!("{report}"));
     Ok(())
