@@ -152,6 +152,31 @@ fn type_filters_are_ored_and_deduplicated() {
 }
 
 #[test]
+fn overlapping_type_filters_merge_across_many_pages() {
+    let f = Fixture::new();
+    f.put_all("t", &clinical(30));
+    let (job, manifest) = f.export_with(
+        ExportLevel::Patient,
+        &[
+            ("_type", "Observation"),
+            (
+                "_typeFilter",
+                "Observation?status=amended,Observation?code=718-7,Observation?code=4548-4",
+            ),
+        ],
+        // Ten resources per query page: every filter needs several pages.
+        |s| s.compartment_page_size = 3,
+    );
+    let got = exported(&job, &manifest);
+    assert_eq!(got.len(), 60);
+    assert_eq!(got, {
+        let mut all = f.stored("t");
+        all.retain(|k, _| k.starts_with("Observation/") && k != "Observation/orphan");
+        all
+    });
+}
+
+#[test]
 fn patient_level_is_the_patient_compartment() {
     let f = Fixture::new();
     f.put_all("t", &clinical(4));

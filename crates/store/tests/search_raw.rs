@@ -110,3 +110,45 @@ fn raw_pages_equal_parsed_search_and_respect_filters() {
         .collect();
     assert_eq!(ids, ["other"]);
 }
+
+#[test]
+fn scan_raw_streams_every_match_in_key_order_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.create_tenant("a").unwrap();
+    for i in 0..2500 {
+        put(
+            &store,
+            "a",
+            "Observation",
+            &format!("o{i}"),
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": format!("Patient/p{}", i % 3)}}),
+        );
+    }
+    let mut s = store.read_session("a").unwrap();
+    let mut q = parse_search(medicus_fhir::r4(), Some("Observation"), &[]).unwrap();
+    q.compartment = Some(CompartmentFilter {
+        patients: Some(vec!["p0".into(), "p2".into()]),
+    });
+    let mut keys = Vec::new();
+    s.scan_raw(Some("Observation"), &q, &mut |r| {
+        let body: Value = serde_json::from_slice(&r.json).unwrap();
+        assert_eq!(body["id"], r.id.as_str());
+        assert_ne!(body["subject"]["reference"], "Patient/p1");
+        keys.push(r.key);
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(keys.len(), 2500 - 833);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    // Continuing after a key, and stopping early.
+    q.cursor = Some(keys[99]);
+    let mut seen = 0;
+    s.scan_raw(Some("Observation"), &q, &mut |r| {
+        assert!(r.key > keys[99]);
+        seen += 1;
+        Ok(seen < 10)
+    })
+    .unwrap();
+    assert_eq!(seen, 10);
+}

@@ -151,16 +151,16 @@ pub fn export(
         job.set_state(JobState::Running {
             progress: format!("{rt}: starting ({total} resources so far)"),
         });
-        let queries = queries_of(request, &rt, &compartments, transaction_time);
-        let mut scan = scan::MergedScan::new(&rt, queries, page_size);
+        let mut queries = queries_of(request, &rt, &compartments, transaction_time);
         let mut out = TypeWriter::new(&job.dir, &rt, settings.limits);
         let mut count: u64 = 0;
-        while let Some(resource) = scan.next(&mut *session)? {
-            out.write(&resource.json)?;
+        // Called for every resource; `Ok(false)` stops the scan (cancelled).
+        let mut write = |json: &[u8]| -> Result<bool, ExportError> {
+            out.write(json)?;
             count += 1;
             if count.is_multiple_of(1000) {
                 if job.is_cancelled() {
-                    return Err(ExportError::Cancelled);
+                    return Ok(false);
                 }
                 if count.is_multiple_of(10_000) {
                     job.set_state(JobState::Running {
@@ -168,6 +168,33 @@ pub fn export(
                     });
                 }
             }
+            Ok(true)
+        };
+        if queries.len() == 1 {
+            // One query: a single streaming statement, so the store evaluates it (and a
+            // compartment's resource list) once rather than once per page.
+            let query = queries.remove(0);
+            let mut failure = None;
+            session.scan_raw(Some(&rt), &query, &mut |r| match write(&r.json) {
+                Ok(go_on) => Ok(go_on),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(false)
+                }
+            })?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        } else {
+            let mut scan = scan::MergedScan::new(&rt, queries, page_size);
+            while let Some(resource) = scan.next(&mut *session)? {
+                if !write(&resource.json)? {
+                    break;
+                }
+            }
+        }
+        if job.is_cancelled() {
+            return Err(ExportError::Cancelled);
         }
         files.extend(out.finish()?);
         total += count;

@@ -24,7 +24,7 @@ pub struct MergedScan<'q> {
 impl<'q> MergedScan<'q> {
     /// `page_size` is split between the queries so memory stays the same however many there are.
     pub fn new(resource_type: &'q str, queries: Vec<SearchQuery>, page_size: usize) -> Self {
-        let per_stream = (page_size / queries.len().max(1)).max(100);
+        let per_stream = (page_size / queries.len().max(1)).max(10);
         let streams = queries
             .into_iter()
             .map(|mut query| {
