@@ -177,7 +177,8 @@ impl ProgressSink for JobProgress<'_> {
 
 /// The import itself, on a blocking thread.
 fn run(store: Arc<dyn medicus_store::Store>, job: &Job, input: &std::path::Path, gzip: bool) {
-    let cancel = Arc::new(AtomicBool::new(false));
+    // Cancelled while queued: the registry already removed the job and its directory.
+    let cancel = Arc::new(AtomicBool::new(job.is_cancelled()));
     let options = ImportOptions {
         batch_size: BATCH_SIZE,
         report_path: Some(job.dir.join("errors.ndjson")),
