@@ -50,6 +50,9 @@ impl SqliteStore {
         })?;
         let path = data_dir.join("medicus.db");
         let writer = open_connection(&path)?;
+        // The writer walks every index on every write: a larger page cache keeps big imports from
+        // re-reading index pages from disk (readers keep the default from PRAGMAS).
+        writer.execute_batch("PRAGMA cache_size = -262144;")?;
         writer.execute_batch(schema::SCHEMA)?;
         check_schema_version(&writer)?;
         let (type_codes, type_names) = register_types(&writer)?;

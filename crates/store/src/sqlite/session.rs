@@ -130,6 +130,8 @@ pub struct SqliteWriteSession<'s> {
     tenant: i64,
     tx: TxId,
     timestamp_us: i64,
+    /// `timestamp_us` as the `meta.lastUpdated` text, formatted once for all writes of the session.
+    last_updated: String,
     open: bool,
 }
 
@@ -146,6 +148,7 @@ impl<'s> SqliteWriteSession<'s> {
             tenant,
             tx: 0,
             timestamp_us: 0,
+            last_updated: String::new(),
             open: true,
         };
         // lastUpdated must not go backwards even if the wall clock does.
@@ -155,6 +158,7 @@ impl<'s> SqliteWriteSession<'s> {
             .query_row([], |r| r.get(0))
             .ok();
         session.timestamp_us = now_us().max(last.map_or(0, |l| l + 1));
+        session.last_updated = format_instant_us(session.timestamp_us);
         session
             .conn
             .prepare_cached("INSERT INTO tx_log (tenant, at_us) VALUES (?1, ?2)")?
@@ -326,13 +330,7 @@ impl WriteSession for SqliteWriteSession<'_> {
             self.unindex(resource_type, row)?;
         }
         let version = current.map_or(1, |c| c.version + 1);
-        let body = stamp(
-            resource_type,
-            id,
-            version,
-            &format_instant_us(self.timestamp_us),
-            body,
-        );
+        let body = stamp(resource_type, id, version, &self.last_updated, body);
         let blob = codec::encode(&body)?;
         let rid =
             match current {
