@@ -635,3 +635,55 @@ fn checkpoints_commit_with_the_data() {
         vec!["p1"]
     );
 }
+
+#[test]
+fn a_session_sees_its_own_index_rows_and_rewrites_them() {
+    let (_d, store) = store();
+    let q = |family: &str| {
+        let pairs = vec![("family".to_string(), family.to_string())];
+        parse_search(medicus_fhir::r4(), Some("Patient"), &pairs).unwrap()
+    };
+    let mut w = store.write_session("a").unwrap();
+    w.put(
+        "Patient",
+        "p1",
+        patient("Alpha", "1980"),
+        Precondition::None,
+    )
+    .unwrap();
+    assert_eq!(
+        w.search(Some("Patient"), &q("alpha"))
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+    // Rewritten in the same session: the first version's rows must not survive.
+    w.put("Patient", "p1", patient("Beta", "1980"), Precondition::None)
+        .unwrap();
+    w.put(
+        "Patient",
+        "p2",
+        patient("Alpha", "1990"),
+        Precondition::None,
+    )
+    .unwrap();
+    let ids = |page: medicus_store::search::SearchPage| {
+        page.resources.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(w.search(Some("Patient"), &q("alpha")).unwrap()),
+        vec!["p2"]
+    );
+    w.delete("Patient", "p2", Precondition::None).unwrap();
+    w.commit().unwrap();
+    assert!(search_ids(&store, "a", "Patient", &[("family", "alpha")]).is_empty());
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("family", "beta")]),
+        vec!["p1"]
+    );
+    assert_eq!(
+        search_ids(&store, "a", "Patient", &[("birthdate", "1990")]),
+        Vec::<String>::new()
+    );
+}

@@ -1,18 +1,20 @@
-//! Writing and removing index rows of one resource.
+//! Writing and removing index rows.
+
+use std::cmp::Ordering;
 
 use rusqlite::{Connection, params};
 
 use crate::error::StoreError;
 use crate::index::IndexEntry;
 
-/// Inserts the rows; duplicates of one resource collapse on the primary key.
-pub(crate) fn insert(
+/// Inserts one row; a duplicate of a row of the same resource collapses on the primary key.
+pub(crate) fn insert_one(
     conn: &Connection,
     tenant: i64,
     rid: i64,
-    entries: &[IndexEntry],
+    e: &IndexEntry,
 ) -> Result<(), StoreError> {
-    for e in entries {
+    {
         match e {
             IndexEntry::Token { param, system, code } => conn
                 .prepare_cached(
@@ -101,4 +103,120 @@ pub(crate) fn remove(
         };
     }
     Ok(())
+}
+
+/// Orders pending rows by table and then by each table's primary key, so a batch inserts into
+/// each B-tree in key order (neighbouring pages, fewer page-cache misses) instead of at random.
+pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) -> Ordering {
+    use IndexEntry as E;
+    let (ra, ea) = a;
+    let (rb, eb) = b;
+    match (ea, eb) {
+        (
+            E::Token {
+                param: p1,
+                system: s1,
+                code: c1,
+            },
+            E::Token {
+                param: p2,
+                system: s2,
+                code: c2,
+            },
+        ) => (p1, c1, s1, ra).cmp(&(p2, c2, s2, rb)),
+        (
+            E::String {
+                param: p1,
+                normalized: n1,
+                ..
+            },
+            E::String {
+                param: p2,
+                normalized: n2,
+                ..
+            },
+        ) => (p1, n1, ra).cmp(&(p2, n2, rb)),
+        (
+            E::Date {
+                param: p1,
+                lo: l1,
+                hi: h1,
+            },
+            E::Date {
+                param: p2,
+                lo: l2,
+                hi: h2,
+            },
+        ) => (p1, l1, h1, ra).cmp(&(p2, l2, h2, rb)),
+        (
+            E::Number {
+                param: p1,
+                value: v1,
+                ..
+            },
+            E::Number {
+                param: p2,
+                value: v2,
+                ..
+            },
+        ) => p1.cmp(p2).then(v1.total_cmp(v2)).then(ra.cmp(rb)),
+        (
+            E::Quantity {
+                param: p1,
+                code: c1,
+                system: s1,
+                value: v1,
+                ..
+            },
+            E::Quantity {
+                param: p2,
+                code: c2,
+                system: s2,
+                value: v2,
+                ..
+            },
+        ) => (p1, c1, s1)
+            .cmp(&(p2, c2, s2))
+            .then(v1.total_cmp(v2))
+            .then(ra.cmp(rb)),
+        (
+            E::Reference {
+                param: p1,
+                target_type: t1,
+                target: g1,
+            },
+            E::Reference {
+                param: p2,
+                target_type: t2,
+                target: g2,
+            },
+        ) => (p1, g1, t1, ra).cmp(&(p2, g2, t2, rb)),
+        (
+            E::Uri {
+                param: p1,
+                value: v1,
+            },
+            E::Uri {
+                param: p2,
+                value: v2,
+            },
+        ) => (p1, v1, ra).cmp(&(p2, v2, rb)),
+        (E::Composite { param: p1, key: k1 }, E::Composite { param: p2, key: k2 }) => {
+            (p1, k1, ra).cmp(&(p2, k2, rb))
+        }
+        _ => table_rank(ea).cmp(&table_rank(eb)),
+    }
+}
+
+fn table_rank(e: &IndexEntry) -> u8 {
+    match e {
+        IndexEntry::Token { .. } => 0,
+        IndexEntry::String { .. } => 1,
+        IndexEntry::Date { .. } => 2,
+        IndexEntry::Number { .. } => 3,
+        IndexEntry::Quantity { .. } => 4,
+        IndexEntry::Reference { .. } => 5,
+        IndexEntry::Uri { .. } => 6,
+        IndexEntry::Composite { .. } => 7,
+    }
 }

@@ -14,6 +14,9 @@ use crate::index::datetime::format_instant_us;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
 
+/// Bounds the memory of pending index rows (about 100 bytes each) in very large sessions.
+const MAX_PENDING_INDEX_ROWS: usize = 500_000;
+
 pub(crate) fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -132,6 +135,9 @@ pub struct SqliteWriteSession<'s> {
     timestamp_us: i64,
     /// `timestamp_us` as the `meta.lastUpdated` text, formatted once for all writes of the session.
     last_updated: String,
+    /// Index rows not yet inserted: they go in sorted by key at commit (or before anything in
+    /// the session reads the indexes), which keeps big batches from hitting B-tree pages at random.
+    pending_index: Vec<(i64, IndexEntry)>,
     open: bool,
 }
 
@@ -149,6 +155,7 @@ impl<'s> SqliteWriteSession<'s> {
             tx: 0,
             timestamp_us: 0,
             last_updated: String::new(),
+            pending_index: Vec::new(),
             open: true,
         };
         // lastUpdated must not go backwards even if the wall clock does.
@@ -194,11 +201,26 @@ impl<'s> SqliteWriteSession<'s> {
         })
     }
 
+    /// Inserts the pending index rows in primary-key order.
+    fn flush_index(&mut self) -> Result<(), StoreError> {
+        if self.pending_index.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.pending_index);
+        rows.sort_unstable_by(index_rows::primary_key_order);
+        for (rid, entry) in &rows {
+            index_rows::insert_one(&self.conn, self.tenant, *rid, entry)?;
+        }
+        Ok(())
+    }
+
     /// Removes the index rows of the current (live) version.
-    fn unindex(&self, rt: &str, row: &CurrentRow) -> Result<(), StoreError> {
+    fn unindex(&mut self, rt: &str, row: &CurrentRow) -> Result<(), StoreError> {
         if row.deleted {
             return Ok(());
         }
+        // The rows to remove may still be pending (the resource was written earlier in this session).
+        self.flush_index()?;
         if let Some(old) = read::body_of(&self.conn, row.rid, row.version)? {
             let entries = extract_entries(medicus_fhir::r4(), rt, &old);
             index_rows::remove(&self.conn, self.tenant, row.rid, &entries)?;
@@ -294,6 +316,7 @@ impl ReadSession for SqliteWriteSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
+        self.flush_index()?;
         search_sql::search(self.store, &self.conn, self.tenant, resource_type, query)
     }
 
@@ -302,6 +325,7 @@ impl ReadSession for SqliteWriteSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
+        self.flush_index()?;
         search_sql::search_raw(self.store, &self.conn, self.tenant, resource_type, query)
     }
 }
@@ -349,7 +373,11 @@ impl WriteSession for SqliteWriteSession<'_> {
                 }
             };
         self.insert_version(rid, version, rtype, Some(&blob))?;
-        index_rows::insert(&self.conn, self.tenant, rid, &entries)?;
+        self.pending_index
+            .extend(entries.into_iter().map(|e| (rid, e)));
+        if self.pending_index.len() >= MAX_PENDING_INDEX_ROWS {
+            self.flush_index()?;
+        }
         Ok(WriteOutcome {
             created: current.is_none_or(|c| c.deleted),
             version: ResourceVersion {
@@ -397,6 +425,7 @@ impl WriteSession for SqliteWriteSession<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<TxId, StoreError> {
+        self.flush_index()?;
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
         Ok(self.tx)
