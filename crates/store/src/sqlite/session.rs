@@ -37,6 +37,19 @@ impl<'s> SqliteReadSession<'s> {
             tenant,
         }
     }
+
+    /// Runs `f` in one read transaction, so the total and the page it computes come from the
+    /// same snapshot.
+    fn in_snapshot<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.reader.conn();
+        conn.execute_batch("BEGIN")?;
+        let result = f(conn);
+        conn.execute_batch("COMMIT")?;
+        result
+    }
 }
 
 impl ReadSession for SqliteReadSession<'_> {
@@ -75,12 +88,8 @@ impl ReadSession for SqliteReadSession<'_> {
         scope: HistoryScope<'_>,
         query: &HistoryQuery,
     ) -> Result<HistoryPage, StoreError> {
-        // One snapshot for the total and the page.
-        let conn = self.reader.conn();
-        conn.execute_batch("BEGIN")?;
-        let page = read::history(self.store, conn, self.tenant, scope, query);
-        conn.execute_batch("COMMIT")?;
-        page
+        let (store, tenant) = (self.store, self.tenant);
+        self.in_snapshot(|conn| read::history(store, conn, tenant, scope, query))
     }
 
     fn search(
@@ -88,11 +97,8 @@ impl ReadSession for SqliteReadSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
-        let conn = self.reader.conn();
-        conn.execute_batch("BEGIN")?;
-        let page = search_sql::search(self.store, conn, self.tenant, resource_type, query);
-        conn.execute_batch("COMMIT")?;
-        page
+        let (store, tenant) = (self.store, self.tenant);
+        self.in_snapshot(|conn| search_sql::search(store, conn, tenant, resource_type, query))
     }
 
     fn search_raw(
