@@ -57,11 +57,16 @@ mod tests {
         assert_eq!(parse_status_kb(s, "VmSwap:"), None);
     }
 
+    /// Other tests in this binary reset the process-wide peak at any moment, so only what the
+    /// tracker itself remembers is compared: the peak before the reset is never lost.
     #[test]
-    fn overall_peak_is_at_least_the_phase_peak() {
+    fn the_peak_before_a_phase_is_kept() {
         let mut t = PeakTracker::default();
-        let _big = vec![1u8; 8 << 20];
+        let big = vec![1u8; 8 << 20];
         t.start_phase();
-        assert!(t.overall_peak_mib() >= t.phase_peak_mib());
+        let remembered = t.earlier_kb as f64 / 1024.0;
+        assert!(remembered >= 8.0, "{remembered} MiB");
+        assert!(t.overall_peak_mib() >= remembered);
+        drop(big);
     }
 }
