@@ -7,7 +7,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use medicus_bulk::export::{self, ExportError, ExportLevel, ExportRequest, ExportSettings};
 use medicus_bulk::jobs::{JobKind, JobState};
@@ -16,12 +16,10 @@ use tokio::io::AsyncReadExt;
 use super::blocking;
 use super::bulk_status;
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type};
-use super::response::FhirResponse;
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::require_fhir_json;
 use crate::fhir::json_body::parse_resource;
-use crate::fhir::outcome::information;
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, FhirError>;
@@ -233,26 +231,9 @@ async fn kick_off(
 
     let store = state.store.clone();
     let worker_job = job.clone();
-    // Detached: the job's state is how the outcome is reported. A panic must not leave the job
-    // "running" for ever.
-    let handle =
-        tokio::task::spawn_blocking(move || export::run(&*store, &worker_job, &request, &settings));
-    tokio::spawn(async move {
-        if handle.await.is_err() {
-            job.set_state(JobState::Failed {
-                outcome: FhirError::Internal("export task failed".into()).to_operation_outcome(),
-            });
-        }
-    });
-
-    Ok(FhirResponse::new(
-        StatusCode::ACCEPTED,
-        Some(information(format!(
-            "export started; poll {status_url} for its status"
-        ))),
-    )
-    .header(header::CONTENT_LOCATION, &status_url)
-    .into_response())
+    Ok(bulk_status::spawn_job(job, &status_url, move || {
+        export::run(&*store, &worker_job, &request, &settings)
+    }))
 }
 
 /// `GET [base]/$export-poll-status/{id}`.

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use futures_util::StreamExt;
 use medicus_bulk::import::{
     Format, ImportError, ImportOptions, Importer, InputFile, Progress, ProgressSink,
@@ -22,11 +22,9 @@ use medicus_bulk::jobs::{Job, JobKind, JobState};
 use tokio::io::AsyncWriteExt;
 
 use super::extract::{FhirPath, content_type, header_str};
-use super::response::FhirResponse;
 use super::{blocking, bulk_status};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
-use crate::fhir::outcome::information;
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, FhirError>;
@@ -114,25 +112,9 @@ pub async fn kick_off(
 
     let store = state.store.clone();
     let worker_job = job.clone();
-    // Detached: the job's state is how the outcome is reported. A panic must not leave the job
-    // "running" for ever.
-    let handle = tokio::task::spawn_blocking(move || run(store, &worker_job, &input, gzip));
-    tokio::spawn(async move {
-        if handle.await.is_err() {
-            job.set_state(JobState::Failed {
-                outcome: FhirError::Internal("import task failed".into()).to_operation_outcome(),
-            });
-        }
-    });
-
-    Ok(FhirResponse::new(
-        StatusCode::ACCEPTED,
-        Some(information(format!(
-            "import started; poll {status_url} for its status"
-        ))),
-    )
-    .header(header::CONTENT_LOCATION, &status_url)
-    .into_response())
+    Ok(bulk_status::spawn_job(job, &status_url, move || {
+        run(store, &worker_job, &input, gzip)
+    }))
 }
 
 /// Streams the request body to `path`, failing with 413 past `max` bytes.

@@ -22,6 +22,33 @@ use crate::state::AppState;
 /// Seconds a client should wait before polling a running job again.
 const RETRY_AFTER_SECS: &str = "2";
 
+/// Runs a job's `work` on a blocking thread and answers its kick-off: `202 Accepted` with
+/// `Content-Location: {status_url}`. Detached: the job's state is how the outcome is reported,
+/// and a panic in `work` must not leave the job "running" for ever.
+pub(super) fn spawn_job(
+    job: Arc<Job>,
+    status_url: &str,
+    work: impl FnOnce() + Send + 'static,
+) -> Response {
+    let what = kind_name(job.kind);
+    let handle = tokio::task::spawn_blocking(work);
+    tokio::spawn(async move {
+        if handle.await.is_err() {
+            job.set_state(JobState::Failed {
+                outcome: FhirError::Internal(format!("{what} task failed")).to_operation_outcome(),
+            });
+        }
+    });
+    FhirResponse::new(
+        StatusCode::ACCEPTED,
+        Some(information(format!(
+            "{what} started; poll {status_url} for its status"
+        ))),
+    )
+    .header(header::CONTENT_LOCATION, status_url)
+    .into_response()
+}
+
 fn kind_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Export => "export",
