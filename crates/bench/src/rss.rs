@@ -34,6 +34,11 @@ impl PeakTracker {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
 
+    /// Current RSS, in MiB.
+    pub fn current_mib(&self) -> f64 {
+        status_kb("VmRSS:") as f64 / 1024.0
+    }
+
     /// Peak RSS since the last `start_phase`, in MiB.
     pub fn phase_peak_mib(&self) -> f64 {
         status_kb("VmHWM:") as f64 / 1024.0

@@ -1,4 +1,4 @@
-//! `$export` throughput: a store filled with MII-shaped resources (the transaction fixture) is
+//! `$export` throughput: a store filled with the synthetic MII pilot (the bench fixture) is
 //! exported to NDJSON by the bulk engine, at system level and at Patient level, with the peak
 //! RSS growth of each run. Baseline: the same system export through the ordinary parsed
 //! search API (decompress, parse to `Value`, serialise again), which is what the raw-bytes path
@@ -12,12 +12,13 @@ use medicus_bulk::jobs::{JobKind, JobRegistry};
 use medicus_store::search::parse_search;
 use medicus_store::{Precondition, SqliteStore, Store};
 
-use crate::fixture::{RESOURCES_PER_BUNDLE, resources};
+use crate::fixture::Fixture;
+use crate::rss::PeakTracker;
 use crate::{BenchError, Report};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Resources to store and export (rounded up to a multiple of 100).
+    /// Resources to store and export (about 100 per synthetic patient).
     pub resources: usize,
 }
 
@@ -29,38 +30,33 @@ impl Default for ExportOptions {
 
 const TENANT: &str = "bench";
 
-/// A `VmHWM`/`VmRSS` line of `/proc/self/status`, in kB (0 where there is no procfs).
-fn proc_status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Resets the peak-RSS mark (Linux: `echo 5 > /proc/self/clear_refs`) and returns the current
-/// RSS, so that `VmHWM` afterwards is the peak of what runs next.
-fn reset_peak_kb() -> u64 {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    proc_status_kb("VmRSS:")
-}
-
-fn load(store: &SqliteStore, bundles: usize) -> Result<(), BenchError> {
-    // 20 bundles (2,000 resources) per write session: like an import batch.
-    for chunk in (0..bundles).collect::<Vec<_>>().chunks(20) {
+/// The fixture's reference data and `patients` patients, 20 patients (about 2,000 resources) per
+/// write session, like an import batch. Returns the number of resources, and of those the
+/// shared ones (Organizations, Medications), which are in no patient's compartment.
+fn load(
+    store: &SqliteStore,
+    fixture: &Fixture,
+    patients: u64,
+) -> Result<(usize, usize), BenchError> {
+    let mut s = store.write_session(TENANT)?;
+    let mut n = 0;
+    for (rt, id, body) in fixture.reference_resources()? {
+        s.put(rt, &id, body, Precondition::None)?;
+        n += 1;
+    }
+    s.commit()?;
+    let shared = n;
+    for first in (0..patients).step_by(20) {
         let mut s = store.write_session(TENANT)?;
-        for &seed in chunk {
-            for (rt, id, body) in resources(seed) {
+        for i in first..(first + 20).min(patients) {
+            for (rt, id, body) in fixture.patient_resources(i)? {
                 s.put(rt, &id, body, Precondition::None)?;
+                n += 1;
             }
         }
         s.commit()?;
     }
-    Ok(())
+    Ok((n, shared))
 }
 
 struct Run {
@@ -78,12 +74,14 @@ fn run_export(
     let request = ExportRequest::new(level);
     let job = jobs.create(TENANT, JobKind::Export, "bench")?;
     let settings = ExportSettings::new("http://bench/fhir/bench/$export-file/x");
-    let rss = reset_peak_kb();
+    let mut rss = PeakTracker::default();
+    rss.start_phase();
+    let before = rss.current_mib();
     let t = Instant::now();
     let manifest = export(store, &job, &request, &settings)
         .map_err(|e| BenchError::Unexpected(e.to_string()))?;
     let seconds = t.elapsed().as_secs_f64();
-    let peak = proc_status_kb("VmHWM:");
+    let peak_growth_mb = rss.phase_peak_mib() - before;
     let resources = manifest["output"]
         .as_array()
         .map(|o| o.iter().filter_map(|f| f["count"].as_u64()).sum())
@@ -97,14 +95,16 @@ fn run_export(
         resources,
         seconds,
         bytes,
-        peak_growth_mb: peak.saturating_sub(rss) as f64 / 1024.0,
+        peak_growth_mb,
     })
 }
 
 /// The same system export through `search` (parsed bodies) and `serde_json` serialisation.
 fn parsed_baseline(store: &SqliteStore, dir: &std::path::Path) -> Result<Run, BenchError> {
     let mut session = store.read_session(TENANT)?;
-    let rss = reset_peak_kb();
+    let mut rss = PeakTracker::default();
+    rss.start_phase();
+    let before = rss.current_mib();
     let t = Instant::now();
     let mut resources = 0u64;
     for rt in medicus_fhir::r4().resource_types() {
@@ -138,26 +138,24 @@ fn parsed_baseline(store: &SqliteStore, dir: &std::path::Path) -> Result<Run, Be
         }
     }
     let seconds = t.elapsed().as_secs_f64();
-    let peak = proc_status_kb("VmHWM:");
     Ok(Run {
         resources,
         seconds,
         bytes: 0,
-        peak_growth_mb: peak.saturating_sub(rss) as f64 / 1024.0,
+        peak_growth_mb: rss.phase_peak_mib() - before,
     })
 }
 
 pub fn run(opts: &ExportOptions) -> Result<Report, BenchError> {
-    let bundles = opts.resources.div_ceil(RESOURCES_PER_BUNDLE).max(1);
+    let patients = (opts.resources as u64).div_ceil(100).max(1);
+    let fixture = Fixture::new(patients)?;
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(&dir.path().join("db"))?;
     store.create_tenant(TENANT)?;
     let t = Instant::now();
-    load(&store, bundles)?;
+    let (n, shared) = load(&store, &fixture, patients)?;
     let load_s = t.elapsed().as_secs_f64();
-    let n = bundles * RESOURCES_PER_BUNDLE;
-    let detail =
-        format!("{n} resources (10% Patient, 10% Encounter, 30% Condition, 50% Observation)");
+    let detail = format!("{n} resources of {patients} synthetic patients");
     let jobs = JobRegistry::new(dir.path().join("bulk"));
 
     let mut report = Report::default();
@@ -172,10 +170,14 @@ pub fn run(opts: &ExportOptions) -> Result<Report, BenchError> {
         ("$export system (raw bodies)", ExportLevel::System),
         ("$export Patient (compartment)", ExportLevel::Patient),
     ] {
+        let expected = match level {
+            ExportLevel::Patient => n - shared,
+            _ => n,
+        };
         let r = run_export(&store, &jobs, level)?;
-        if r.resources != n as u64 {
+        if r.resources != expected as u64 {
             return Err(BenchError::Unexpected(format!(
-                "{case} exported {} of {n} resources",
+                "{case} exported {} of {expected} resources",
                 r.resources
             )));
         }

@@ -1,18 +1,19 @@
-//! Single-writer throughput of FHIR transaction Bundles of 100 resources over HTTP, with the same
-//! resources written straight into the store (no HTTP, no validation) as the baseline.
+//! Single-writer throughput of FHIR transaction Bundles over HTTP, one synthetic patient (about
+//! 100 resources) per Bundle, with the same resources written straight into the store (no HTTP,
+//! no validation) as the baseline.
 
 use std::time::Instant;
 
 use medicus_store::{Precondition, SqliteStore, Store};
 
-use crate::fixture::{RESOURCES_PER_BUNDLE, resources, transaction_bundle};
+use crate::fixture::Fixture;
 use crate::server::BenchServer;
 use crate::stats::{median, percentile};
 use crate::{BenchError, Report};
 
 #[derive(Debug, Clone)]
 pub struct TransactionOptions {
-    /// Number of transaction Bundles to post.
+    /// Number of transaction Bundles to post (one patient each).
     pub transactions: usize,
 }
 
@@ -30,93 +31,98 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Writes the bundles' resources straight into a fresh store: one write session per bundle.
-fn store_baseline(n: usize) -> Result<Vec<f64>, BenchError> {
+/// Writes the same patients straight into a fresh store: one write session per patient.
+fn store_baseline(fixture: &Fixture, n: u64) -> Result<Vec<f64>, BenchError> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(dir.path())?;
     store.create_tenant("bench")?;
-    let mut rates = Vec::with_capacity(n);
-    for seed in 0..n {
-        let data = resources(seed);
+    let mut s = store.write_session("bench")?;
+    for (rt, id, body) in fixture.reference_resources()? {
+        s.put(rt, &id, body, Precondition::None)?;
+    }
+    s.commit()?;
+    let mut rates = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let data = fixture.patient_resources(i)?;
+        let count = data.len() as f64;
         let t = Instant::now();
         let mut s = store.write_session("bench")?;
         for (rt, id, body) in data {
             s.put(rt, &id, body, Precondition::None)?;
         }
         s.commit()?;
-        rates.push(RESOURCES_PER_BUNDLE as f64 / t.elapsed().as_secs_f64());
+        rates.push(count / t.elapsed().as_secs_f64());
     }
     Ok(rates)
 }
 
+async fn post(client: &reqwest::Client, base: &str, body: String) -> Result<(), BenchError> {
+    let resp = client
+        .post(base)
+        .header("content-type", "application/fhir+json")
+        .header("prefer", "return=minimal")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let _ = resp.bytes().await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(BenchError::Unexpected(format!(
+            "transaction answered {status}"
+        )))
+    }
+}
+
 pub fn run(opts: &TransactionOptions) -> Result<Report, BenchError> {
-    let n = opts.transactions.max(1);
-    let detail = format!("{n} tx × {RESOURCES_PER_BUNDLE} resources");
-    let baseline = store_baseline(n)?;
+    let n = opts.transactions.max(1) as u64;
+    let fixture = Fixture::new(n)?;
+    let baseline = store_baseline(&fixture, n)?;
+    let bodies: Vec<(String, usize)> = (0..n).map(|i| fixture.patient_bundle_json(i)).collect();
+    let resources_total: usize = bodies.iter().map(|(_, k)| k).sum();
+    let detail = format!("{n} tx, one patient each, {resources_total} resources");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (latencies, total_s, disk) = runtime.block_on(async {
+    let (samples, total_s, disk) = runtime.block_on(async {
         let server = BenchServer::start().await?;
         let client = reqwest::Client::new();
-        let bodies: Vec<Vec<u8>> = (0..n)
-            .map(|i| serde_json::to_vec(&transaction_bundle(i + 1_000_000)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| BenchError::Unexpected(e.to_string()))?;
-        let mut latencies = Vec::with_capacity(n);
+        post(&client, &server.base(), fixture.reference_bundle_json()).await?;
+        let mut samples = Vec::with_capacity(bodies.len());
         let start = Instant::now();
-        for body in bodies {
+        for (body, count) in bodies {
             let t = Instant::now();
-            let resp = client
-                .post(server.base())
-                .header("content-type", "application/fhir+json")
-                .header("prefer", "return=minimal")
-                .body(body)
-                .send()
-                .await?;
-            let status = resp.status();
-            let _ = resp.bytes().await?;
-            if !status.is_success() {
-                return Err(BenchError::Unexpected(format!(
-                    "transaction answered {status}"
-                )));
-            }
-            latencies.push(t.elapsed().as_secs_f64());
+            post(&client, &server.base(), body).await?;
+            samples.push((t.elapsed().as_secs_f64(), count));
         }
         let total_s = start.elapsed().as_secs_f64();
-        Ok::<_, BenchError>((latencies, total_s, disk_bytes(server.data_dir())))
+        Ok::<_, BenchError>((samples, total_s, disk_bytes(server.data_dir())))
     })?;
 
-    let rates: Vec<f64> = latencies
-        .iter()
-        .map(|s| RESOURCES_PER_BUNDLE as f64 / s)
-        .collect();
-    let resources_total = (n * RESOURCES_PER_BUNDLE) as f64;
+    let latencies: Vec<f64> = samples.iter().map(|(s, _)| *s).collect();
+    let rates: Vec<f64> = samples.iter().map(|(s, k)| *k as f64 / s).collect();
+    let total = resources_total as f64;
     let mut report = Report::default();
+    let case = "transaction (HTTP, validated)";
     report.push(
-        "transaction (HTTP, validated)",
+        case,
         "median throughput",
         median(&rates),
         "resources/s",
         &detail,
     );
     report.push(
-        "transaction (HTTP, validated)",
+        case,
         "overall throughput",
-        resources_total / total_s,
+        total / total_s,
         "resources/s",
         &detail,
     );
+    report.push(case, "p50 latency", median(&latencies) * 1e3, "ms", &detail);
     report.push(
-        "transaction (HTTP, validated)",
-        "p50 latency",
-        median(&latencies) * 1e3,
-        "ms",
-        &detail,
-    );
-    report.push(
-        "transaction (HTTP, validated)",
+        case,
         "p99 latency",
         percentile(&latencies, 99.0) * 1e3,
         "ms",
@@ -130,9 +136,9 @@ pub fn run(opts: &TransactionOptions) -> Result<Report, BenchError> {
         &detail,
     );
     report.push(
-        "transaction (HTTP, validated)",
+        case,
         "disk incl. WAL",
-        disk as f64 / resources_total,
+        disk as f64 / total,
         "bytes/resource",
         &detail,
     );
