@@ -9,7 +9,8 @@ use xxhash_rust::xxh3::xxh3_64;
 pub const NONE: i64 = 0;
 
 /// The system of a token from a `code` element, whose code system is implied by its binding
-/// (`Patient.gender`): such a token answers `code` and `system|code` searches.
+/// (`Patient.gender`): such a token answers `code` and `system|code` searches. The generated
+/// definitions do not carry bindings yet, so any system is accepted for these tokens.
 pub const IMPLICIT_SYSTEM: i64 = 2;
 
 /// Index strings longer than this are cut: prefix search on longer prefixes is post-filtered.
