@@ -302,6 +302,9 @@ fn reopen_keeps_everything() {
     );
 }
 
+/// A search on a type, its query pairs and the ids it must find.
+type SearchCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 #[test]
 fn search_by_each_parameter_type() {
     let (_d, store) = store();
@@ -337,7 +340,7 @@ fn search_by_each_parameter_type() {
     let profile = "https://www.medizininformatik-initiative.de/fhir/core/modul-labor/StructureDefinition/ObservationLab";
     let all = ["p1", "p2", "p3"];
     // (type, query, expected ids)
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[SearchCase] = &[
         // string: starts-with, case and accent insensitive; :exact; :contains
         ("Patient", &[("family", "mu")], &["p1", "p2"]),
         ("Patient", &[("family", "MÜLL")], &["p1"]),
