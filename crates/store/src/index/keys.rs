@@ -44,6 +44,14 @@ pub fn param_key(resource_type: &str, code: &str) -> i64 {
     short_hash(&buf)
 }
 
+/// The key of derived rows of a parameter, which answer one modifier from the same index tables:
+/// `text` (token `:text`, string rows of displays and texts), `of-type` (identifier type + value),
+/// `below` (hierarchy ancestors of codes and URIs), `identifier` (reference `:identifier`),
+/// `canonical` (quantities converted to UCUM canonical units).
+pub fn derived_param_key(resource_type: &str, code: &str, facet: &str) -> i64 {
+    short_hash(&format!("{resource_type}.{code}:{facet}"))
+}
+
 /// The key of a resource type in reference rows.
 pub fn type_key(resource_type: &str) -> i64 {
     short_hash(resource_type)
@@ -109,6 +117,15 @@ mod tests {
                 let k = param_key(rt, p.code);
                 assert!(k > IMPLICIT_SYSTEM && k < (1 << 31));
                 assert!(params.insert(k), "parameter key collision: {rt}.{}", p.code);
+                for facet in ["text", "of-type", "below", "identifier", "canonical"] {
+                    let k = derived_param_key(rt, p.code, facet);
+                    assert!(k > IMPLICIT_SYSTEM && k < (1 << 31));
+                    assert!(
+                        params.insert(k),
+                        "derived key collision: {rt}.{}:{facet}",
+                        p.code
+                    );
+                }
             }
         }
     }
