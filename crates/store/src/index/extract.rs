@@ -7,6 +7,7 @@ use medicus_fhirpath::{Env, Item, Node};
 use serde_json::Value;
 
 use super::datetime::parse_range;
+use super::derived::derived_entries;
 use super::keys::{self, hash, normalize_string, param_key};
 use super::{IndexEntry, decimal_range};
 
@@ -37,6 +38,7 @@ pub fn extract_entries(
         }
         for item in &items {
             entries_of_item(param.kind, pk, item, &mut out);
+            derived_entries(resource_type, param, item, &mut out);
         }
     }
     out
@@ -82,7 +84,7 @@ fn node<'a>(item: &Item<'a>) -> Option<Node<'a>> {
     }
 }
 
-fn type_of(n: &Node<'_>) -> &'static str {
+pub(super) fn type_of(n: &Node<'_>) -> &'static str {
     if let Some(t) = n.type_name {
         return t;
     }
@@ -111,7 +113,7 @@ fn type_of(n: &Node<'_>) -> &'static str {
     }
 }
 
-fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
     v.get(name).and_then(Value::as_str)
 }
 
@@ -123,7 +125,12 @@ fn primitive_str<'a>(item: &'a Item<'_>) -> Option<&'a str> {
     }
 }
 
-fn push_token(param: i64, system: Option<&str>, code: Option<&str>, out: &mut Vec<IndexEntry>) {
+pub(super) fn push_token(
+    param: i64,
+    system: Option<&str>,
+    code: Option<&str>,
+    out: &mut Vec<IndexEntry>,
+) {
     let system = system.map_or(keys::NONE, keys::system_key);
     match code {
         Some(c) if !c.is_empty() => out.push(IndexEntry::Token {
@@ -189,7 +196,7 @@ fn token_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     }
 }
 
-fn push_string(param: i64, s: &str, out: &mut Vec<IndexEntry>) {
+pub(super) fn push_string(param: i64, s: &str, out: &mut Vec<IndexEntry>) {
     let normalized = normalize_string(s);
     if normalized.is_empty() {
         return;

@@ -1,8 +1,11 @@
 //! Search-index entries of a resource: what a write stores in the index tables.
 
 pub mod datetime;
+pub(crate) mod derived;
 mod extract;
+pub mod hierarchy;
 pub mod keys;
+pub mod ucum;
 
 pub(crate) use extract::composite_key;
 pub use extract::{extract_entries, reference_parts};

@@ -39,6 +39,37 @@ pub enum Value {
     Composite {
         key: i64,
     },
+    /// Forward chaining (`subject:Patient.birthdate=…`): a reference of this criterion's
+    /// parameter to a resource of `target_type` that matches all `criteria`.
+    Chain(Box<ChainValue>),
+    /// Reverse chaining (`_has:Observation:subject:code=…`): some resource of `source_type`
+    /// refers to this one through `param` and matches all `criteria`.
+    Has(Box<HasValue>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainValue {
+    pub target_type: String,
+    pub criteria: Vec<Criterion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HasValue {
+    pub source_type: String,
+    /// Key of the source type's reference parameter.
+    pub param: i64,
+    pub criteria: Vec<Criterion>,
+}
+
+/// One `_sort` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// The parameter code as given (`date`, `_id`, `_lastUpdated`).
+    pub code: String,
+    /// `None` for `_id` and `_lastUpdated`.
+    pub kind: Option<medicus_fhir::SearchParamType>,
+    pub param: i64,
+    pub descending: bool,
 }
 
 /// A token: `system` is `None` for "any system", `Some(NONE)` for "no system" (`|code`).

@@ -3,6 +3,10 @@
 use medicus_fhir::{Definitions, SearchParam, SearchParamType};
 
 use super::criteria::*;
+use super::modifiers;
+use super::valueset::{NoResolver, SearchResolver};
+use super::chaining::{DEFAULT_MAX_CHAIN_DEPTH, parse_chained};
+use super::sorting::parse_sort;
 use super::{DEFAULT_COUNT, MAX_COUNT, SearchQuery};
 use crate::error::StoreError;
 use crate::index::datetime::parse_range;
@@ -13,7 +17,6 @@ use crate::index::{decimal_range, reference_parts};
 const RESULT_PARAMS: &[&str] = &["_summary", "_elements", "_format", "_pretty"];
 /// Known parameters this engine does not implement yet; ignored under lenient handling.
 const UNSUPPORTED: &[&str] = &[
-    "_sort",
     "_include",
     "_revinclude",
     "_contained",
@@ -26,15 +29,37 @@ const UNSUPPORTED: &[&str] = &[
     "_score",
 ];
 
-fn invalid(msg: impl Into<String>) -> StoreError {
+pub(super) fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::InvalidSearch(msg.into())
 }
 
 /// Parses the query parameters of a search on `resource_type` (or all types when `None`).
+/// Knows no ValueSets: `:in`/`:not-in` answer `InvalidSearch` (see `parse_search_with`).
 pub fn parse_search(
     defs: &Definitions,
     resource_type: Option<&str>,
     params: &[(String, String)],
+) -> Result<SearchQuery, StoreError> {
+    parse_search_with(defs, resource_type, params, &NoResolver)
+}
+
+/// `parse_search` with a resolver for what the query refers to (the ValueSets of `:in`/`:not-in`).
+pub fn parse_search_with(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    resolver: &dyn SearchResolver,
+) -> Result<SearchQuery, StoreError> {
+    parse_search_opts(defs, resource_type, params, resolver, DEFAULT_MAX_CHAIN_DEPTH)
+}
+
+/// [`parse_search_with`] with a limit on the links of chained and reverse-chained parameters.
+pub fn parse_search_opts(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    resolver: &dyn SearchResolver,
+    max_chain_depth: usize,
 ) -> Result<SearchQuery, StoreError> {
     let mut q = SearchQuery {
         count: DEFAULT_COUNT,
@@ -42,10 +67,7 @@ pub fn parse_search(
         ..SearchQuery::default()
     };
     for (name, value) in params {
-        let (code, modifier) = match name.split_once(':') {
-            Some((c, m)) => (c, Some(m)),
-            None => (name.as_str(), None),
-        };
+        let code = name.split_once(':').map_or(name.as_str(), |(c, _)| c);
         match code {
             "_count" => {
                 let n: usize = value.parse().map_err(|_| {
@@ -65,6 +87,7 @@ pub fn parse_search(
                 continue;
             }
             "_total" => {
+                q.total_estimate = value == "estimate";
                 q.total = match value.as_str() {
                     "none" => false,
                     "estimate" | "accurate" => true,
@@ -90,36 +113,65 @@ pub fn parse_search(
                 q.ignored.push(name.clone());
                 continue;
             }
-            "_has" => return Err(invalid("reverse chaining (_has) is not supported yet")),
+            "_sort" => {
+                let (keys, unknown) = parse_sort(defs, resource_type, value)?;
+                q.sort = keys;
+                q.ignored.extend(unknown);
+                continue;
+            }
+            "_explain" => {
+                q.explain = value != "false";
+                continue;
+            }
             _ => {}
-        }
-        if code.contains('.') {
-            return Err(invalid(format!(
-                "chained parameter '{name}' is not supported yet"
-            )));
         }
         if value.is_empty() {
             // An empty value places no constraint (FHIR search: parameters with no value are ignored).
             continue;
         }
-        let criterion = match (code, resource_type) {
-            ("_id", _) => id_criterion(modifier, value)?,
-            ("_lastUpdated", _) => last_updated_criterion(modifier, value)?,
-            (_, Some(rt)) => match defs.search_param(rt, code) {
-                Some(p) => param_criterion(defs, rt, p, modifier, value)?,
-                None => {
-                    q.ignored.push(name.clone());
-                    continue;
-                }
-            },
-            (_, None) => {
-                q.ignored.push(name.clone());
-                continue;
+        if name.starts_with("_has:") || name.contains('.') {
+            let Some(rt) = resource_type else {
+                return Err(invalid(format!(
+                    "'{name}': chained parameters need a resource type"
+                )));
+            };
+            let plain = |rt: &str, name: &str, value: &str| {
+                plain_criterion(defs, Some(rt), name, value, resolver)
+            };
+            if let Some(c) = parse_chained(defs, rt, name, value, 0, max_chain_depth, &plain)? {
+                q.criteria.push(c);
             }
-        };
-        q.criteria.push(criterion);
+            continue;
+        }
+        match plain_criterion(defs, resource_type, name, value, resolver)? {
+            Some(c) => q.criteria.push(c),
+            None => q.ignored.push(name.clone()),
+        }
     }
     Ok(q)
+}
+
+/// A parameter of `resource_type` that is not chained; `None` when the type has no such parameter.
+fn plain_criterion(
+    defs: &Definitions,
+    resource_type: Option<&str>,
+    name: &str,
+    value: &str,
+    resolver: &dyn SearchResolver,
+) -> Result<Option<Criterion>, StoreError> {
+    let (code, modifier) = match name.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (name, None),
+    };
+    Ok(Some(match (code, resource_type) {
+        ("_id", _) => id_criterion(modifier, value)?,
+        ("_lastUpdated", _) => last_updated_criterion(modifier, value)?,
+        (_, Some(rt)) => match defs.search_param(rt, code) {
+            Some(p) => param_criterion(defs, rt, p, modifier, value, resolver)?,
+            None => return Ok(None),
+        },
+        (_, None) => return Ok(None),
+    }))
 }
 
 fn base(code: &str, param: i64, kind: Option<SearchParamType>) -> Criterion {
@@ -167,6 +219,7 @@ fn param_criterion(
     p: &SearchParam,
     modifier: Option<&str>,
     value: &str,
+    resolver: &dyn SearchResolver,
 ) -> Result<Criterion, StoreError> {
     let mut c = base(p.code, param_key(resource_type, p.code), Some(p.kind));
     if modifier == Some("missing") {
@@ -175,6 +228,11 @@ fn param_criterion(
             "false" => false,
             _ => return Err(invalid(format!("{}:missing takes true or false", p.code))),
         });
+        return Ok(c);
+    }
+    if let Some(m) = modifier
+        && let Some(c) = modifiers::derived_criterion(resource_type, p, m, value, c.clone(), resolver)?
+    {
         return Ok(c);
     }
     let mut string_mode = StringMatch::StartsWith;
@@ -229,7 +287,7 @@ fn param_criterion(
 }
 
 /// Splits on unescaped commas and removes the FHIR escapes (`\,` `\|` `\$` `\\`).
-fn split_or(value: &str) -> Vec<String> {
+pub(super) fn split_or(value: &str) -> Vec<String> {
     split_unescaped(value, ',')
         .into_iter()
         .map(|s| unescape(&s))
@@ -261,7 +319,7 @@ fn split_unescaped(value: &str, sep: char) -> Vec<String> {
     out
 }
 
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -277,7 +335,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Splits `system|code` at the first unescaped bar.
-fn split_bar(v: &str) -> Option<(&str, &str)> {
+pub(super) fn split_bar(v: &str) -> Option<(&str, &str)> {
     let mut escaped = false;
     for (i, c) in v.char_indices() {
         match c {
@@ -289,7 +347,7 @@ fn split_bar(v: &str) -> Option<(&str, &str)> {
     None
 }
 
-fn token_value(v: &str) -> TokenValue {
+pub(super) fn token_value(v: &str) -> TokenValue {
     match split_bar(v) {
         None => TokenValue {
             system: None,
@@ -373,11 +431,14 @@ fn reference_value(
 ) -> Result<ReferenceValue, StoreError> {
     let (ty, target) = reference_parts(v)
         .ok_or_else(|| invalid(format!("'{v}' is not a valid reference search value")))?;
+    // An absolute URL (another server's resource) is indexed without a type, as the whole URL.
+    let absolute = ty.is_none() && (target.contains("://") || target.starts_with("urn:"));
     // A plain id on a parameter with a single target type means that type.
     let ty = ty.or(modifier_type).or(match p.targets {
         [only] => Some(*only),
         _ => None,
     });
+    let ty = if absolute { None } else { ty };
     Ok(ReferenceValue {
         target_type: ty.map(keys::type_key),
         target: hash(target),

@@ -68,7 +68,7 @@ pub(crate) fn remove(
         match e {
             IndexEntry::Token { param, system, code } => conn
                 .prepare_cached(
-                    "DELETE FROM idx_token WHERE tenant = ?1 AND param = ?2 AND code = ?3 AND system = ?4 AND rid = ?5",
+                    "DELETE FROM idx_token WHERE tenant = ?1 AND param = ?2 AND code = ?3 AND rid = ?5 AND system = ?4",
                 )?
                 .execute(params![tenant, param, code, system, rid])?,
             IndexEntry::String { param, normalized, .. } => conn
@@ -123,7 +123,7 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
                 system: s2,
                 code: c2,
             },
-        ) => (p1, c1, s1, ra).cmp(&(p2, c2, s2, rb)),
+        ) => (p1, c1, ra, s1).cmp(&(p2, c2, rb, s2)),
         (
             E::String {
                 param: p1,
@@ -190,7 +190,7 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
                 target_type: t2,
                 target: g2,
             },
-        ) => (p1, g1, t1, ra).cmp(&(p2, g2, t2, rb)),
+        ) => (p1, g1, ra, t1).cmp(&(p2, g2, rb, t2)),
         (
             E::Uri {
                 param: p1,

@@ -2,9 +2,10 @@
 
 mod codec;
 mod index_rows;
+mod maintenance;
 mod read;
 mod schema;
-mod search_sql;
+mod search;
 mod session;
 
 use std::collections::HashMap;
@@ -53,18 +54,36 @@ impl SqliteStore {
         // The writer walks every index on every write: a larger page cache keeps big imports from
         // re-reading index pages from disk (readers keep the default from PRAGMAS).
         writer.execute_batch("PRAGMA cache_size = -262144;")?;
-        writer.execute_batch(schema::SCHEMA)?;
-        check_schema_version(&writer)?;
+        let stale_index = maintenance::migrate(&writer)?;
         let (type_codes, type_names) = register_types(&writer)?;
         let tenants = load_tenants(&writer)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             tenants: RwLock::new(tenants),
             type_codes,
             type_names,
-        })
+        };
+        if stale_index {
+            tracing::info!("the search index was built by another release: rebuilding it");
+            let mut last_log = std::time::Instant::now();
+            store.reindex(&mut |done, total| {
+                if last_log.elapsed().as_secs() >= 5 {
+                    tracing::info!(done, total, "reindexing");
+                    last_log = std::time::Instant::now();
+                }
+            })?;
+        }
+        Ok(store)
+    }
+
+    /// Rebuilds the search index of every tenant from the stored resources (after a release
+    /// changed what is indexed); `progress(done, total)` is called after each batch.
+    pub fn reindex(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, StoreError> {
+        let conn = lock(&self.writer);
+        let names = &self.type_names;
+        maintenance::reindex(&conn, &|code| names.get(&code).copied(), progress)
     }
 
     fn tenant_id(&self, tenant: &str) -> Result<i64, StoreError> {
@@ -126,30 +145,6 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(schema::PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
-}
-
-fn check_schema_version(conn: &Connection) -> Result<(), StoreError> {
-    let found: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match found {
-        None => {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                params![schema::SCHEMA_VERSION.to_string()],
-            )?;
-            Ok(())
-        }
-        Some(v) if v == schema::SCHEMA_VERSION.to_string() => Ok(()),
-        Some(v) => Err(StoreError::Database(format!(
-            "data directory has schema version {v}, this medicus expects {}",
-            schema::SCHEMA_VERSION
-        ))),
-    }
 }
 
 type TypeMaps = (HashMap<&'static str, i64>, HashMap<i64, &'static str>);

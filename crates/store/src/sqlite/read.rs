@@ -8,6 +8,7 @@ use crate::api::{
     Change, HistoryCursor, HistoryPage, HistoryQuery, HistoryScope, ResourceVersion, TxId,
 };
 use crate::error::StoreError;
+use crate::index::keys::hash;
 
 /// The current row of a logical resource.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +25,9 @@ pub(crate) fn current_row(
     id: &str,
 ) -> Result<Option<CurrentRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT rid, version, deleted FROM resource WHERE tenant = ?1 AND rtype = ?2 AND id = ?3",
+        "SELECT rid, version, deleted FROM resource WHERE tenant = ?1 AND rtype = ?2 AND idh = ?4 AND id = ?3",
     )?;
-    stmt.query_row(params![tenant, rtype, id], |r| {
+    stmt.query_row(params![tenant, rtype, id, hash(id)], |r| {
         Ok(CurrentRow {
             rid: r.get(0)?,
             version: r.get(1)?,
@@ -66,10 +67,10 @@ pub(crate) fn read(
     };
     let mut stmt = conn.prepare_cached(
         "SELECT r.version, v.tx, v.updated_us, v.body FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
-         WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.id = ?3",
+         WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.idh = ?4 AND r.id = ?3",
     )?;
     let row = stmt
-        .query_row(params![tenant, code, id], |r| {
+        .query_row(params![tenant, code, id, hash(id)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -104,10 +105,10 @@ pub(crate) fn vread(
     };
     let mut stmt = conn.prepare_cached(
         "SELECT v.tx, v.updated_us, v.body FROM resource r JOIN version v ON v.rid = r.rid AND v.version = ?4
-         WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.id = ?3",
+         WHERE r.tenant = ?1 AND r.rtype = ?2 AND r.idh = ?5 AND r.id = ?3",
     )?;
     let row = stmt
-        .query_row(params![tenant, code, id, version], |r| {
+        .query_row(params![tenant, code, id, version, hash(id)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,

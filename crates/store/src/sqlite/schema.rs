@@ -2,7 +2,14 @@
 //! `WITHOUT ROWID`, so a search is a range scan of one B-tree; version bodies are large and
 //! live in an ordinary rowid table.
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 2: resources carry the hash of their id (`idh`) for chained and reverse-chained search;
+/// token and reference rows are clustered `(value, rid)` so a criterion can be checked by a seek;
+/// range-searched tables have a by-resource index for the same purpose.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Bumped whenever extraction produces different index rows for the same resource (new
+/// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
+pub const INDEX_VERSION: i64 = 2;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
@@ -28,12 +35,15 @@ CREATE TABLE IF NOT EXISTS resource (
   tenant INTEGER NOT NULL,
   rtype INTEGER NOT NULL,
   id TEXT NOT NULL,
+  -- keys::hash(id): the value reference rows hold for this resource as a target.
+  idh INTEGER NOT NULL,
   version INTEGER NOT NULL,
   tx INTEGER NOT NULL,
   updated_us INTEGER NOT NULL,
   deleted INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS resource_by_id ON resource (tenant, rtype, id);
+-- By id hash first: a chained search joins reference targets (hashes) to resources through it.
+CREATE UNIQUE INDEX IF NOT EXISTS resource_by_id ON resource (tenant, rtype, idh, id);
 -- (tenant, rtype) + the implicit rowid: a type's resources in rid order, so a page of a type
 -- scan (`rtype = ? AND rid > cursor ORDER BY rid LIMIT n`) is a range scan that stops after n
 -- rows instead of reading and sorting the whole type for every page.
@@ -55,7 +65,7 @@ CREATE INDEX IF NOT EXISTS version_by_type ON version (tenant, rtype, tx);
 
 CREATE TABLE IF NOT EXISTS idx_token (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, system INTEGER NOT NULL, rid INTEGER NOT NULL,
-  PRIMARY KEY (tenant, param, code, system, rid)) WITHOUT ROWID;
+  PRIMARY KEY (tenant, param, code, rid, system)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_string (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL, exact TEXT,
   PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
@@ -71,11 +81,30 @@ CREATE TABLE IF NOT EXISTS idx_quantity (
   PRIMARY KEY (tenant, param, code, system, value, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_reference (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, target INTEGER NOT NULL, target_type INTEGER NOT NULL, rid INTEGER NOT NULL,
-  PRIMARY KEY (tenant, param, target, target_type, rid)) WITHOUT ROWID;
+  PRIMARY KEY (tenant, param, target, rid, target_type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_uri (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, value INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, value, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idx_composite (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, key, rid)) WITHOUT ROWID;
+-- Range-searched values by resource: the planner checks a criterion on a candidate by a seek.
+CREATE INDEX IF NOT EXISTS idx_string_by_rid ON idx_string (rid, param);
+CREATE INDEX IF NOT EXISTS idx_date_by_rid ON idx_date (rid, param);
+CREATE INDEX IF NOT EXISTS idx_number_by_rid ON idx_number (rid, param);
+CREATE INDEX IF NOT EXISTS idx_quantity_by_rid ON idx_quantity (rid, param);
+-- References by source: reverse chaining (`_has`) goes from the matching sources to their targets.
+CREATE INDEX IF NOT EXISTS idx_reference_by_rid ON idx_reference (rid, param);
 ";
+
+/// The index tables, dropped and recreated by a reindex.
+pub const INDEX_TABLES: &[&str] = &[
+    "idx_token",
+    "idx_string",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_uri",
+    "idx_composite",
+];

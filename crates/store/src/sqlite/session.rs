@@ -7,10 +7,11 @@ use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
 use super::read::{self, CurrentRow};
-use super::{PooledReader, SqliteStore, codec, index_rows, search_sql};
+use super::{PooledReader, SqliteStore, codec, index_rows, search};
 use crate::api::*;
 use crate::error::StoreError;
 use crate::index::datetime::format_instant_us;
+use crate::index::keys::hash;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
 
@@ -98,7 +99,7 @@ impl ReadSession for SqliteReadSession<'_> {
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
         let (store, tenant) = (self.store, self.tenant);
-        self.in_snapshot(|conn| search_sql::search(store, conn, tenant, resource_type, query))
+        self.in_snapshot(|conn| search::search(store, conn, tenant, resource_type, query))
     }
 
     fn search_raw(
@@ -106,7 +107,7 @@ impl ReadSession for SqliteReadSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
-        search_sql::search_raw(
+        search::search_raw(
             self.store,
             self.reader.conn(),
             self.tenant,
@@ -121,7 +122,7 @@ impl ReadSession for SqliteReadSession<'_> {
         query: &SearchQuery,
         each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        search_sql::scan_raw(
+        search::scan_raw(
             self.store,
             self.reader.conn(),
             self.tenant,
@@ -323,7 +324,7 @@ impl ReadSession for SqliteWriteSession<'_> {
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
         self.flush_index()?;
-        search_sql::search(self.store, &self.conn, self.tenant, resource_type, query)
+        search::search(self.store, &self.conn, self.tenant, resource_type, query)
     }
 
     fn search_raw(
@@ -332,7 +333,7 @@ impl ReadSession for SqliteWriteSession<'_> {
         query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
         self.flush_index()?;
-        search_sql::search_raw(self.store, &self.conn, self.tenant, resource_type, query)
+        search::search_raw(self.store, &self.conn, self.tenant, resource_type, query)
     }
 }
 
@@ -371,10 +372,10 @@ impl WriteSession for SqliteWriteSession<'_> {
                 None => {
                     self.conn
                     .prepare_cached(
-                        "INSERT INTO resource (tenant, rtype, id, version, tx, updated_us, deleted)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                        "INSERT INTO resource (tenant, rtype, id, idh, version, tx, updated_us, deleted)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
                     )?
-                    .execute(params![self.tenant, rtype, id, version, self.tx, self.timestamp_us])?;
+                    .execute(params![self.tenant, rtype, id, hash(id), version, self.tx, self.timestamp_us])?;
                     self.conn.last_insert_rowid()
                 }
             };

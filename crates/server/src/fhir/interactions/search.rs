@@ -102,7 +102,6 @@ pub fn parse_search_params(
         medicus_store::search::parse_search(medicus_fhir::r4(), resource_type, &criteria)?;
     let mut ignored = query.ignored.clone();
     let mut count = sizes.default;
-    let mut cursor = None;
     let mut summary_count = false;
     let mut elements = None;
     let (mut includes, mut revincludes) = (Vec::new(), Vec::new());
@@ -114,13 +113,9 @@ pub fn parse_search_params(
                 None => ignored.push(name.clone()),
             },
             "_count" => count = sizes.parse_count(value)?,
-            "_cursor" => {
-                cursor = Some(
-                    value
-                        .parse::<i64>()
-                        .map_err(|_| FhirError::bad_request("invalid _cursor"))?,
-                );
-            }
+            "_cursor" => query
+                .set_cursor(value)
+                .map_err(|_| FhirError::bad_request("invalid _cursor"))?,
             "_summary" => match value.as_str() {
                 "count" => summary_count = true,
                 "false" => {}
@@ -150,7 +145,6 @@ pub fn parse_search_params(
     if summary_count {
         query.total = true;
     }
-    query.cursor = cursor;
     // The links repeat what was applied: not the paging token, rendering options or ignored
     // parameters (the store reports those by their name as given, modifier included).
     let link_params = pairs
@@ -189,14 +183,13 @@ pub fn search(
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
     };
-    let cursor_text = params.query.cursor.map(|c| c.to_string());
+    let cursor_text = params.query.cursor_token();
     let self_query =
         encode_pairs(link_pairs().chain(cursor_text.as_deref().map(|c| ("_cursor", c))));
     let mut links = vec![link("self", with_query(self_url, &self_query))];
-    if let Some(next) = page.next_cursor
+    if let Some(next_text) = page.next_token()
         && params.query.count > 0
     {
-        let next_text = next.to_string();
         let next_query =
             encode_pairs(link_pairs().chain(std::iter::once(("_cursor", next_text.as_str()))));
         links.push(link("next", with_query(self_url, &next_query)));

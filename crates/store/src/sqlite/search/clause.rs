@@ -1,0 +1,429 @@
+//! One criterion as SQL, in the two shapes the planner combines:
+//! - **rows**: a `SELECT rid …` of the matching resources, which can drive a search;
+//! - **check**: a condition on a candidate row (`alias.rid`), which SQLite answers by a seek
+//!   (token, reference, uri and composite rows are clustered `(value, rid)`; range-searched
+//!   tables have a `(rid, param)` index), or by a set materialised once per statement.
+
+use medicus_fhir::SearchParamType;
+
+use super::sql::{Sql, date_condition, escape_like, number_condition};
+use crate::index::keys::{self, hash, normalize_string};
+use crate::search::{CompartmentFilter, Criterion, CriterionValue as V, StringMatch, TokenValue};
+
+/// The highest code point: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
+const MAX_CHAR: char = '\u{10FFFF}';
+
+/// What a clause needs from the store to be written as SQL.
+pub(crate) struct Scope<'a> {
+    pub tenant: i64,
+    pub type_code: &'a dyn Fn(&str) -> Option<i64>,
+}
+
+/// A `SELECT rid` and whether its rows come in `rid` order (a clustered range with every key
+/// column before `rid` fixed), which lets a page stop early instead of materialising the set.
+pub(crate) struct Rows {
+    pub sql: String,
+    pub ordered: bool,
+}
+
+pub(crate) fn table_of(kind: SearchParamType) -> Option<&'static str> {
+    Some(match kind {
+        SearchParamType::Token => "idx_token",
+        SearchParamType::String => "idx_string",
+        SearchParamType::Date => "idx_date",
+        SearchParamType::Number => "idx_number",
+        SearchParamType::Quantity => "idx_quantity",
+        SearchParamType::Reference => "idx_reference",
+        SearchParamType::Uri => "idx_uri",
+        SearchParamType::Composite => "idx_composite",
+        SearchParamType::Special => return None,
+    })
+}
+
+/// Tables with a `(rid, param)` index.
+fn has_rid_index(table: &str) -> bool {
+    matches!(
+        table,
+        "idx_string" | "idx_date" | "idx_number" | "idx_quantity" | "idx_reference"
+    )
+}
+
+fn token_condition(t: &TokenValue) -> String {
+    let mut cond = Vec::new();
+    if let Some(code) = t.code {
+        cond.push(format!("code = {code}"));
+    }
+    match t.system {
+        // A `code` element's system is implicit in its binding: `system|code` matches it too.
+        Some(system) if system != keys::NONE && t.code.is_some() => {
+            cond.push(format!("system IN ({system}, {})", keys::IMPLICIT_SYSTEM))
+        }
+        Some(system) => cond.push(format!("system = {system}")),
+        None => {}
+    }
+    if cond.is_empty() {
+        cond.push("1".into());
+    }
+    cond.join(" AND ")
+}
+
+/// The table and value condition of an index-backed value, and whether the condition fixes
+/// every key column before `rid` (so rows come in `rid` order and a seek by `rid` works).
+fn index_condition(sql: &mut Sql, v: &V) -> Option<(&'static str, String, bool)> {
+    Some(match v {
+        V::Token(t) => ("idx_token", token_condition(t), t.code.is_some()),
+        V::String { text, mode } => match mode {
+            StringMatch::StartsWith => {
+                let lo = sql.arg(text.clone());
+                let hi = sql.arg(format!("{text}{MAX_CHAR}"));
+                (
+                    "idx_string",
+                    format!("value >= {lo} AND value < {hi}"),
+                    false,
+                )
+            }
+            StringMatch::Exact => {
+                let norm = sql.arg(normalize_string(text));
+                let exact = sql.arg(text.clone());
+                (
+                    "idx_string",
+                    format!("value = {norm} AND coalesce(exact, value) = {exact}"),
+                    true,
+                )
+            }
+            StringMatch::Contains => {
+                let pattern = sql.arg(format!("%{}%", escape_like(text)));
+                (
+                    "idx_string",
+                    format!("value LIKE {pattern} ESCAPE '\\'"),
+                    false,
+                )
+            }
+        },
+        V::Date(b) => ("idx_date", date_condition(b, "lo", "hi"), false),
+        V::Number(b) => ("idx_number", number_condition(sql, b, "value"), false),
+        V::Quantity(q) => {
+            let mut cond = vec![number_condition(sql, &q.number, "value")];
+            if let Some(code) = q.code {
+                cond.push(format!("code = {code}"));
+            }
+            if let Some(system) = q.system {
+                cond.push(format!("system = {system}"));
+            }
+            ("idx_quantity", cond.join(" AND "), false)
+        }
+        V::Reference(r) => {
+            let mut cond = format!("target = {}", r.target);
+            if let Some(t) = r.target_type {
+                cond.push_str(&format!(" AND target_type = {t}"));
+            }
+            ("idx_reference", cond, true)
+        }
+        V::Uri { value } => ("idx_uri", format!("value = {value}"), true),
+        V::Composite { key } => ("idx_composite", format!("key = {key}"), true),
+        V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) => return None,
+    })
+}
+
+/// The rows of one value of `c`; `None` for values that are conditions on the resource row
+/// only (`_lastUpdated`), or `_id` without a resource type.
+fn value_rows(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: Option<&str>,
+    c: &Criterion,
+    v: &V,
+) -> Option<Rows> {
+    let t = s.tenant;
+    if let Some((table, cond, ordered)) = index_condition(sql, v) {
+        return Some(Rows {
+            sql: format!(
+                "SELECT rid FROM {table} WHERE tenant = {t} AND param = {} AND {cond}",
+                c.param
+            ),
+            ordered,
+        });
+    }
+    match v {
+        V::Id(id) => {
+            let code = (s.type_code)(rt?)?;
+            let idv = sql.arg(id.clone());
+            Some(Rows {
+                sql: format!(
+                    "SELECT rid FROM resource WHERE tenant = {t} AND rtype = {code} AND idh = {} AND id = {idv} AND deleted = 0",
+                    hash(id)
+                ),
+                ordered: true,
+            })
+        }
+        V::Chain(chain) => {
+            let target = keys::type_key(&chain.target_type);
+            let Some(code) = (s.type_code)(&chain.target_type) else {
+                return Some(Rows {
+                    sql: "SELECT 0 AS rid WHERE 0".into(),
+                    ordered: true,
+                });
+            };
+            let inner = filter_on(s, sql, &chain.target_type, code, &chain.criteria, "c");
+            Some(Rows {
+                sql: format!(
+                    "SELECT rid FROM idx_reference WHERE tenant = {t} AND param = {} AND target_type = {target}
+                     AND target IN (SELECT c.idh FROM resource c WHERE {inner})",
+                    c.param
+                ),
+                ordered: false,
+            })
+        }
+        V::Has(has) => {
+            let rt = rt?;
+            let code = (s.type_code)(rt)?;
+            Some(Rows {
+                sql: format!(
+                    "SELECT h.rid FROM resource h WHERE h.tenant = {t} AND h.rtype = {code} AND h.deleted = 0
+                     AND h.idh IN ({})",
+                    has_targets(s, sql, rt, has)?
+                ),
+                ordered: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The id hashes that resources of the `_has` source type refer to (as `rt`) and that match.
+fn has_targets(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: &str,
+    has: &crate::search::HasValue,
+) -> Option<String> {
+    let source = (s.type_code)(&has.source_type)?;
+    let inner = filter_on(s, sql, &has.source_type, source, &has.criteria, "hs");
+    // By source resource (the `(rid, param)` index): from the matching sources to their targets.
+    Some(format!(
+        "SELECT target FROM idx_reference WHERE rid IN (SELECT hs.rid FROM resource hs WHERE {inner})
+         AND param = {} AND target_type = {}",
+        has.param,
+        keys::type_key(rt)
+    ))
+}
+
+/// `alias` is a live resource of `rt` matching every criterion: the first criterion with rows
+/// drives (SQLite materialises it), the others are checks. Used inside chains, whose inner sets
+/// are small by construction or not at all (then no plan helps).
+fn filter_on(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: &str,
+    type_code: i64,
+    criteria: &[Criterion],
+    alias: &str,
+) -> String {
+    let nested = format!("{alias}x");
+    let mut conds = vec![format!(
+        "{alias}.tenant = {} AND {alias}.rtype = {type_code} AND {alias}.deleted = 0",
+        s.tenant
+    )];
+    let mut driven = false;
+    for c in criteria {
+        if !driven && let Some(r) = rows(s, sql, Some(rt), c) {
+            conds.push(format!("{alias}.rid IN ({})", r.sql));
+            driven = true;
+        } else {
+            conds.push(check(s, sql, Some(rt), c, alias, &nested));
+        }
+    }
+    conds.join(" AND ")
+}
+
+/// The rows of a criterion (its values OR-ed); `None` when it cannot drive a search.
+pub(crate) fn rows(s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>, c: &Criterion) -> Option<Rows> {
+    if c.negated {
+        return None;
+    }
+    if let Some(missing) = c.missing {
+        let table = c.kind.and_then(table_of)?;
+        return (!missing).then(|| Rows {
+            sql: format!(
+                "SELECT rid FROM {table} WHERE tenant = {} AND param = {}",
+                s.tenant, c.param
+            ),
+            ordered: false,
+        });
+    }
+    let mut parts = Vec::new();
+    for v in &c.values {
+        parts.push(value_rows(s, sql, rt, c, v)?);
+    }
+    match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(Rows {
+            sql: parts
+                .into_iter()
+                .map(|p| p.sql)
+                .collect::<Vec<_>>()
+                .join(" UNION "),
+            ordered: false,
+        }),
+    }
+}
+
+/// A condition on the resource row `alias` (with `alias.rid`, `alias.id`, …) that holds when it
+/// matches the criterion; `scratch` names nested aliases.
+pub(crate) fn check(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: Option<&str>,
+    c: &Criterion,
+    alias: &str,
+    scratch: &str,
+) -> String {
+    let t = s.tenant;
+    if let Some(missing) = c.missing {
+        let Some(table) = c.kind.and_then(table_of) else {
+            return "1".into();
+        };
+        let present = if has_rid_index(table) {
+            format!(
+                "EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND param = {})",
+                c.param
+            )
+        } else {
+            format!(
+                "{alias}.rid IN (SELECT rid FROM {table} WHERE tenant = {t} AND param = {})",
+                c.param
+            )
+        };
+        return if missing {
+            format!("NOT ({present})")
+        } else {
+            present
+        };
+    }
+    let mut alternatives = Vec::new();
+    for v in &c.values {
+        alternatives.push(value_check(s, sql, rt, c, v, alias, scratch));
+    }
+    let any = match alternatives.len() {
+        0 => "1".to_owned(),
+        1 => alternatives.remove(0),
+        _ => format!("({})", alternatives.join(" OR ")),
+    };
+    if c.negated {
+        format!("NOT ({any})")
+    } else {
+        any
+    }
+}
+
+fn value_check(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: Option<&str>,
+    c: &Criterion,
+    v: &V,
+    alias: &str,
+    scratch: &str,
+) -> String {
+    let t = s.tenant;
+    match v {
+        V::Id(id) => {
+            let idv = sql.arg(id.clone());
+            format!("({alias}.idh = {} AND {alias}.id = {idv})", hash(id))
+        }
+        V::LastUpdated(b) => {
+            // The resource table keeps microseconds; the bound is in microseconds too.
+            date_condition(
+                b,
+                &format!("{alias}.updated_us"),
+                &format!("{alias}.updated_us"),
+            )
+        }
+        V::Has(has) => match rt.and_then(|rt| has_targets(s, sql, rt, has)) {
+            Some(targets) => format!("{alias}.idh IN ({targets})"),
+            None => "0".into(),
+        },
+        V::Chain(_) => match value_rows(s, sql, rt, c, v) {
+            Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
+            None => "0".into(),
+        },
+        _ => {
+            let Some((table, cond, seekable)) = index_condition(sql, v) else {
+                return "0".into();
+            };
+            if seekable {
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE tenant = {t} AND param = {} AND {cond} AND {scratch}.rid = {alias}.rid)",
+                    c.param
+                )
+            } else if has_rid_index(table) {
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE {scratch}.rid = {alias}.rid AND param = {} AND {cond})",
+                    c.param
+                )
+            } else {
+                format!(
+                    "{alias}.rid IN (SELECT rid FROM {table} WHERE tenant = {t} AND param = {} AND {cond})",
+                    c.param
+                )
+            }
+        }
+    }
+}
+
+/// Resources of `rt` in the Patient compartment of the given patients (or of any patient).
+pub(crate) fn compartment_rows(
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt: Option<&str>,
+    f: &CompartmentFilter,
+) -> Option<Rows> {
+    let rt = rt?;
+    if rt == "Patient" {
+        let code = (s.type_code)("Patient")?;
+        let ids = f.patients.as_ref()?;
+        if ids.is_empty() {
+            return Some(Rows {
+                sql: "SELECT 0 AS rid WHERE 0".into(),
+                ordered: true,
+            });
+        }
+        let alternatives: Vec<String> = ids
+            .iter()
+            .map(|id| format!("(idh = {} AND id = {})", hash(id), sql.arg(id.clone())))
+            .collect();
+        return Some(Rows {
+            sql: format!(
+                "SELECT rid FROM resource WHERE tenant = {} AND rtype = {code} AND deleted = 0 AND ({})",
+                s.tenant,
+                alternatives.join(" OR ")
+            ),
+            ordered: ids.len() == 1,
+        });
+    }
+    let params = medicus_fhir::r4().patient_compartment_params(rt);
+    if params.is_empty() || f.patients.as_ref().is_some_and(Vec::is_empty) {
+        return Some(Rows {
+            sql: "SELECT 0 AS rid WHERE 0".into(),
+            ordered: true,
+        });
+    }
+    let keys: Vec<String> = params
+        .iter()
+        .map(|code| keys::param_key(rt, code).to_string())
+        .collect();
+    let mut cond = format!(
+        "SELECT rid FROM idx_reference WHERE tenant = {} AND param IN ({}) AND target_type = {}",
+        s.tenant,
+        keys.join(", "),
+        keys::type_key("Patient")
+    );
+    let mut ordered = false;
+    if let Some(ids) = &f.patients {
+        let targets: Vec<String> = ids.iter().map(|id| keys::hash(id).to_string()).collect();
+        cond.push_str(&format!(" AND target IN ({})", targets.join(", ")));
+        ordered = ids.len() == 1 && keys.len() == 1;
+    }
+    Some(Rows { sql: cond, ordered })
+}

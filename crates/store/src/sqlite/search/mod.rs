@@ -1,0 +1,339 @@
+//! Search on SQLite: the planner picks a driving clause ([`plan`]), the others become checks
+//! ([`clause`]); pages continue by surrogate key, or by sort key for `_sort` ([`sort`]).
+
+mod clause;
+mod plan;
+mod sort;
+mod sql;
+
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+use super::SqliteStore;
+use super::codec;
+use crate::api::{RawPage, RawResource, ResourceVersion};
+use crate::error::StoreError;
+use crate::search::{SearchPage, SearchQuery};
+use clause::Scope;
+use plan::Plan;
+use sql::Sql;
+
+const COLUMNS: &str = "r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body";
+
+/// The conditions every match satisfies apart from the driving clause: live, this tenant,
+/// this type, and every other clause checked on `r`.
+fn conditions(
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+) -> Vec<String> {
+    conditions_except(plan, s, sql, rt_code, rt, plan.driver)
+}
+
+fn conditions_except(
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    sql: &mut Sql,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+    skip: Option<usize>,
+) -> Vec<String> {
+    let mut out = vec![format!("r.tenant = {}", s.tenant), "r.deleted = 0".into()];
+    if let Some(code) = rt_code {
+        out.push(format!("r.rtype = {code}"));
+    }
+    for (i, c) in plan.clauses.iter().enumerate() {
+        if Some(i) != skip {
+            out.push(c.check(s, sql, rt, "r"));
+        }
+    }
+    out
+}
+
+/// The matches in surrogate-key order after `cursor`, at most `limit` (all when `None`).
+fn match_query(
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+    cursor: Option<i64>,
+    limit: Option<usize>,
+    extra: Option<&str>,
+) -> (String, Sql) {
+    let mut sql = Sql::default();
+    let after = cursor.unwrap_or(i64::MIN);
+    let limit = limit.map_or(String::new(), |n| {
+        format!(" LIMIT {}", i64::try_from(n).unwrap_or(i64::MAX))
+    });
+    let driver = plan
+        .driver
+        .and_then(|d| plan.clauses[d].rows(s, &mut sql, rt));
+    let mut conds = conditions(plan, s, &mut sql, rt_code, rt);
+    conds.extend(extra.map(str::to_owned));
+    let conds = conds.join(" AND ");
+    let text = match driver {
+        // Rows in key order: SQLite walks the index and stops when the page is full; other
+        // rows are collected and sorted once (the driver is the smallest clause).
+        Some(rows) => format!(
+            "SELECT {COLUMNS} FROM (SELECT DISTINCT rid FROM ({}) WHERE rid > {after} ORDER BY rid) d
+             CROSS JOIN resource r ON r.rid = d.rid
+             JOIN version v ON v.rid = r.rid AND v.version = r.version
+             WHERE {conds}{limit}",
+            rows.sql
+        ),
+        None => format!(
+            "SELECT {COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
+             WHERE r.rid > {after} AND {conds} ORDER BY r.rid{limit}"
+        ),
+    };
+    (text, sql)
+}
+
+/// The number of matches: distinct resources of the driving clause that pass the checks.
+fn count(
+    conn: &Connection,
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+) -> Result<u64, StoreError> {
+    let mut sql = Sql::default();
+    let driver = plan
+        .driver
+        .and_then(|d| plan.clauses[d].rows(s, &mut sql, rt));
+    let text = match driver {
+        // Index rows exist only for live resources of the parameter's type: with nothing else
+        // to check, counting distinct resources of the index range is the answer.
+        Some(rows) if plan.clauses.len() == 1 => {
+            format!(
+                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({}))",
+                rows.sql
+            )
+        }
+        Some(rows) => {
+            let conds = conditions(plan, s, &mut sql, rt_code, rt).join(" AND ");
+            format!(
+                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({})) d CROSS JOIN resource r ON r.rid = d.rid WHERE {conds}",
+                rows.sql
+            )
+        }
+        None => {
+            let conds = conditions(plan, s, &mut sql, rt_code, rt).join(" AND ");
+            format!("SELECT count(*) FROM resource r WHERE {conds}")
+        }
+    };
+    let n: i64 = conn
+        .prepare_cached(&text)?
+        .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The store's view for the planner, and the type code (`Err(())` when the type has none yet,
+/// so nothing can match).
+struct Prepared<'a> {
+    scope: Scope<'a>,
+    rt_code: Option<i64>,
+}
+
+fn prepare<'a>(
+    store: &'a SqliteStore,
+    tenant: i64,
+    rt: Option<&str>,
+    type_code: &'a dyn Fn(&str) -> Option<i64>,
+) -> Option<Prepared<'a>> {
+    let rt_code = match rt {
+        Some(t) => Some(store.type_code(t)?),
+        None => None,
+    };
+    Some(Prepared {
+        scope: Scope { tenant, type_code },
+        rt_code,
+    })
+}
+
+fn version_of(store: &SqliteStore, r: &rusqlite::Row<'_>) -> Result<ResourceVersion, StoreError> {
+    let blob: Option<Vec<u8>> = r.get(6)?;
+    Ok(ResourceVersion {
+        resource_type: store.type_name(r.get(1)?)?.to_owned(),
+        id: r.get(2)?,
+        version: r.get(3)?,
+        tx: r.get(4)?,
+        last_updated_us: r.get(5)?,
+        body: blob.map(|b| codec::decode(&b)).transpose()?,
+    })
+}
+
+pub(crate) fn search(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    rt: Option<&str>,
+    q: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    let type_code = |t: &str| store.type_code(t);
+    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total: q.total.then_some(0),
+            next_cursor: None,
+            next_sort: None,
+            plan: q
+                .explain
+                .then(|| "unknown resource type: no matches".to_owned()),
+        });
+    };
+    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let total = if !q.total {
+        None
+    } else if q.total_estimate
+        && plan.clauses.len() == 1
+        && let Some(e) = plan.driver.and_then(|d| plan.estimates[d])
+        && e.exact
+    {
+        Some(e.rows)
+    } else {
+        Some(count(conn, &plan, &p.scope, p.rt_code, rt)?)
+    };
+    let explain = q.explain.then(|| plan.describe(&p.scope, rt));
+    if q.count == 0 {
+        return Ok(SearchPage {
+            resources: Vec::new(),
+            total,
+            next_cursor: None,
+            next_sort: None,
+            plan: explain,
+        });
+    }
+    if !q.sort.is_empty() {
+        let mut page = sort::page(store, conn, &plan, &p.scope, p.rt_code, rt, q)?;
+        page.total = total;
+        if let Some(e) = explain {
+            page.plan = Some(format!("{e}; {}", page.plan.unwrap_or_default()));
+        }
+        return Ok(page);
+    }
+    let (text, sql) = match_query(
+        &plan,
+        &p.scope,
+        p.rt_code,
+        rt,
+        q.cursor,
+        Some(q.count + 1),
+        None,
+    );
+    let mut stmt = conn.prepare_cached(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let mut resources = Vec::new();
+    let mut rids = Vec::new();
+    while let Some(r) = rows.next()? {
+        rids.push(r.get::<_, i64>(0)?);
+        resources.push(version_of(store, r)?);
+    }
+    let next_cursor = if resources.len() > q.count {
+        resources.truncate(q.count);
+        rids.get(q.count - 1).copied()
+    } else {
+        None
+    };
+    Ok(SearchPage {
+        resources,
+        total,
+        next_cursor,
+        next_sort: None,
+        plan: explain,
+    })
+}
+
+/// `search` with the stored JSON bytes: only zstd decompression per row, no JSON parse.
+pub(crate) fn search_raw(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    rt: Option<&str>,
+    q: &SearchQuery,
+) -> Result<RawPage, StoreError> {
+    let type_code = |t: &str| store.type_code(t);
+    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+        return Ok(RawPage::default());
+    };
+    if q.count == 0 {
+        return Ok(RawPage::default());
+    }
+    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let (text, sql) = match_query(
+        &plan,
+        &p.scope,
+        p.rt_code,
+        rt,
+        q.cursor,
+        Some(q.count + 1),
+        None,
+    );
+    let mut stmt = conn.prepare_cached(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let mut resources = Vec::with_capacity(q.count.min(1024));
+    let mut more = false;
+    while let Some(r) = rows.next()? {
+        if resources.len() == q.count {
+            more = true;
+            break;
+        }
+        if let Some(res) = raw_of(store, r)? {
+            resources.push(res);
+        }
+    }
+    let next_cursor = if more {
+        resources.last().map(|r| r.key)
+    } else {
+        None
+    };
+    Ok(RawPage {
+        resources,
+        next_cursor,
+    })
+}
+
+fn raw_of(store: &SqliteStore, r: &rusqlite::Row<'_>) -> Result<Option<RawResource>, StoreError> {
+    // Borrow the blob from SQLite's row buffer: no copy before decompression.
+    let json = match r.get_ref(6)? {
+        ValueRef::Blob(b) => codec::decode_raw(b)?,
+        // Current versions of live resources always have a body.
+        _ => return Ok(None),
+    };
+    Ok(Some(RawResource {
+        resource_type: store.type_name(r.get(1)?)?.to_owned(),
+        id: r.get(2)?,
+        key: r.get(0)?,
+        json,
+    }))
+}
+
+/// `search_raw` over all matches as one statement: the query (including a compartment's
+/// resource list) is evaluated once, and rows are handed over as SQLite produces them.
+pub(crate) fn scan_raw(
+    store: &SqliteStore,
+    conn: &Connection,
+    tenant: i64,
+    rt: Option<&str>,
+    q: &SearchQuery,
+    each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let type_code = |t: &str| store.type_code(t);
+    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+        return Ok(());
+    };
+    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let (text, sql) = match_query(&plan, &p.scope, p.rt_code, rt, q.cursor, None, None);
+    let mut stmt = conn.prepare_cached(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    while let Some(r) = rows.next()? {
+        if let Some(res) = raw_of(store, r)?
+            && !each(res)?
+        {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The query planner: estimates each clause by a bounded count over its index (the B-tree is
+//! the statistic: exact up to the bound), drives the search from the most selective clause and
+//! checks the others per candidate by seeks.
+
+use rusqlite::Connection;
+
+use super::clause::{self, Rows, Scope};
+use super::sql::Sql;
+use crate::error::StoreError;
+use crate::search::{Criterion, SearchQuery};
+
+/// Probe bound: a clause with more rows than this counts as "large".
+const PROBE_CAP: u64 = 4_096;
+/// Second probe bound, used only to pick between several large clauses.
+const DEEP_PROBE_CAP: u64 = 131_072;
+
+/// One AND-ed clause of a search: a criterion or the compartment filter.
+pub(crate) enum Clause<'q> {
+    Criterion(&'q Criterion),
+    Compartment(&'q crate::search::CompartmentFilter),
+}
+
+impl Clause<'_> {
+    pub fn label(&self) -> String {
+        match self {
+            Clause::Criterion(c) => {
+                let mut l = c.code.clone();
+                if c.negated {
+                    l.push_str(":not");
+                }
+                if let Some(m) = c.missing {
+                    l.push_str(&format!(":missing={m}"));
+                }
+                l
+            }
+            Clause::Compartment(_) => "compartment".into(),
+        }
+    }
+
+    pub fn rows(&self, s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>) -> Option<Rows> {
+        match self {
+            Clause::Criterion(c) => clause::rows(s, sql, rt, c),
+            Clause::Compartment(f) => clause::compartment_rows(s, sql, rt, f),
+        }
+    }
+
+    pub fn check(&self, s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>, alias: &str) -> String {
+        match self {
+            Clause::Criterion(c) => clause::check(s, sql, rt, c, alias, "x"),
+            Clause::Compartment(f) => match self.rows(s, sql, rt) {
+                Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
+                // A type outside the compartment (or a system-wide search): nothing matches.
+                None if f.patients.is_none() && rt.is_none() => "0".into(),
+                None => "0".into(),
+            },
+        }
+    }
+}
+
+/// A clause's estimated number of matching rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Estimate {
+    pub rows: u64,
+    /// The probe did not reach its bound: `rows` is the exact number of index rows.
+    pub exact: bool,
+}
+
+pub(crate) struct Plan<'q> {
+    pub clauses: Vec<Clause<'q>>,
+    /// Index into `clauses` of the driving clause; `None`: scan the type.
+    pub driver: Option<usize>,
+    pub estimates: Vec<Option<Estimate>>,
+}
+
+impl Plan<'_> {
+    pub fn driver_ordered(&self, s: &Scope<'_>, rt: Option<&str>) -> bool {
+        self.driver
+            .and_then(|d| self.clauses[d].rows(s, &mut Sql::default(), rt))
+            .is_some_and(|r| r.ordered)
+    }
+
+    pub fn describe(&self, s: &Scope<'_>, rt: Option<&str>) -> String {
+        let mut out = String::new();
+        match self.driver {
+            Some(d) => {
+                let mode = if self.driver_ordered(s, rt) {
+                    "streamed in key order"
+                } else {
+                    "materialised"
+                };
+                out.push_str(&format!(
+                    "drive: {} ({}, {mode})",
+                    self.clauses[d].label(),
+                    fmt_estimate(self.estimates[d])
+                ));
+            }
+            None => out.push_str(&format!(
+                "drive: scan of {} in key order",
+                rt.unwrap_or("all types")
+            )),
+        }
+        for (i, c) in self.clauses.iter().enumerate() {
+            if Some(i) != self.driver {
+                out.push_str(&format!(
+                    "; check: {} ({})",
+                    c.label(),
+                    fmt_estimate(self.estimates[i])
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn fmt_estimate(e: Option<Estimate>) -> String {
+    match e {
+        Some(Estimate { rows, exact: true }) => format!("{rows} rows"),
+        Some(Estimate { rows, exact: false }) => format!("more than {rows} rows"),
+        None => "not indexable".into(),
+    }
+}
+
+fn probe(conn: &Connection, rows: &Rows, sql: &Sql, cap: u64) -> Result<Estimate, StoreError> {
+    let text = format!("SELECT count(*) FROM ({} LIMIT {cap})", rows.sql);
+    let n: i64 = conn
+        .prepare_cached(&text)?
+        .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok(Estimate {
+        rows: n,
+        exact: n < cap,
+    })
+}
+
+/// Static order in which clauses are probed: equality on a single key first. A small exact
+/// count found early bounds the probes of the rest.
+fn probe_rank(c: &Clause<'_>) -> u8 {
+    use crate::search::CriterionValue as V;
+    match c {
+        Clause::Compartment(_) => 1,
+        Clause::Criterion(c) => match c.values.first() {
+            Some(V::Id(_)) => 0,
+            Some(V::Reference(_) | V::Composite { .. } | V::Uri { .. }) => 1,
+            Some(V::Token(_)) => 2,
+            Some(V::Chain(_) | V::Has(_)) => 4,
+            _ => 3,
+        },
+    }
+}
+
+pub(crate) fn plan<'q>(
+    conn: &Connection,
+    s: &Scope<'_>,
+    rt: Option<&str>,
+    q: &'q SearchQuery,
+) -> Result<Plan<'q>, StoreError> {
+    let mut clauses: Vec<Clause<'q>> = q.criteria.iter().map(Clause::Criterion).collect();
+    if let Some(f) = &q.compartment {
+        clauses.push(Clause::Compartment(f));
+    }
+    let mut order: Vec<usize> = (0..clauses.len()).collect();
+    order.sort_by_key(|&i| probe_rank(&clauses[i]));
+    let mut estimates = vec![None; clauses.len()];
+    let mut best: Option<(usize, Estimate)> = None;
+    for &i in &order {
+        let mut sql = Sql::default();
+        let Some(rows) = clauses[i].rows(s, &mut sql, rt) else {
+            continue;
+        };
+        // No need to count past the smallest exact size found so far.
+        let cap = match best {
+            Some((_, e)) if e.exact => e.rows + 1,
+            _ => PROBE_CAP,
+        };
+        let e = probe(conn, &rows, &sql, cap.max(1))?;
+        estimates[i] = Some(e);
+        if best.is_none_or(|(_, b)| smaller(e, b)) {
+            best = Some((i, e));
+        }
+    }
+    // Several large clauses: look deeper to pick between them.
+    if let Some((_, b)) = best
+        && !b.exact
+    {
+        let large: Vec<usize> = (0..clauses.len())
+            .filter(|&i| estimates[i].is_some_and(|e| !e.exact))
+            .collect();
+        let best_unordered = best.is_some_and(|(i, _)| {
+            !clauses[i]
+                .rows(s, &mut Sql::default(), rt)
+                .is_some_and(|r| r.ordered)
+        });
+        if large.len() > 1 || best_unordered {
+            best = None;
+            for i in large {
+                let mut sql = Sql::default();
+                if let Some(rows) = clauses[i].rows(s, &mut sql, rt) {
+                    let e = probe(conn, &rows, &sql, DEEP_PROBE_CAP)?;
+                    estimates[i] = Some(e);
+                    if best.is_none_or(|(_, b)| smaller(e, b)) {
+                        best = Some((i, e));
+                    }
+                }
+            }
+        }
+    }
+    // A huge unordered set costs more to materialise than a scan of the type in key order that
+    // checks each resource and stops when the page is full.
+    if let Some((i, e)) = best
+        && rt.is_some()
+        && !e.exact
+        && e.rows >= DEEP_PROBE_CAP
+        && !clauses[i]
+            .rows(s, &mut Sql::default(), rt)
+            .is_some_and(|r| r.ordered)
+    {
+        best = None;
+    }
+    Ok(Plan {
+        clauses,
+        driver: best.map(|(i, _)| i),
+        estimates,
+    })
+}
+
+fn smaller(a: Estimate, b: Estimate) -> bool {
+    match (a.exact, b.exact) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => a.rows < b.rows,
+    }
+}

@@ -1,0 +1,488 @@
+//! `_sort`. Two strategies:
+//! - **walk**: one key on a date, number or string parameter over many matches: the parameter's
+//!   index is read in sort order, each entry is kept only if it is the resource's first in that
+//!   order and the resource passes every clause; then resources without the parameter follow.
+//!   Pages continue after the last (sort value, surrogate key): no offsets, no drift.
+//! - **in memory**: any keys, for at most `IN_MEMORY_LIMIT` matches: sort values are taken from
+//!   each match's body, sorted, and paged by the same kind of position.
+//!
+//! Dates sort by their range (start, then end); a resource with several values sorts by its
+//! smallest for ascending and its largest for descending keys; resources without a value come last.
+
+use std::cmp::Ordering;
+
+use medicus_fhir::SearchParamType;
+use medicus_fhirpath::{Env, Item};
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+
+use super::clause::Scope;
+use super::plan::Plan;
+use super::sql::Sql;
+use super::{COLUMNS, conditions_except, match_query, version_of};
+use crate::error::StoreError;
+use crate::index::{IndexEntry, extract_entries};
+use crate::search::{SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
+use crate::sqlite::{SqliteStore, codec};
+
+/// Most matches sorted in memory.
+pub const IN_MEMORY_LIMIT: u64 = 10_000;
+
+/// Below this many matches the in-memory sort beats walking a whole index.
+const WALK_THRESHOLD: u64 = 2_000;
+
+fn walk_columns(kind: SearchParamType) -> Option<(&'static str, &'static [&'static str])> {
+    Some(match kind {
+        SearchParamType::Date => ("idx_date", &["lo", "hi"]),
+        SearchParamType::Number => ("idx_number", &["value"]),
+        SearchParamType::String => ("idx_string", &["value"]),
+        _ => return None,
+    })
+}
+
+pub(super) fn page(
+    store: &SqliteStore,
+    conn: &Connection,
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+    q: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    let small = plan
+        .driver
+        .and_then(|d| plan.estimates[d])
+        .is_some_and(|e| e.exact && e.rows <= WALK_THRESHOLD);
+    if let [key] = q.sort.as_slice()
+        && let Some(kind) = key.kind
+        && let Some((table, cols)) = walk_columns(kind)
+        && rt.is_some()
+        && !small
+    {
+        return walk(store, conn, plan, s, rt_code, rt, q, key, table, cols);
+    }
+    in_memory(store, conn, plan, s, rt_code, rt, q)
+}
+
+fn to_sql(v: &SortValue) -> SqlValue {
+    match v {
+        SortValue::Int(i) => SqlValue::Integer(*i),
+        SortValue::Real(f) => SqlValue::Real(*f),
+        SortValue::Text(t) => SqlValue::Text(t.clone()),
+        SortValue::Missing => SqlValue::Null,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    store: &SqliteStore,
+    conn: &Connection,
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+    q: &SearchQuery,
+    key: &SortKey,
+    table: &str,
+    cols: &[&str],
+) -> Result<SearchPage, StoreError> {
+    let mut resources = Vec::new();
+    let mut positions = Vec::new();
+    let in_missing_phase = q
+        .sort_after
+        .as_ref()
+        .is_some_and(|p| p.values.first() == Some(&SortValue::Missing));
+    let want = q.count + 1;
+    if !in_missing_phase {
+        let mut sql = Sql::default();
+        let (cmp, dir) = if key.descending {
+            ("<", " DESC")
+        } else {
+            (">", "")
+        };
+        let s_cols: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+        let s2_cols: Vec<String> = cols.iter().map(|c| format!("s2.{c}")).collect();
+        let mut conds = vec![
+            format!("s.tenant = {}", s.tenant),
+            format!("s.param = {}", key.param),
+            // First entry of the resource in walk order: no entry of it sorts before this one.
+            format!(
+                "NOT EXISTS (SELECT 1 FROM {table} s2 WHERE s2.rid = s.rid AND s2.param = {} AND ({}) {cmp} ({}))",
+                key.param,
+                s_cols.join(", "),
+                s2_cols.join(", ")
+            ),
+        ];
+        if let Some(after) = &q.sort_after {
+            if after.values.len() != cols.len() {
+                return Err(StoreError::InvalidSearch(
+                    "_cursor does not belong to this search".into(),
+                ));
+            }
+            let mut tuple: Vec<String> = after.values.iter().map(|v| sql.arg(to_sql(v))).collect();
+            tuple.push(after.rid.to_string());
+            conds.push(format!(
+                "({}, s.rid) {cmp} ({})",
+                s_cols.join(", "),
+                tuple.join(", ")
+            ));
+        }
+        conds.extend(conditions_except(plan, s, &mut sql, rt_code, rt, None));
+        let order: Vec<String> = s_cols
+            .iter()
+            .chain(std::iter::once(&"s.rid".to_owned()))
+            .map(|c| format!("{c}{dir}"))
+            .collect();
+        let text = format!(
+            "SELECT {COLUMNS}, {} FROM {table} s
+             CROSS JOIN resource r ON r.rid = s.rid
+             JOIN version v ON v.rid = r.rid AND v.version = r.version
+             WHERE {} ORDER BY {} LIMIT {want}",
+            s_cols.join(", "),
+            conds.join(" AND "),
+            order.join(", ")
+        );
+        let mut stmt = conn.prepare_cached(&text)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+        while let Some(r) = rows.next()? {
+            let mut values = Vec::with_capacity(cols.len());
+            for i in 0..cols.len() {
+                values.push(match r.get_ref(7 + i)? {
+                    rusqlite::types::ValueRef::Integer(n) => SortValue::Int(n),
+                    rusqlite::types::ValueRef::Real(f) => SortValue::Real(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        SortValue::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                    _ => SortValue::Missing,
+                });
+            }
+            positions.push(SortPosition {
+                values,
+                rid: r.get(0)?,
+            });
+            resources.push(version_of(store, r)?);
+        }
+    }
+    if resources.len() < want {
+        // Then the resources without a value, in surrogate-key order.
+        let after = q
+            .sort_after
+            .as_ref()
+            .filter(|_| in_missing_phase)
+            .map(|p| p.rid);
+        let missing = format!(
+            "NOT EXISTS (SELECT 1 FROM {table} WHERE rid = r.rid AND param = {})",
+            key.param
+        );
+        let (text, sql) = match_query(
+            plan,
+            s,
+            rt_code,
+            rt,
+            after,
+            Some(want - resources.len()),
+            Some(&missing),
+        );
+        let mut stmt = conn.prepare_cached(&text)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+        while let Some(r) = rows.next()? {
+            positions.push(SortPosition {
+                values: vec![SortValue::Missing; cols.len()],
+                rid: r.get(0)?,
+            });
+            resources.push(version_of(store, r)?);
+        }
+    }
+    let next_sort = if resources.len() > q.count {
+        resources.truncate(q.count);
+        positions.get(q.count - 1).cloned()
+    } else {
+        None
+    };
+    Ok(SearchPage {
+        resources,
+        total: None,
+        next_cursor: None,
+        next_sort,
+        plan: Some(format!(
+            "sort: walk of the {} index{}",
+            key.code,
+            if key.descending { " backwards" } else { "" }
+        )),
+    })
+}
+
+/// The sort values of one resource for one key (dates give two: start and end).
+fn key_values(
+    rt: &str,
+    key: &SortKey,
+    body: &serde_json::Value,
+    entries: &[IndexEntry],
+    id: &str,
+    updated_us: i64,
+) -> Vec<SortValue> {
+    let pick = |vals: Vec<Vec<SortValue>>, width: usize| -> Vec<SortValue> {
+        let best = if key.descending {
+            vals.into_iter().max_by(|a, b| cmp_values(a, b))
+        } else {
+            vals.into_iter().min_by(|a, b| cmp_values(a, b))
+        };
+        best.unwrap_or_else(|| vec![SortValue::Missing; width])
+    };
+    match (key.code.as_str(), key.kind) {
+        ("_id", _) => vec![SortValue::Text(id.to_owned())],
+        ("_lastUpdated", _) => vec![SortValue::Int(updated_us)],
+        (_, Some(SearchParamType::Date)) => pick(
+            entries
+                .iter()
+                .filter_map(|e| match e {
+                    IndexEntry::Date { param, lo, hi } if *param == key.param => {
+                        Some(vec![SortValue::Int(*lo), SortValue::Int(*hi)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            2,
+        ),
+        (_, Some(SearchParamType::Number)) => pick(
+            entries
+                .iter()
+                .filter_map(|e| match e {
+                    IndexEntry::Number { param, value, .. } if *param == key.param => {
+                        Some(vec![SortValue::Real(*value)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            1,
+        ),
+        (_, Some(SearchParamType::Quantity)) => pick(
+            entries
+                .iter()
+                .filter_map(|e| match e {
+                    IndexEntry::Quantity { param, value, .. } if *param == key.param => {
+                        Some(vec![SortValue::Real(*value)])
+                    }
+                    _ => None,
+                })
+                .collect(),
+            1,
+        ),
+        (_, Some(SearchParamType::String)) => pick(
+            entries
+                .iter()
+                .filter_map(|e| match e {
+                    IndexEntry::String {
+                        param, normalized, ..
+                    } if *param == key.param => Some(vec![SortValue::Text(normalized.clone())]),
+                    _ => None,
+                })
+                .collect(),
+            1,
+        ),
+        // Tokens, references and URIs are hashed in the index: sort by their text.
+        _ => pick(
+            texts_of(rt, &key.code, body)
+                .into_iter()
+                .map(|t| vec![SortValue::Text(t)])
+                .collect(),
+            1,
+        ),
+    }
+}
+
+fn texts_of(rt: &str, code: &str, body: &serde_json::Value) -> Vec<String> {
+    let defs = medicus_fhir::r4();
+    let Some(expr) = defs
+        .search_param(rt, code)
+        .and_then(|p| p.expression.as_ref())
+    else {
+        return Vec::new();
+    };
+    let env = Env { model: Some(defs) };
+    let Ok(items) = expr.evaluate(body, &env) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in &items {
+        match item {
+            Item::Node(n) => {
+                let v = n.value;
+                if let Some(s) = v.as_str() {
+                    out.push(s.to_owned());
+                } else if let Some(b) = v.as_bool() {
+                    out.push(b.to_string());
+                } else if let Some(r) = v.get("reference").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                } else if let Some(codings) = v.get("coding").and_then(|c| c.as_array()) {
+                    out.extend(
+                        codings
+                            .iter()
+                            .filter_map(|c| c.get("code").and_then(|c| c.as_str()))
+                            .map(str::to_owned),
+                    );
+                } else if let Some(c) = v
+                    .get("code")
+                    .or_else(|| v.get("value"))
+                    .and_then(|c| c.as_str())
+                {
+                    out.push(c.to_owned());
+                }
+            }
+            Item::String(s) => out.push(s.to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Orders one key's values; `Missing` after every value.
+fn cmp_values(a: &[SortValue], b: &[SortValue]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (SortValue::Missing, SortValue::Missing) => Ordering::Equal,
+            (SortValue::Missing, _) => Ordering::Greater,
+            (_, SortValue::Missing) => Ordering::Less,
+            (SortValue::Int(p), SortValue::Int(q)) => p.cmp(q),
+            (SortValue::Real(p), SortValue::Real(q)) => p.total_cmp(q),
+            (SortValue::Text(p), SortValue::Text(q)) => p.cmp(q),
+            _ => Ordering::Equal,
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Orders two positions by the keys (each in its direction, missing values last) and then by
+/// surrogate key.
+fn cmp_positions(keys: &[(SortKey, usize)], a: &SortPosition, b: &SortPosition) -> Ordering {
+    let mut offset = 0;
+    for (key, width) in keys {
+        let (x, y) = (
+            a.values.get(offset..offset + width).unwrap_or(&[]),
+            b.values.get(offset..offset + width).unwrap_or(&[]),
+        );
+        offset += width;
+        let missing = |v: &[SortValue]| v.first() == Some(&SortValue::Missing);
+        let o = match (missing(x), missing(y)) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ if key.descending => cmp_values(y, x),
+            _ => cmp_values(x, y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.rid.cmp(&b.rid)
+}
+
+fn in_memory(
+    store: &SqliteStore,
+    conn: &Connection,
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: Option<i64>,
+    rt: Option<&str>,
+    q: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    let defs = medicus_fhir::r4();
+    let keys: Vec<(SortKey, usize)> = q
+        .sort
+        .iter()
+        .map(|k| {
+            let width = if k.kind == Some(SearchParamType::Date) {
+                2
+            } else {
+                1
+            };
+            (k.clone(), width)
+        })
+        .collect();
+    // First pass: the sort values of every match (bounded), bodies dropped as we go.
+    let (text, sql) = match_query(
+        plan,
+        s,
+        rt_code,
+        rt,
+        None,
+        Some(IN_MEMORY_LIMIT as usize + 1),
+        None,
+    );
+    let mut stmt = conn.prepare_cached(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let mut positions = Vec::new();
+    while let Some(r) = rows.next()? {
+        if positions.len() as u64 >= IN_MEMORY_LIMIT {
+            return Err(StoreError::InvalidSearch(format!(
+                "_sort: more than {IN_MEMORY_LIMIT} matches cannot be sorted by these keys; narrow the search, or sort by one date, number or string parameter"
+            )));
+        }
+        let rid: i64 = r.get(0)?;
+        let rtype = store.type_name(r.get(1)?)?;
+        let id: String = r.get(2)?;
+        let updated: i64 = r.get(5)?;
+        let body = match r.get_ref(6)? {
+            rusqlite::types::ValueRef::Blob(b) => codec::decode(b)?,
+            _ => continue,
+        };
+        let needs_entries = keys.iter().any(|(k, _)| {
+            matches!(
+                k.kind,
+                Some(
+                    SearchParamType::Date
+                        | SearchParamType::Number
+                        | SearchParamType::Quantity
+                        | SearchParamType::String
+                )
+            )
+        });
+        let entries = if needs_entries {
+            extract_entries(defs, rtype, &body)
+        } else {
+            Vec::new()
+        };
+        let mut values = Vec::new();
+        for (k, _) in &keys {
+            values.extend(key_values(rtype, k, &body, &entries, &id, updated));
+        }
+        positions.push(SortPosition { values, rid });
+    }
+    drop(rows);
+    drop(stmt);
+    positions.sort_by(|a, b| cmp_positions(&keys, a, b));
+    let start = match &q.sort_after {
+        Some(after) => {
+            positions.partition_point(|p| cmp_positions(&keys, p, after) != Ordering::Greater)
+        }
+        None => 0,
+    };
+    let page: Vec<SortPosition> = positions
+        .into_iter()
+        .skip(start)
+        .take(q.count + 1)
+        .collect();
+    let mut resources = Vec::with_capacity(page.len());
+    for p in page.iter().take(q.count) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version WHERE r.rid = ?1"
+        ))?;
+        let mut rows = stmt.query([p.rid])?;
+        if let Some(r) = rows.next()? {
+            resources.push(version_of(store, r)?);
+        }
+    }
+    let next_sort = (page.len() > q.count)
+        .then(|| page.get(q.count - 1).cloned())
+        .flatten();
+    Ok(SearchPage {
+        resources,
+        total: None,
+        next_cursor: None,
+        next_sort,
+        plan: Some("sort: in memory".into()),
+    })
+}

@@ -1,0 +1,449 @@
+//! The SQLite planner end to end: chained and reverse-chained parameters, `_sort` with keyset
+//! paging under concurrent writes, the plan report, and `_total=estimate`.
+
+use medicus_store::search::{SearchQuery, parse_search, parse_search_opts};
+use medicus_store::{Precondition, SqliteStore, Store, StoreError};
+use serde_json::{Value, json};
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.create_tenant("a").unwrap();
+    store.create_tenant("b").unwrap();
+    (dir, store)
+}
+
+fn put_all(store: &SqliteStore, tenant: &str, items: &[(&str, &str, Value)]) {
+    let mut s = store.write_session(tenant).unwrap();
+    for (rt, id, body) in items {
+        s.put(rt, id, body.clone(), Precondition::None).unwrap();
+    }
+    s.commit().unwrap();
+}
+
+fn query(rt: &str, q: &[(&str, &str)]) -> Result<SearchQuery, StoreError> {
+    let pairs: Vec<(String, String)> = q
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse_search(medicus_fhir::r4(), Some(rt), &pairs)
+}
+
+/// Ids of every match, following the pages.
+fn ids_paged(store: &SqliteStore, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
+    let mut q = query(rt, q).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let mut s = store.read_session(tenant).unwrap();
+        let page = s.search(Some(rt), &q).unwrap();
+        out.extend(page.resources.iter().map(|r| r.id.clone()));
+        match page.next_token() {
+            Some(t) => q.set_cursor(&t).unwrap(),
+            None => return out,
+        }
+    }
+}
+
+fn ids(store: &SqliteStore, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
+    let mut v = ids_paged(store, tenant, rt, q);
+    v.sort();
+    v
+}
+
+fn patient(id: &str, birth: &str, gender: &str, gp: Option<&str>) -> (&'static str, String, Value) {
+    let mut p = json!({"resourceType": "Patient", "birthDate": birth, "gender": gender,
+        "name": [{"family": format!("Fam-{id}")}]});
+    if let Some(gp) = gp {
+        p["generalPractitioner"] = json!([{"reference": format!("Practitioner/{gp}")}]);
+    }
+    ("Patient", id.to_owned(), p)
+}
+
+fn observation(
+    id: &str,
+    patient: &str,
+    code: &str,
+    date: &str,
+    enc: Option<&str>,
+) -> (&'static str, String, Value) {
+    let mut o = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": date});
+    if let Some(e) = enc {
+        o["encounter"] = json!({"reference": format!("Encounter/{e}")});
+    }
+    ("Observation", id.to_owned(), o)
+}
+
+fn fixture(store: &SqliteStore) {
+    let mut items = vec![
+        (
+            "Practitioner",
+            "dr-smith".to_owned(),
+            json!({"resourceType": "Practitioner", "name": [{"family": "Smith"}]}),
+        ),
+        (
+            "Practitioner",
+            "dr-jones".to_owned(),
+            json!({"resourceType": "Practitioner", "name": [{"family": "Jones"}]}),
+        ),
+        patient("p1", "1990-03-01", "female", Some("dr-smith")),
+        patient("p2", "1990-11-20", "male", Some("dr-jones")),
+        patient("p3", "1985-01-01", "female", Some("dr-smith")),
+        patient("p4", "2001-07-07", "male", None),
+        (
+            "Encounter",
+            "e1".to_owned(),
+            json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"code": "IMP"}, "subject": {"reference": "Patient/p1"}}),
+        ),
+        (
+            "Encounter",
+            "e2".to_owned(),
+            json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"code": "AMB"}, "subject": {"reference": "Patient/p3"}}),
+        ),
+        observation("o1", "p1", "4548-4", "2024-01-10", Some("e1")),
+        observation("o2", "p1", "2345-7", "2024-02-10", Some("e1")),
+        observation("o3", "p2", "4548-4", "2023-05-01", None),
+        observation("o4", "p3", "2345-7", "2022-01-01", Some("e2")),
+        observation("o5", "p4", "4548-4", "2024-06-30", None),
+    ];
+    // An observation without a date sorts last.
+    items.push((
+        "Observation",
+        "o6".to_owned(),
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+        "subject": {"reference": "Patient/p2"}}),
+    ));
+    let refs: Vec<(&str, &str, Value)> = items
+        .iter()
+        .map(|(t, i, b)| (*t, i.as_str(), b.clone()))
+        .collect();
+    put_all(store, "a", &refs);
+    // The same ids in another tenant, with other data: never visible from tenant a.
+    put_all(
+        store,
+        "b",
+        &[
+            (
+                "Patient",
+                "p1",
+                json!({"resourceType": "Patient", "birthDate": "1990-03-01"}),
+            ),
+            (
+                "Observation",
+                "x1",
+                json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-01-01"}),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn forward_chains_one_and_two_levels() {
+    let (_d, store) = open();
+    fixture(&store);
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[("subject:Patient.birthdate", "1990")]
+        ),
+        ["o1", "o2", "o3", "o6"]
+    );
+    // Without the type modifier: every target type of `subject` that has `birthdate`.
+    assert_eq!(
+        ids(&store, "a", "Observation", &[("subject.birthdate", "1985")]),
+        ["o4"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(
+                "subject:Patient.general-practitioner:Practitioner.name",
+                "smith"
+            )]
+        ),
+        ["o1", "o2", "o4"]
+    );
+    // Chains combine with other criteria, and OR inside the chained value.
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[
+                ("subject:Patient.birthdate", "1990,2001"),
+                ("code", "4548-4")
+            ]
+        ),
+        ["o1", "o3", "o5", "o6"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "b",
+            "Observation",
+            &[("subject:Patient.birthdate", "1990")]
+        ),
+        ["x1"]
+    );
+}
+
+#[test]
+fn reverse_chains_and_nesting() {
+    let (_d, store) = open();
+    fixture(&store);
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[("_has:Observation:subject:code", "2345-7")]
+        ),
+        ["p1", "p3"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[
+                ("_has:Observation:subject:code", "2345-7"),
+                ("gender", "female")
+            ]
+        ),
+        ["p1", "p3"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[("_has:Observation:subject:date", "lt2023")]
+        ),
+        ["p3"]
+    );
+    // Nested: patients with an encounter that has an observation of 4548-4.
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[(
+                "_has:Encounter:subject:_has:Observation:encounter:code",
+                "4548-4"
+            )]
+        ),
+        ["p1"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Practitioner",
+            &[("_has:Patient:general-practitioner:gender", "male")]
+        ),
+        ["dr-jones"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "b",
+            "Patient",
+            &[("_has:Observation:subject:code", "4548-4")]
+        ),
+        ["p1"]
+    );
+}
+
+#[test]
+fn bad_chains_are_refused() {
+    for (rt, name) in [
+        ("Observation", "code.birthdate"),
+        ("Observation", "subject:Medication.code"),
+        ("Observation", "subject:Patient.nonsense"),
+        ("Patient", "_has:Observation:code:status"),
+        ("Patient", "_has:Nope:subject:code"),
+        ("Patient", "_has:Observation"),
+    ] {
+        assert!(
+            matches!(query(rt, &[(name, "x")]), Err(StoreError::InvalidSearch(_))),
+            "{rt}?{name}"
+        );
+    }
+    let deep = [(
+        "subject:Patient.general-practitioner:Practitioner.name".to_string(),
+        "x".to_string(),
+    )];
+    assert!(matches!(
+        parse_search_opts(medicus_fhir::r4(), Some("Observation"), &deep, &medicus_store::search::NoResolver, 1),
+        Err(StoreError::InvalidSearch(m)) if m.contains("limited")
+    ));
+}
+
+#[test]
+fn sort_by_date_both_ways_with_missing_last() {
+    let (_d, store) = open();
+    fixture(&store);
+    assert_eq!(
+        ids_paged(
+            &store,
+            "a",
+            "Observation",
+            &[("_sort", "date"), ("_count", "2")]
+        ),
+        ["o4", "o3", "o1", "o2", "o5", "o6"]
+    );
+    assert_eq!(
+        ids_paged(
+            &store,
+            "a",
+            "Observation",
+            &[("_sort", "-date"), ("_count", "2")]
+        ),
+        ["o5", "o2", "o1", "o3", "o4", "o6"]
+    );
+    assert_eq!(
+        ids_paged(
+            &store,
+            "a",
+            "Observation",
+            &[("_sort", "-date"), ("code", "4548-4"), ("_count", "1")]
+        ),
+        ["o5", "o1", "o3", "o6"]
+    );
+    assert_eq!(
+        ids_paged(&store, "a", "Patient", &[("_sort", "birthdate")]),
+        ["p3", "p1", "p2", "p4"]
+    );
+    assert_eq!(
+        ids_paged(&store, "a", "Patient", &[("_sort", "family")]),
+        ["p1", "p2", "p3", "p4"]
+    );
+}
+
+#[test]
+fn sort_by_several_keys_and_tokens() {
+    let (_d, store) = open();
+    fixture(&store);
+    assert_eq!(
+        ids_paged(
+            &store,
+            "a",
+            "Patient",
+            &[("_sort", "gender,-birthdate"), ("_count", "3")]
+        ),
+        ["p1", "p3", "p4", "p2"]
+    );
+    assert_eq!(
+        ids_paged(
+            &store,
+            "a",
+            "Observation",
+            &[("_sort", "code,date"), ("_count", "2")]
+        ),
+        ["o4", "o2", "o3", "o1", "o5", "o6"]
+    );
+    assert_eq!(
+        ids_paged(&store, "a", "Observation", &[("_sort", "-_id")]),
+        ["o6", "o5", "o4", "o3", "o2", "o1"]
+    );
+}
+
+#[test]
+fn sorted_paging_is_stable_while_writes_continue() {
+    let (_d, store) = open();
+    fixture(&store);
+    let mut q = query("Observation", &[("_sort", "date"), ("_count", "2")]).unwrap();
+    let mut seen = Vec::new();
+    let mut round = 0;
+    loop {
+        let page = store
+            .read_session("a")
+            .unwrap()
+            .search(Some("Observation"), &q)
+            .unwrap();
+        seen.extend(page.resources.iter().map(|r| r.id.clone()));
+        // Between pages: a new observation before the cursor, one after it, and an update.
+        round += 1;
+        put_all(
+            &store,
+            "a",
+            &[
+                observation(&format!("early{round}"), "p1", "1111-1", "2000-01-01", None),
+                observation(&format!("late{round}"), "p1", "1111-1", "2030-01-01", None),
+            ]
+            .map(|(t, i, b)| (t, Box::leak(i.into_boxed_str()) as &str, b)),
+        );
+        match page.next_token() {
+            Some(t) => q.set_cursor(&t).unwrap(),
+            None => break,
+        }
+    }
+    // Nothing seen twice, none of the original ones skipped, and later pages pick up rows
+    // inserted after the cursor (no offsets, no drift).
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "{seen:?}");
+    for id in ["o1", "o2", "o3", "o4", "o5", "o6"] {
+        assert!(seen.contains(&id.to_string()), "{id} missing from {seen:?}");
+    }
+    assert!(!seen.iter().any(|i| i.starts_with("early")), "{seen:?}");
+    assert!(seen.iter().any(|i| i.starts_with("late")), "{seen:?}");
+}
+
+#[test]
+fn plan_names_the_most_selective_clause() {
+    let (_d, store) = open();
+    fixture(&store);
+    let mut q = query(
+        "Observation",
+        &[
+            ("code", "4548-4"),
+            ("subject", "Patient/p4"),
+            ("_explain", "true"),
+        ],
+    )
+    .unwrap();
+    q.explain = true;
+    let page = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Observation"), &q)
+        .unwrap();
+    let plan = page.plan.unwrap();
+    assert!(plan.starts_with("drive: subject (1 rows"), "{plan}");
+    assert!(plan.contains("check: code"), "{plan}");
+    assert_eq!(page.resources.len(), 1);
+    let q = query(
+        "Observation",
+        &[("code", "4548-4"), ("_total", "estimate"), ("_count", "0")],
+    )
+    .unwrap();
+    let page = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Observation"), &q)
+        .unwrap();
+    assert_eq!(page.total, Some(4));
+}
+
+#[test]
+fn cursors_are_validated() {
+    let mut q = query("Observation", &[]).unwrap();
+    for bad in ["x", "s", "s1~q", "s1~t0", "s1~tzz", "s1~rzz"] {
+        assert!(q.set_cursor(bad).is_err(), "{bad}");
+    }
+    assert!(q.set_cursor("s12~i5~i6").is_ok());
+    assert!(q.set_cursor("17").is_ok());
+}
