@@ -237,6 +237,16 @@ pub fn search(
         }]);
         entries.push(json!({ "resource": outcome, "search": { "mode": "outcome" } }));
     }
+    // `_explain=true`: the planner's choice, for whoever tunes a slow query.
+    if let Some(plan) = &page.plan {
+        let outcome = operation_outcome(&[Issue {
+            severity: Severity::Information,
+            code: "informational",
+            diagnostics: format!("plan: {plan}"),
+            expression: Vec::new(),
+        }]);
+        entries.push(json!({ "resource": outcome, "search": { "mode": "outcome" } }));
+    }
     if !entries.is_empty() {
         bundle.insert("entry".into(), Value::Array(entries));
     }
