@@ -140,3 +140,137 @@ impl TestApp {
         r.json["id"].as_str().expect("id").to_string()
     }
 }
+
+/// Search helpers shared by the search conformance and differential tests.
+impl TestApp {
+    /// PUTs each resource at its `id` (creating it), asserting success.
+    pub async fn put_all(&self, resources: &[Value]) {
+        for resource in resources {
+            let ty = resource["resourceType"].as_str().expect("resourceType");
+            let id = resource["id"].as_str().expect("id");
+            let r = self
+                .send_json("PUT", &format!("/fhir/default/{ty}/{id}"), resource)
+                .await;
+            assert!(
+                r.status == StatusCode::CREATED || r.status == StatusCode::OK,
+                "PUT {ty}/{id}: {} {}",
+                r.status,
+                r.text
+            );
+        }
+    }
+
+    /// Every page of a search (`uri` relative to the server, e.g. `/fhir/default/Patient?x=1`),
+    /// following `next` links; panics unless every page is a 200 Bundle.
+    pub async fn search_pages(&self, uri: &str) -> Vec<Value> {
+        let mut pages = Vec::new();
+        let mut next = Some(uri.to_owned());
+        while let Some(url) = next {
+            let r = self.get(&url).await;
+            assert_eq!(r.status, StatusCode::OK, "GET {url}: {}", r.text);
+            assert_eq!(r.json["resourceType"], "Bundle", "GET {url}: {}", r.text);
+            next = r.json["link"].as_array().and_then(|links| {
+                links
+                    .iter()
+                    .find(|l| l["relation"] == "next")
+                    .and_then(|l| l["url"].as_str())
+                    .map(|u| {
+                        u.split_once("/fhir/")
+                            .map_or(u.to_owned(), |(_, p)| format!("/fhir/{p}"))
+                    })
+            });
+            assert!(pages.len() < 10_000, "paging does not end: {uri}");
+            pages.push(r.json);
+        }
+        pages
+    }
+
+    /// Ids of the `match` entries of a search over all pages, in the order the server gave them.
+    pub async fn search_ids(&self, uri: &str) -> Vec<String> {
+        self.search_pages(uri)
+            .await
+            .iter()
+            .flat_map(|page| entry_keys(page, "match", false))
+            .collect()
+    }
+}
+
+/// `id` (or `Type/id` when `typed`) of the entries of a Bundle with `search.mode == mode`.
+pub fn entry_keys(bundle: &Value, mode: &str, typed: bool) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| {
+            let r = &e["resource"];
+            let id = r["id"].as_str().unwrap_or_default();
+            if typed {
+                format!("{}/{id}", r["resourceType"].as_str().unwrap_or_default())
+            } else {
+                id.to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Percent-encodes the names and values of a raw query (`a=x|y&b=Müller`); the first `=` of each
+/// `&`-separated pair separates name and value, so values may contain `=` but not `&`.
+pub fn encode_query(raw: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':')
+        .remove(b'/')
+        .remove(b',');
+    let set = SET;
+    raw.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((n, v)) => format!(
+                "{}={}",
+                utf8_percent_encode(n, set),
+                utf8_percent_encode(v, set)
+            ),
+            None => utf8_percent_encode(pair, set).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `Type?query` on the default tenant, with the query encoded.
+pub fn search_uri(path_and_query: &str) -> String {
+    match path_and_query.split_once('?') {
+        Some((path, query)) => format!("/fhir/default/{path}?{}", encode_query(query)),
+        None => format!("/fhir/default/{path_and_query}"),
+    }
+}
+
+impl TestApp {
+    /// Asserts that `Type?query` matches exactly the resources with these ids (in any order).
+    pub async fn assert_search(&self, query: &str, expected: &[&str]) {
+        let mut got = self.search_ids(&search_uri(query)).await;
+        got.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want, "GET {query}");
+    }
+
+    /// Asserts that `Type?query` is refused with 400 and an OperationOutcome that names `param`.
+    pub async fn assert_bad_search(&self, query: &str, param: &str) {
+        let r = self.get(&search_uri(query)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "GET {query}: {}", r.text);
+        assert_eq!(
+            r.json["resourceType"], "OperationOutcome",
+            "GET {query}: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains(param),
+            "GET {query}: the outcome should name '{param}': {}",
+            r.text
+        );
+    }
+}
