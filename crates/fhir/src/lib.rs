@@ -13,6 +13,7 @@ mod error;
 mod fast_hash;
 mod model;
 mod search_params;
+mod summary;
 mod validate;
 
 use std::sync::LazyLock;
@@ -20,6 +21,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 
 pub use error::DefinitionsError;
+pub use summary::SummaryMode;
 
 static R4: LazyLock<Definitions> = LazyLock::new(|| {
     // The data is embedded at build time and checked by this crate's tests: a failure here is a

@@ -164,8 +164,8 @@ fn build(file: TypesFile<'static>) -> Result<TypeTable, DefinitionsError> {
         };
         let mut elements = Vec::with_capacity(raw.elements.len());
         for el in &raw.elements {
-            let (raw_name, min, max, type_names, content_reference) =
-                (el.0, el.1, el.2, &el.3, el.4);
+            let (raw_name, min, max, type_names, content_reference, summary) =
+                (el.0, el.1, el.2, &el.3, el.4, el.5);
             let bad = |message| DefinitionsError::BadElement {
                 owner: raw.name,
                 element: raw_name,
@@ -225,6 +225,7 @@ fn build(file: TypesFile<'static>) -> Result<TypeTable, DefinitionsError> {
                 type_ids: type_ids.into_boxed_slice(),
                 json_keys: leak(json_keys),
                 underscore_keys: leak(underscore_keys),
+                summary,
             });
         }
         let def = &mut types[usize::from(id.0)];

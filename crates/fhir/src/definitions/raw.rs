@@ -39,7 +39,8 @@ pub(crate) enum RawKind {
     Backbone,
 }
 
-/// `[name, min, max, [types], contentReference]`; `name` ends in `[x]` for a choice element.
+/// `[name, min, max, [types], contentReference, isSummary]`; `name` ends in `[x]` for a choice
+/// element.
 #[derive(Deserialize)]
 pub(crate) struct RawElement<'a>(
     pub &'a str,
@@ -47,6 +48,7 @@ pub(crate) struct RawElement<'a>(
     pub &'a str,
     #[serde(borrow)] pub Vec<&'a str>,
     pub Option<&'a str>,
+    pub bool,
 );
 
 #[derive(Deserialize)]

@@ -90,6 +90,8 @@ pub(crate) struct ElementDef {
     pub(crate) json_keys: &'static [&'static str],
     /// The `_`-prefixed sibling key of each variant (`_valueString`), aligned with `json_keys`.
     pub(crate) underscore_keys: &'static [&'static str],
+    /// `isSummary` in the R4 definition: part of the `_summary=true` view.
+    pub(crate) summary: bool,
 }
 
 /// Which variant of an element a JSON key denotes.
