@@ -274,3 +274,16 @@ impl TestApp {
         );
     }
 }
+
+impl TestApp {
+    /// Asserts that `Type?query` is refused with 400 and an OperationOutcome.
+    pub async fn assert_rejected(&self, query: &str) {
+        let r = self.get(&search_uri(query)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "GET {query}: {}", r.text);
+        assert_eq!(
+            r.json["resourceType"], "OperationOutcome",
+            "GET {query}: {}",
+            r.text
+        );
+    }
+}
