@@ -431,3 +431,65 @@ async fn include_and_revinclude() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn sorted_pages_follow_next_links_and_explain_reports_the_plan() {
+    let app = TestApp::new();
+    for (i, birth) in ["1990-05-01", "1970-01-01", "2000-12-31", "1985-06-15"]
+        .iter()
+        .enumerate()
+    {
+        app.create(&json!({"resourceType": "Patient", "id": format!("s{i}"), "birthDate": birth, "name": [{"family": "Sorted"}]}))
+            .await;
+    }
+    let mut url = "/fhir/default/Patient?family=Sorted&_sort=-birthdate&_count=1".to_string();
+    let mut births = Vec::new();
+    loop {
+        let r = app.get(&url).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["total"], 4);
+        for e in r.json["entry"].as_array().unwrap() {
+            assert_eq!(e["search"]["mode"], "match", "{}", r.text);
+            births.push(e["resource"]["birthDate"].as_str().unwrap().to_string());
+        }
+        match r.json["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(next) => {
+                let next = next["url"].as_str().unwrap();
+                assert!(next.contains("_sort=-birthdate"), "{next}");
+                url = next.strip_prefix("http://test.local").unwrap().to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        births,
+        ["2000-12-31", "1990-05-01", "1985-06-15", "1970-01-01"]
+    );
+
+    let r = app
+        .get("/fhir/default/Patient?family=Sorted&birthdate=ge1980&_explain=true")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let plan = r.json["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .map(|e| {
+            e["resource"]["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    assert!(plan.starts_with("plan: drive: "), "{plan}");
+    assert!(plan.contains("check: "), "{plan}");
+
+    let r = app.get("/fhir/default/Patient?_cursor=s1~zz").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}

@@ -209,9 +209,10 @@ pub(crate) fn search(
     if !q.sort.is_empty() {
         let mut page = sort::page(store, conn, &plan, &p.scope, p.rt_code, rt, q)?;
         page.total = total;
-        if let Some(e) = explain {
-            page.plan = Some(format!("{e}; {}", page.plan.unwrap_or_default()));
-        }
+        page.plan = match explain {
+            Some(e) => Some(format!("{e}; {}", page.plan.unwrap_or_default())),
+            None => None,
+        };
         return Ok(page);
     }
     let (text, sql) = match_query(

@@ -47,10 +47,11 @@ impl Clause<'_> {
     pub fn check(&self, s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>, alias: &str) -> String {
         match self {
             Clause::Criterion(c) => clause::check(s, sql, rt, c, alias, "x"),
-            Clause::Compartment(f) => match self.rows(s, sql, rt) {
+            Clause::Compartment(_) => match self.rows(s, sql, rt) {
                 Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
-                // A type outside the compartment (or a system-wide search): nothing matches.
-                None if f.patients.is_none() && rt.is_none() => "0".into(),
+                // Every Patient is in its own compartment; a system-wide search has no type
+                // whose compartment parameters could be checked.
+                None if rt == Some("Patient") => "1".into(),
                 None => "0".into(),
             },
         }
