@@ -11,7 +11,7 @@ use super::{DEFAULT_COUNT, MAX_COUNT, SearchQuery};
 use crate::error::StoreError;
 use crate::index::datetime::parse_range;
 use crate::index::keys::{self, hash, normalize_string, param_key};
-use crate::index::{decimal_range, reference_parts};
+use crate::index::{decimal_range, reference_parts, ucum};
 
 /// Parameters that shape the result rather than select resources; the caller applies them.
 const RESULT_PARAMS: &[&str] = &["_summary", "_elements", "_format", "_pretty"];
@@ -138,17 +138,31 @@ pub fn parse_search_opts(
             let plain = |rt: &str, name: &str, value: &str| {
                 plain_criterion(defs, Some(rt), name, value, resolver)
             };
-            if let Some(c) = parse_chained(defs, rt, name, value, 0, max_chain_depth, &plain)? {
+            if let Some(c) = parse_chained(defs, rt, name, value, 0, max_chain_depth, &plain)
+                .map_err(|e| naming(name, e))?
+            {
                 q.criteria.push(c);
             }
             continue;
         }
-        match plain_criterion(defs, resource_type, name, value, resolver)? {
+        match plain_criterion(defs, resource_type, name, value, resolver)
+            .map_err(|e| naming(name, e))?
+        {
             Some(c) => q.criteria.push(c),
             None => q.ignored.push(name.clone()),
         }
     }
     Ok(q)
+}
+
+/// Makes sure an error message names the parameter it is about (clients fix one parameter at a time).
+fn naming(name: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::InvalidSearch(m) if !m.contains(name) => {
+            StoreError::InvalidSearch(format!("{name}: {m}"))
+        }
+        e => e,
+    }
 }
 
 /// A parameter of `resource_type` that is not chained; `None` when the type has no such parameter.
@@ -252,9 +266,11 @@ fn param_criterion(
             )));
         }
     }
-    for v in split_or(value) {
+    // Split on commas but keep the other escapes: `system\|code` must not split a token value.
+    for raw in split_unescaped(value, ',') {
+        let v = unescape(&raw);
         let parsed = match p.kind {
-            SearchParamType::Token => Value::Token(token_value(&v)),
+            SearchParamType::Token => Value::Token(token_value(&raw)),
             SearchParamType::String => {
                 let text = if string_mode == StringMatch::Exact {
                     v
@@ -268,11 +284,11 @@ fn param_criterion(
             }
             SearchParamType::Date => Value::Date(date_bound(&v)?),
             SearchParamType::Number => Value::Number(number_bound(&v)?),
-            SearchParamType::Quantity => Value::Quantity(quantity_value(&v)?),
+            SearchParamType::Quantity => Value::Quantity(quantity_value(&raw)?),
             SearchParamType::Reference => Value::Reference(reference_value(&v, reference_type, p)?),
             SearchParamType::Uri => Value::Uri { value: hash(&v) },
             SearchParamType::Composite => Value::Composite {
-                key: composite_value(p, &v)?,
+                key: composite_value(p, &raw)?,
             },
             SearchParamType::Special => {
                 return Err(invalid(format!(
@@ -282,6 +298,9 @@ fn param_criterion(
             }
         };
         c.values.push(parsed);
+    }
+    if p.kind == SearchParamType::Quantity {
+        canonicalize_quantities(resource_type, p.code, value, &mut c)?;
     }
     Ok(c)
 }
@@ -347,23 +366,25 @@ pub(super) fn split_bar(v: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// A token value with its FHIR escapes still in place: split at the first unescaped bar, then
+/// each part unescaped.
 pub(super) fn token_value(v: &str) -> TokenValue {
     match split_bar(v) {
         None => TokenValue {
             system: None,
-            code: Some(hash(v)),
+            code: Some(hash(&unescape(v))),
         },
         Some(("", code)) => TokenValue {
             system: Some(keys::NONE),
-            code: Some(hash(code)),
+            code: Some(hash(&unescape(code))),
         },
         Some((system, "")) => TokenValue {
-            system: Some(keys::system_key(system)),
+            system: Some(keys::system_key(&unescape(system))),
             code: None,
         },
         Some((system, code)) => TokenValue {
-            system: Some(keys::system_key(system)),
-            code: Some(hash(code)),
+            system: Some(keys::system_key(&unescape(system))),
+            code: Some(hash(&unescape(code))),
         },
     }
 }
@@ -407,21 +428,82 @@ fn number_bound(v: &str) -> Result<NumberBound, StoreError> {
     })
 }
 
-fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
-    let (num, system, code) = match split_bar(v) {
+/// `number|system|code` (or `number|code`, or `number`) as the number's text and the unescaped
+/// system and code, `None` when empty.
+fn quantity_parts(v: &str) -> (&str, Option<String>, Option<String>) {
+    match split_bar(v) {
         None => (v, None, None),
         Some((num, rest)) => {
             let (system, code) = split_bar(rest).unwrap_or(("", rest));
-            let system = (!system.is_empty()).then(|| keys::system_key(&unescape(system)));
-            let code = (!code.is_empty()).then(|| hash(&unescape(code)));
-            (num, system, code)
+            let text = |s: &str| (!s.is_empty()).then(|| unescape(s));
+            (num, text(system), text(code))
         }
-    };
+    }
+}
+
+fn quantity_value(v: &str) -> Result<QuantityValue, StoreError> {
+    let (num, system, code) = quantity_parts(v);
     Ok(QuantityValue {
         number: number_bound(num)?,
-        system,
-        code,
+        system: system.as_deref().map(keys::system_key),
+        code: code.as_deref().map(hash),
     })
+}
+
+/// The value in canonical UCUM units (matching the `ucum::CANONICAL` rows of `index::extract`)
+/// when it names the UCUM system and a unit that converts; `Ok(None)` otherwise. Without a
+/// system (`5.4||mg`) the code may be a unit of any system, so it is matched as written: the
+/// spec ties canonical comparison to UCUM.
+fn canonical_quantity_value(v: &str) -> Result<Option<QuantityValue>, StoreError> {
+    let (num, system, code) = quantity_parts(v);
+    let number = number_bound(num)?;
+    let (Some(ucum::UCUM_SYSTEM), Some(code)) = (system.as_deref(), code.as_deref()) else {
+        return Ok(None);
+    };
+    let Some(unit) = ucum::canonical_unit(code) else {
+        return Ok(None);
+    };
+    // The factor is positive, so the prefix keeps its meaning on the converted bounds.
+    let (Some(value), Some(lo), Some(hi)) = (
+        unit.convert(number.value),
+        unit.convert(number.lo),
+        unit.convert(number.hi),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(QuantityValue {
+        number: NumberBound {
+            prefix: number.prefix,
+            value,
+            lo,
+            hi,
+        },
+        system: Some(keys::system_key(ucum::UCUM_SYSTEM)),
+        code: Some(hash(unit.unit())),
+    }))
+}
+
+/// Moves a quantity criterion onto the canonical-unit rows when every one of its values is a
+/// convertible UCUM quantity. One criterion has one parameter key for all its OR-ed values, and a
+/// value without a convertible UCUM unit has no canonical rows to match: if any value does not
+/// convert, all keep matching their units as written, which is what they matched before (a
+/// stored UCUM quantity keeps its row in its own unit next to the canonical one).
+fn canonicalize_quantities(
+    resource_type: &str,
+    code: &str,
+    value: &str,
+    c: &mut Criterion,
+) -> Result<(), StoreError> {
+    let mut converted = Vec::with_capacity(c.values.len());
+    for v in split_or(value) {
+        match canonical_quantity_value(&v)? {
+            Some(q) => converted.push(Value::Quantity(q)),
+            None => return Ok(()),
+        }
+    }
+    c.param = keys::derived_param_key(resource_type, code, ucum::CANONICAL);
+    c.values = converted;
+    Ok(())
 }
 
 fn reference_value(
@@ -552,7 +634,7 @@ mod tests {
             token_value(r"a\|b"),
             TokenValue {
                 system: None,
-                code: Some(hash(r"a\|b"))
+                code: Some(hash("a|b"))
             }
         );
     }
@@ -567,6 +649,63 @@ mod tests {
         assert_eq!(q.code, Some(hash("mg")));
         let q = quantity_value("5.4||mg").unwrap();
         assert_eq!((q.system, q.code), (None, Some(hash("mg"))));
+    }
+
+    fn quantity_criterion(value: &str) -> Criterion {
+        let params = vec![("value-quantity".to_owned(), value.to_owned())];
+        let q = parse_search(medicus_fhir::r4(), Some("Observation"), &params).unwrap();
+        q.criteria.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn ucum_quantities_search_canonical_rows() {
+        let canonical = keys::derived_param_key("Observation", "value-quantity", ucum::CANONICAL);
+        let plain = param_key("Observation", "value-quantity");
+        let c = quantity_criterion("gt1|http://unitsofmeasure.org|g/L");
+        assert_eq!(c.param, canonical);
+        assert_eq!(
+            c.values,
+            vec![Value::Quantity(QuantityValue {
+                number: NumberBound {
+                    prefix: DatePrefix::Gt,
+                    value: 1000.0,
+                    lo: 500.0,
+                    hi: 1500.0
+                },
+                system: Some(keys::system_key(ucum::UCUM_SYSTEM)),
+                code: Some(hash("g.m-3")),
+            })]
+        );
+        let both = quantity_criterion(
+            "5|http://unitsofmeasure.org|mmol/L,5000|http://unitsofmeasure.org|umol/L",
+        );
+        assert_eq!(both.param, canonical);
+        let (Value::Quantity(a), Value::Quantity(b)) = (&both.values[0], &both.values[1]) else {
+            panic!("quantity values expected");
+        };
+        // Same value and unit; each keeps the precision it was written with.
+        assert_eq!((a.number.value, a.code), (b.number.value, b.code));
+        assert_eq!((a.number.lo, a.number.hi), (4.5, 5.5));
+        assert_eq!((b.number.lo, b.number.hi), (4.9995, 5.0005));
+        // No system, a non-UCUM system, an unconvertible unit, or one such value among others:
+        // units match as written on the parameter's own rows.
+        for v in [
+            "5||mg",
+            "5|mg",
+            "5",
+            "5|http://other|mg",
+            "37|http://unitsofmeasure.org|Cel",
+            "5|http://unitsofmeasure.org|mg,5||mg",
+        ] {
+            let c = quantity_criterion(v);
+            assert_eq!(c.param, plain, "{v}");
+            assert_eq!(c.values.len(), split_or(v).len());
+            for (got, raw) in c.values.iter().zip(split_or(v)) {
+                assert_eq!(got, &Value::Quantity(quantity_value(&raw).unwrap()), "{v}");
+            }
+        }
+        let bad = [("value-quantity".into(), "x|http://unitsofmeasure.org|mg".into())];
+        assert!(parse_search(medicus_fhir::r4(), Some("Observation"), &bad).is_err());
     }
 
     proptest::proptest! {
