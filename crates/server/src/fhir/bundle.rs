@@ -79,6 +79,15 @@ pub fn search_entry(fhir_base: &str, v: &ResourceVersion, resource: Value) -> Va
     })
 }
 
+/// A searchset Bundle entry for an included resource (`search.mode = include`).
+pub fn included_entry(fhir_base: &str, v: &ResourceVersion, resource: Value) -> Value {
+    json!({
+        "fullUrl": full_url(fhir_base, &v.resource_type, &v.id),
+        "resource": resource,
+        "search": { "mode": "include" },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

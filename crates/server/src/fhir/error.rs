@@ -46,6 +46,10 @@ pub enum FhirError {
     MethodNotAllowed(String),
     #[error("{0}")]
     NotSupported(String),
+    /// `Prefer: handling=strict` and search parameters that are unknown or not supported (400,
+    /// one issue each).
+    #[error("unknown or unsupported search parameters: {}", .0.join(", "))]
+    UnsupportedParameters(Vec<String>),
     /// Something on our side failed; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -75,7 +79,9 @@ impl FhirError {
 
     pub fn status(&self) -> Status {
         match self {
-            FhirError::BadRequest(_) | FhirError::Invalid(_) => 400,
+            FhirError::BadRequest(_)
+            | FhirError::Invalid(_)
+            | FhirError::UnsupportedParameters(_) => 400,
             FhirError::Unprocessable(_) => 422,
             FhirError::UnknownTenant
             | FhirError::UnsupportedType(_)
@@ -139,6 +145,15 @@ impl FhirError {
                     issue
                 })
                 .collect(),
+            FhirError::UnsupportedParameters(names) => names
+                .iter()
+                .map(|name| {
+                    Issue::error(
+                        "not-supported",
+                        format!("unknown or unsupported search parameter '{name}'"),
+                    )
+                })
+                .collect(),
             other => vec![Issue::error(other.issue_code(), other.to_string())],
         }
     }
@@ -152,6 +167,7 @@ impl FhirError {
             }
             FhirError::UnsupportedType(_)
             | FhirError::NotSupported(_)
+            | FhirError::UnsupportedParameters(_)
             | FhirError::MethodNotAllowed(_) => "not-supported",
             FhirError::Gone { .. } => "deleted",
             FhirError::PreconditionFailed(_) | FhirError::Conflict(_) => "conflict",
