@@ -18,6 +18,9 @@ use clause::Scope;
 use plan::Plan;
 use sql::Sql;
 
+/// A LIMIT that never binds.
+const UNBOUNDED: i64 = i64::MAX;
+
 const COLUMNS: &str = "r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body";
 
 /// The conditions every match satisfies apart from the driving clause: live, this tenant,
@@ -77,7 +80,9 @@ fn match_query(
         // Rows in key order: SQLite walks the index and stops when the page is full; other
         // rows are collected and sorted once (the driver is the smallest clause).
         Some(rows) => format!(
-            "SELECT {COLUMNS} FROM (SELECT DISTINCT rid FROM ({}) WHERE rid > {after} ORDER BY rid) d
+            // The LIMIT keeps SQLite from dropping the subquery's ORDER BY (it omits ORDER BY in
+            // FROM-clause subqueries without one), which would lose the page order.
+            "SELECT {COLUMNS} FROM (SELECT DISTINCT rid FROM ({}) WHERE rid > {after} ORDER BY rid LIMIT {UNBOUNDED}) d
              CROSS JOIN resource r ON r.rid = d.rid
              JOIN version v ON v.rid = r.rid AND v.version = r.version
              WHERE {conds}{limit}",
