@@ -447,3 +447,209 @@ fn cursors_are_validated() {
     assert!(q.set_cursor("s12~i5~i6").is_ok());
     assert!(q.set_cursor("17").is_ok());
 }
+
+fn condition(id: &str, narrative: &str, code_text: &str) -> (&'static str, String, Value) {
+    (
+        "Condition",
+        id.to_owned(),
+        json!({"resourceType": "Condition",
+            "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>{narrative}</p></div>")},
+            "code": {"text": code_text},
+            "subject": {"reference": "Patient/p1"}}),
+    )
+}
+
+#[test]
+fn full_text_over_narrative_and_content() {
+    let (_d, store) = open();
+    let items = [
+        condition(
+            "c1",
+            "Diabetische <b>Neuropathie</b> beidseits",
+            "Typ-2-Diabetes",
+        ),
+        condition("c2", "Z.n. Myokardinfarkt", "Koronare Herzkrankheit"),
+        condition("c3", "Befund von Dr. Müller", "Hypertonie"),
+    ];
+    let refs: Vec<(&str, &str, Value)> = items
+        .iter()
+        .map(|(t, i, b)| (*t, i.as_str(), b.clone()))
+        .collect();
+    put_all(&store, "a", &refs);
+    put_all(
+        &store,
+        "b",
+        &[condition("c9", "Neuropathie", "x")]
+            .map(|(t, i, b)| (t, Box::leak(i.into_boxed_str()) as &str, b)),
+    );
+    assert_eq!(
+        ids(&store, "a", "Condition", &[("_text", "neuropathie")]),
+        ["c1"]
+    );
+    // `_text` is the narrative only; `_content` every string, narrative included.
+    assert!(ids(&store, "a", "Condition", &[("_text", "herzkrankheit")]).is_empty());
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Condition",
+            &[("_content", "koronare herzkrankheit")]
+        ),
+        ["c2"]
+    );
+    assert_eq!(
+        ids(&store, "a", "Condition", &[("_content", "myokardinfarkt")]),
+        ["c2"]
+    );
+    // Every word must occur; values are OR-ed; case and diacritics are ignored.
+    assert!(
+        ids(
+            &store,
+            "a",
+            "Condition",
+            &[("_content", "diabetes herzkrankheit")]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Condition",
+            &[("_content", "hypertonie,neuropathie")]
+        ),
+        ["c1", "c3"]
+    );
+    assert_eq!(
+        ids(&store, "a", "Condition", &[("_text", "MULLER")]),
+        ["c3"]
+    );
+    // FTS syntax and SQL in a value are data.
+    assert!(ids(&store, "a", "Condition", &[("_content", "x\" OR 1=1 --")]).is_empty());
+    assert!(
+        ids(
+            &store,
+            "a",
+            "Condition",
+            &[("_content", "NEAR(diabetes neuropathie)")]
+        )
+        .is_empty()
+    );
+    // With other criteria, and updates and deletes keep the words current.
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Condition",
+            &[("_text", "neuropathie"), ("_id", "c1")]
+        ),
+        ["c1"]
+    );
+    put_all(
+        &store,
+        "a",
+        &[(
+            "Condition",
+            "c1",
+            condition("c1", "ausgeheilt", "Typ-2-Diabetes").2,
+        )],
+    );
+    assert!(ids(&store, "a", "Condition", &[("_text", "neuropathie")]).is_empty());
+    assert_eq!(
+        ids(&store, "a", "Condition", &[("_text", "ausgeheilt")]),
+        ["c1"]
+    );
+    let mut s = store.write_session("a").unwrap();
+    s.delete("Condition", "c1", Precondition::None).unwrap();
+    s.commit().unwrap();
+    assert!(ids(&store, "a", "Condition", &[("_text", "ausgeheilt")]).is_empty());
+    assert!(matches!(
+        query("Condition", &[("_text:exact", "x")]),
+        Err(StoreError::InvalidSearch(_))
+    ));
+    assert!(matches!(
+        query("Condition", &[("_content", "--")]),
+        Err(StoreError::InvalidSearch(_))
+    ));
+}
+
+#[test]
+fn reindex_rebuilds_every_index_row() {
+    let (_d, store) = open();
+    fixture(&store);
+    let before = ids(
+        &store,
+        "a",
+        "Observation",
+        &[("subject:Patient.birthdate", "1990"), ("code", "4548-4")],
+    );
+    let mut calls = 0;
+    let n = store.reindex(&mut |_, _| calls += 1).unwrap();
+    assert!(n >= 13 && calls >= 1, "{n} {calls}");
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[("subject:Patient.birthdate", "1990"), ("code", "4548-4")]
+        ),
+        before
+    );
+    assert_eq!(
+        ids(&store, "a", "Observation", &[("_content", "final")]).len(),
+        0
+    );
+}
+
+#[test]
+fn a_version_one_store_is_migrated_and_reindexed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.create_tenant("a").unwrap();
+        store.create_tenant("b").unwrap();
+        fixture(&store);
+    }
+    // Turn it back into the version 1 layout: no id hash, the old unique index, old metadata.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("medicus.db")).unwrap();
+        conn.execute_batch(
+            "DROP INDEX resource_by_id;
+             ALTER TABLE resource DROP COLUMN idh;
+             CREATE UNIQUE INDEX resource_by_id ON resource (tenant, rtype, id);
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';
+             DELETE FROM meta WHERE key = 'index_version';",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[("subject:Patient.birthdate", "1990")]
+        ),
+        ["o1", "o2", "o3", "o6"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[("_has:Observation:subject:code", "2345-7")]
+        ),
+        ["p1", "p3"]
+    );
+    let mut s = store.read_session("a").unwrap();
+    assert!(s.read("Patient", "p1").unwrap().is_some());
+    drop(s);
+    drop(store);
+    // A newer schema is refused.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("medicus.db")).unwrap();
+        conn.execute_batch("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+            .unwrap();
+    }
+    assert!(SqliteStore::open(dir.path()).is_err());
+}

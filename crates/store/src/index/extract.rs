@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::datetime::parse_range;
 use super::derived::derived_entries;
 use super::keys::{self, hash, normalize_string, param_key};
+use super::ucum;
 use super::{IndexEntry, decimal_range};
 
 /// All index entries of `resource` (of type `resource_type`). Duplicates are allowed; the
@@ -36,15 +37,27 @@ pub fn extract_entries(
             composite_entries(param, pk, &items, &env, &mut out);
             continue;
         }
+        // Quantities in UCUM units also get rows in canonical units (see `ucum`).
+        let canonical = (param.kind == SearchParamType::Quantity)
+            .then(|| keys::derived_param_key(resource_type, param.code, ucum::CANONICAL));
         for item in &items {
-            entries_of_item(param.kind, pk, item, &mut out);
+            entries_of_item(param.kind, pk, canonical, item, &mut out);
             derived_entries(resource_type, param, item, &mut out);
         }
     }
+    out.extend(super::fulltext::fulltext_entry(resource));
     out
 }
 
-fn entries_of_item(kind: SearchParamType, param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+/// `canonical` is the derived key of a quantity parameter's canonical-unit rows; `None` leaves
+/// them out (composite components).
+fn entries_of_item(
+    kind: SearchParamType,
+    param: i64,
+    canonical: Option<i64>,
+    item: &Item<'_>,
+    out: &mut Vec<IndexEntry>,
+) {
     match kind {
         SearchParamType::Token => token_entries(param, item, out),
         SearchParamType::String => string_entries(param, item, out),
@@ -63,7 +76,7 @@ fn entries_of_item(kind: SearchParamType, param: i64, item: &Item<'_>, out: &mut
                 });
             }
         }
-        SearchParamType::Quantity => quantity_entries(param, item, out),
+        SearchParamType::Quantity => quantity_entries(param, canonical, item, out),
         SearchParamType::Reference => reference_entries(param, item, out),
         SearchParamType::Uri => {
             if let Some(s) = primitive_str(item) {
@@ -294,7 +307,12 @@ fn number_of(item: &Item<'_>) -> Option<(f64, f64, f64)> {
     }
 }
 
-fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
+fn quantity_entries(
+    param: i64,
+    canonical: Option<i64>,
+    item: &Item<'_>,
+    out: &mut Vec<IndexEntry>,
+) {
     let Some(n) = node(item) else {
         if let Item::Quantity { value, unit } = item
             && let Some((v, lo, hi)) = decimal_range(value)
@@ -317,7 +335,8 @@ fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
     let Some((value, lo, hi)) = decimal_range(&num.to_string()) else {
         return;
     };
-    let system = field(v, "system").map_or(keys::NONE, keys::system_key);
+    let system_uri = field(v, "system");
+    let system = system_uri.map_or(keys::NONE, keys::system_key);
     // Money has `currency` instead of `code`; a unit-only quantity is searchable by its unit text.
     let code = field(v, "code")
         .or_else(|| field(v, "currency"))
@@ -342,6 +361,27 @@ fn quantity_entries(param: i64, item: &Item<'_>, out: &mut Vec<IndexEntry>) {
             hi,
         });
     }
+    // Only a `code` in the UCUM system is a UCUM unit: `unit` is display text.
+    if let Some(canonical) = canonical
+        && system_uri == Some(ucum::UCUM_SYSTEM)
+        && let Some(row) = field(v, "code").and_then(|c| canonical_row(canonical, c, value, lo, hi))
+    {
+        out.push(row);
+    }
+}
+
+/// The canonical-unit row of a UCUM quantity: its value and the bounds of its precision
+/// converted alike (the conversion is a positive factor, so the order is kept).
+fn canonical_row(param: i64, code: &str, value: f64, lo: f64, hi: f64) -> Option<IndexEntry> {
+    let unit = ucum::canonical_unit(code)?;
+    Some(IndexEntry::Quantity {
+        param,
+        system: keys::system_key(ucum::UCUM_SYSTEM),
+        code: hash(unit.unit()),
+        value: unit.convert(value)?,
+        lo: unit.convert(lo)?,
+        hi: unit.convert(hi)?,
+    })
 }
 
 /// Splits a reference into (type, id-or-url). `Patient/1` → (Some("Patient"), "1"),
@@ -389,7 +429,7 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
     let mut texts = Vec::new();
     for item in items {
         let mut entries = Vec::new();
-        entries_of_item(kind, 0, item, &mut entries);
+        entries_of_item(kind, 0, None, item, &mut entries);
         for e in entries {
             match e {
                 IndexEntry::Token { system, code, .. } => {
@@ -408,7 +448,7 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                     ..
                 } => texts.push(format!("r{target_type}:{target}")),
                 IndexEntry::Uri { value, .. } => texts.push(format!("u{value}")),
-                IndexEntry::Composite { .. } => {}
+                IndexEntry::Composite { .. } | IndexEntry::FullText { .. } => {}
             }
         }
     }
@@ -474,5 +514,49 @@ mod tests {
         );
         assert_eq!(reference_parts("#c1"), None);
         assert_eq!(reference_parts("1"), Some((None, "1")));
+    }
+    #[test]
+    fn ucum_quantities_get_canonical_rows() {
+        let defs = medicus_fhir::r4();
+        let obs = |system: &str, code: &str| {
+            serde_json::json!({
+                "resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+                "valueQuantity": {"value": 100, "unit": "mg/dl", "system": system, "code": code}
+            })
+        };
+        let canonical = keys::derived_param_key("Observation", "value-quantity", ucum::CANONICAL);
+        let rows = |e: Vec<IndexEntry>| -> Vec<IndexEntry> {
+            e.into_iter()
+                .filter(|e| matches!(e, IndexEntry::Quantity { param, .. } if *param == canonical))
+                .collect()
+        };
+        let canonical_rows = |system: &str, code: &str| {
+            rows(extract_entries(defs, "Observation", &obs(system, code)))
+        };
+        let e = canonical_rows(ucum::UCUM_SYSTEM, "mg/dL");
+        // 100 mg/dL written with precision [99.5, 100.5) is 1000 g/m3 in [995, 1005).
+        assert_eq!(
+            e,
+            vec![IndexEntry::Quantity {
+                param: canonical,
+                system: keys::system_key(ucum::UCUM_SYSTEM),
+                code: hash("g.m-3"),
+                value: 1000.0,
+                lo: 995.0,
+                hi: 1005.0,
+            }]
+        );
+        // Another system's "mg/dL", or a unit UCUM cannot convert, has no canonical row.
+        assert!(canonical_rows("http://other", "mg/dL").is_empty());
+        assert!(canonical_rows(ucum::UCUM_SYSTEM, "Cel").is_empty());
+        // Composite rows keep the value as written, not a canonical one.
+        let composite = |value: &str| IndexEntry::Composite {
+            param: keys::param_key("Observation", "code-value-quantity"),
+            key: composite_key(&[format!("t*:{}", hash("2345-7")), format!("q{value}")]),
+        };
+        let all = extract_entries(defs, "Observation", &obs(ucum::UCUM_SYSTEM, "mg/dL"));
+        assert!(all.contains(&composite("100")));
+        assert!(!all.contains(&composite("1000")));
     }
 }

@@ -3,6 +3,7 @@
 pub mod datetime;
 pub(crate) mod derived;
 mod extract;
+pub mod fulltext;
 pub mod hierarchy;
 pub mod keys;
 pub mod ucum;
@@ -56,6 +57,12 @@ pub enum IndexEntry {
     Composite {
         param: i64,
         key: i64,
+    },
+    /// The words of the resource for `_text` (narrative) and `_content` (every string); at most
+    /// one per resource.
+    FullText {
+        narrative: String,
+        content: String,
     },
 }
 

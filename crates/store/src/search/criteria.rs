@@ -45,6 +45,8 @@ pub enum Value {
     /// Reverse chaining (`_has:Observation:subject:code=…`): some resource of `source_type`
     /// refers to this one through `param` and matches all `criteria`.
     Has(Box<HasValue>),
+    /// `_text` / `_content`: an FTS5 query of quoted words (see `index::fulltext::match_query`).
+    FullText(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -21,8 +21,6 @@ const UNSUPPORTED: &[&str] = &[
     "_revinclude",
     "_contained",
     "_containedType",
-    "_text",
-    "_content",
     "_list",
     "_query",
     "_filter",
@@ -123,6 +121,10 @@ pub fn parse_search_opts(
                 q.explain = value != "false";
                 continue;
             }
+            "_text" | "_content" if !value.is_empty() => {
+                q.criteria.push(fulltext_criterion(name, code, value)?);
+                continue;
+            }
             _ => {}
         }
         if value.is_empty() {
@@ -153,6 +155,21 @@ pub fn parse_search_opts(
         }
     }
     Ok(q)
+}
+
+/// `_text` (narrative) or `_content` (all strings): every word of a value must occur; values OR-ed.
+fn fulltext_criterion(name: &str, code: &str, value: &str) -> Result<Criterion, StoreError> {
+    if name != code {
+        return Err(invalid(format!("{name}: {code} takes no modifier")));
+    }
+    let column = (code == "_text").then_some("narrative");
+    let mut c = base(code, 0, None);
+    for v in split_or(value) {
+        let q = crate::index::fulltext::match_query(&v, column)
+            .ok_or_else(|| invalid(format!("{code}: '{v}' contains no word to search for")))?;
+        c.values.push(Value::FullText(q));
+    }
+    Ok(c)
 }
 
 /// Makes sure an error message names the parameter it is about (clients fix one parameter at a time).
@@ -704,7 +721,8 @@ mod tests {
                 assert_eq!(got, &Value::Quantity(quantity_value(&raw).unwrap()), "{v}");
             }
         }
-        let bad = [("value-quantity".into(), "x|http://unitsofmeasure.org|mg".into())];
+        let bad = "x|http://unitsofmeasure.org|mg".to_owned();
+        let bad = [("value-quantity".to_owned(), bad)];
         assert!(parse_search(medicus_fhir::r4(), Some("Observation"), &bad).is_err());
     }
 

@@ -51,6 +51,10 @@ pub(crate) fn insert_one(
             IndexEntry::Composite { param, key } => conn
                 .prepare_cached("INSERT OR IGNORE INTO idx_composite (tenant, param, key, rid) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![tenant, param, key, rid])?,
+            // The full-text row's rowid is the resource: tenant isolation comes from the resource row.
+            IndexEntry::FullText { narrative, content } => conn
+                .prepare_cached("INSERT INTO fts (rowid, narrative, content) VALUES (?1, ?2, ?3)")?
+                .execute(params![rid, narrative, content])?,
         };
     }
     Ok(())
@@ -100,6 +104,9 @@ pub(crate) fn remove(
             IndexEntry::Composite { param, key } => conn
                 .prepare_cached("DELETE FROM idx_composite WHERE tenant = ?1 AND param = ?2 AND key = ?3 AND rid = ?4")?
                 .execute(params![tenant, param, key, rid])?,
+            IndexEntry::FullText { .. } => conn
+                .prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
+                .execute(params![rid])?,
         };
     }
     Ok(())
@@ -204,6 +211,7 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
         (E::Composite { param: p1, key: k1 }, E::Composite { param: p2, key: k2 }) => {
             (p1, k1, ra).cmp(&(p2, k2, rb))
         }
+        (E::FullText { .. }, E::FullText { .. }) => ra.cmp(rb),
         _ => table_rank(ea).cmp(&table_rank(eb)),
     }
 }
@@ -218,5 +226,6 @@ fn table_rank(e: &IndexEntry) -> u8 {
         IndexEntry::Reference { .. } => 5,
         IndexEntry::Uri { .. } => 6,
         IndexEntry::Composite { .. } => 7,
+        IndexEntry::FullText { .. } => 8,
     }
 }

@@ -84,7 +84,7 @@ fn migrate_v1_to_v2(conn: &Connection) -> Result<(), StoreError> {
                 update.execute(params![rid, hash(&id)])?;
             }
         }
-        for table in schema::INDEX_TABLES {
+        for table in schema::INDEX_TABLES.iter().chain(&["fts"]) {
             conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
         }
         set_meta(conn, "index_version", 0)?;
@@ -114,6 +114,7 @@ pub(crate) fn reindex(
     for table in schema::INDEX_TABLES {
         conn.execute_batch(&format!("DELETE FROM {table}"))?;
     }
+    conn.execute_batch("INSERT INTO fts (fts) VALUES ('delete-all')")?;
     let total: i64 =
         conn.query_row("SELECT count(*) FROM resource WHERE deleted = 0", [], |r| {
             r.get(0)

@@ -9,7 +9,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// Bumped whenever extraction produces different index rows for the same resource (new
 /// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
-pub const INDEX_VERSION: i64 = 2;
+pub const INDEX_VERSION: i64 = 3;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
@@ -93,6 +93,11 @@ CREATE INDEX IF NOT EXISTS idx_string_by_rid ON idx_string (rid, param);
 CREATE INDEX IF NOT EXISTS idx_date_by_rid ON idx_date (rid, param);
 CREATE INDEX IF NOT EXISTS idx_number_by_rid ON idx_number (rid, param);
 CREATE INDEX IF NOT EXISTS idx_quantity_by_rid ON idx_quantity (rid, param);
+-- Full text for _text (narrative) and _content (all strings): contentless (the words only), rowid
+-- = resource rid; per-column detail so `_text` can be restricted to the narrative.
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+  narrative, content, content = '', contentless_delete = 1, detail = column,
+  tokenize = 'unicode61 remove_diacritics 2');
 -- References by source: reverse chaining (`_has`) goes from the matching sources to their targets.
 CREATE INDEX IF NOT EXISTS idx_reference_by_rid ON idx_reference (rid, param);
 ";

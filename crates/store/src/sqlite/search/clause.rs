@@ -121,7 +121,7 @@ fn index_condition(sql: &mut Sql, v: &V) -> Option<(&'static str, String, bool)>
         }
         V::Uri { value } => ("idx_uri", format!("value = {value}"), true),
         V::Composite { key } => ("idx_composite", format!("key = {key}"), true),
-        V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) => return None,
+        V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) | V::FullText(_) => return None,
     })
 }
 
@@ -170,6 +170,21 @@ fn value_rows(
                     "SELECT rid FROM idx_reference WHERE tenant = {t} AND param = {} AND target_type = {target}
                      AND target IN (SELECT c.idh FROM resource c WHERE {inner})",
                     c.param
+                ),
+                ordered: false,
+            })
+        }
+        V::FullText(query) => {
+            // The full-text table knows no tenant or type: the join to the resource adds both.
+            let q = sql.arg(query.clone());
+            let ty = match rt.and_then(|t| (s.type_code)(t)) {
+                Some(code) => format!(" AND fr.rtype = {code}"),
+                None => String::new(),
+            };
+            Some(Rows {
+                sql: format!(
+                    "SELECT fts.rowid AS rid FROM fts JOIN resource fr ON fr.rid = fts.rowid
+                     WHERE fts MATCH {q} AND fr.tenant = {t}{ty} AND fr.deleted = 0"
                 ),
                 ordered: false,
             })
@@ -344,6 +359,10 @@ fn value_check(
             Some(targets) => format!("{alias}.idh IN ({targets})"),
             None => "0".into(),
         },
+        V::FullText(query) => {
+            let q = sql.arg(query.clone());
+            format!("EXISTS (SELECT 1 FROM fts WHERE fts MATCH {q} AND rowid = {alias}.rid)")
+        }
         V::Chain(_) => match value_rows(s, sql, rt, c, v) {
             Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
             None => "0".into(),
