@@ -44,6 +44,7 @@ pub enum ConfigError {
 /// max_json_depth = 64
 /// default_page_size = 50
 /// max_page_size = 1000
+/// max_chain_depth = 4                     # links in chained / _has search parameters
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,7 @@ pub struct FhirSection {
     pub max_json_depth: Option<usize>,
     pub default_page_size: Option<usize>,
     pub max_page_size: Option<usize>,
+    pub max_chain_depth: Option<usize>,
 }
 
 impl FileConfig {
@@ -183,6 +185,11 @@ impl ServeSettings {
             "max_page_size",
             file.fhir.max_page_size,
             &mut server.max_page_size,
+        )?;
+        positive(
+            "max_chain_depth",
+            file.fhir.max_chain_depth,
+            &mut server.max_chain_depth,
         )?;
         if server.default_page_size > server.max_page_size {
             return Err(invalid(

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub bulk_dir: PathBuf,
     /// Largest accepted `$import` body (streamed to disk, so not bounded by `max_body_bytes`).
     pub max_import_bytes: u64,
+    /// Most links in one chained or reverse-chained (`_has`) search parameter; deeper: 400.
+    pub max_chain_depth: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             max_page_size: medicus_store::search::MAX_COUNT,
             bulk_dir: std::env::temp_dir().join("medicus-bulk"),
             max_import_bytes: 10 << 30,
+            max_chain_depth: medicus_store::search::DEFAULT_MAX_CHAIN_DEPTH,
         }
     }
 }

@@ -493,3 +493,66 @@ async fn sorted_pages_follow_next_links_and_explain_reports_the_plan() {
     let r = app.get("/fhir/default/Patient?_cursor=s1~zz").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }
+
+#[tokio::test]
+async fn in_and_not_in_use_a_stored_value_set_and_chains_have_a_configured_depth() {
+    let app = TestApp::with_config(ServerConfig {
+        base_url: Some("http://test.local".into()),
+        max_chain_depth: 1,
+        ..ServerConfig::default()
+    });
+    app.create(&json!({"resourceType": "ValueSet", "url": "http://example.org/vs/diabetes", "status": "active",
+        "compose": {"include": [{"system": "http://fhir.de/CodeSystem/bfarm/icd-10-gm",
+            "concept": [{"code": "E11.90"}, {"code": "E10.90"}]}]}}))
+        .await;
+    for (id, code) in [("c1", "E11.90"), ("c2", "I25.19"), ("c3", "E10.90")] {
+        app.create(&json!({"resourceType": "Condition", "id": id,
+            "code": {"coding": [{"system": "http://fhir.de/CodeSystem/bfarm/icd-10-gm", "code": code}]},
+            "subject": {"reference": "Patient/p1"}}))
+            .await;
+    }
+    let mut found = app
+        .search_ids("/fhir/default/Condition?code:in=http://example.org/vs/diabetes")
+        .await;
+    found.sort();
+    let mut ids = Vec::new();
+    for id in &found {
+        let r = app.get(&format!("/fhir/default/Condition/{id}")).await;
+        ids.push(
+            r.json["code"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    ids.sort();
+    assert_eq!(ids, ["E10.90", "E11.90"]);
+    let not_in = app
+        .search_ids("/fhir/default/Condition?code:not-in=http://example.org/vs/diabetes")
+        .await;
+    assert_eq!(not_in.len(), 1);
+    let r = app
+        .get("/fhir/default/Condition?code:in=http://example.org/vs/unknown")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["resourceType"], "OperationOutcome");
+    // ValueSets of another tenant are not visible.
+    let r = app
+        .get("/fhir/other/Condition?code:in=http://example.org/vs/diabetes")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+
+    let r = app
+        .get("/fhir/default/Condition?subject:Patient.birthdate=1990")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .get("/fhir/default/Condition?subject:Patient.general-practitioner:Practitioner.name=x")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.text.contains("subject:Patient.general-practitioner"),
+        "{}",
+        r.text
+    );
+}

@@ -15,7 +15,8 @@ use crate::fhir::interactions::conditional::{Matches, find_matches, parse_criter
 use crate::fhir::interactions::create::{CreateOutcome, create as create_resource};
 use crate::fhir::interactions::resource::ensure_supported_type;
 use crate::fhir::interactions::search::{
-    PageSizes, localize_reference_values, parse_search_params, search as run_search,
+    PageSizes, ParseOptions, StoredValueSets, localize_reference_values, parse_search_params_with,
+    read_value_sets, search as run_search, value_set_urls,
 };
 use crate::fhir::interactions::validate::{resource_to_validate, validate_operation};
 use crate::fhir::interactions::{delete, history, patch, update};
@@ -42,11 +43,22 @@ pub(super) async fn search_response(
     pairs: Vec<(String, String)>,
 ) -> Result<FhirResponse> {
     let pairs = localize_reference_values(resource_type.as_deref(), pairs, &ctx.fhir_base);
-    let params = parse_search_params(
+    // `:in`/`:not-in` name ValueSets stored in the tenant: read them before planning the search.
+    let urls = value_set_urls(&pairs);
+    let value_sets = if urls.is_empty() {
+        StoredValueSets::default()
+    } else {
+        in_read_session(state, &ctx.tenant, move |s| read_value_sets(s, &urls)).await?
+    };
+    let params = parse_search_params_with(
         resource_type.as_deref(),
         &pairs,
         page_sizes(state),
         ctx.prefer.handling,
+        &ParseOptions {
+            value_sets: &value_sets,
+            max_chain_depth: state.config.max_chain_depth,
+        },
     )?;
     let fhir_base = ctx.fhir_base.clone();
     let bundle = in_read_session(state, &ctx.tenant, move |s| {

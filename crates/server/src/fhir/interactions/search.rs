@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use medicus_fhir::SummaryMode;
 use medicus_store::api::{ReadSession, ResourceVersion};
 use medicus_store::index::reference_parts;
-use medicus_store::search::SearchQuery;
+use medicus_store::search::{SearchQuery, SearchResolver};
 use serde_json::{Value, json};
 
 use super::history::with_query;
@@ -108,19 +108,102 @@ pub fn localize_reference_values(
         .collect()
 }
 
+/// What a search may refer to beyond its own parameters, and its limits.
+pub struct ParseOptions<'a> {
+    /// The ValueSets that `:in`/`:not-in` name (see [`value_set_urls`]).
+    pub value_sets: &'a StoredValueSets,
+    pub max_chain_depth: usize,
+}
+
+/// ValueSets read from the tenant's store before parsing, by canonical URL (`url` or `url|version`).
+#[derive(Debug, Default)]
+pub struct StoredValueSets(pub std::collections::HashMap<String, Value>);
+
+impl SearchResolver for StoredValueSets {
+    fn value_set(&self, url: &str) -> Result<Option<Value>, medicus_store::StoreError> {
+        Ok(self.0.get(url).cloned())
+    }
+}
+
+/// The ValueSet URLs that `:in`/`:not-in` parameters (also inside chains) name.
+pub fn value_set_urls(pairs: &[(String, String)]) -> Vec<String> {
+    let mut urls: Vec<String> = pairs
+        .iter()
+        .filter(|(n, _)| n.ends_with(":in") || n.ends_with(":not-in"))
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|u| !u.is_empty())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// Reads the named ValueSets (`url` or `url|version`) from the session; unknown ones are left
+/// out, and the parser reports them.
+pub fn read_value_sets(
+    session: &mut dyn ReadSession,
+    urls: &[String],
+) -> Result<StoredValueSets, FhirError> {
+    let mut found = StoredValueSets::default();
+    for canonical in urls {
+        let mut pairs = Vec::new();
+        match canonical.split_once('|') {
+            Some((url, version)) => {
+                pairs.push(("url".to_owned(), url.to_owned()));
+                pairs.push(("version".to_owned(), version.to_owned()));
+            }
+            None => pairs.push(("url".to_owned(), canonical.clone())),
+        }
+        let mut q =
+            medicus_store::search::parse_search(medicus_fhir::r4(), Some("ValueSet"), &pairs)?;
+        q.count = 1;
+        q.total = false;
+        let page = session.search(Some("ValueSet"), &q)?;
+        if let Some(body) = page.resources.into_iter().next().and_then(|r| r.body) {
+            found.0.insert(canonical.clone(), body);
+        }
+    }
+    Ok(found)
+}
+
 pub fn parse_search_params(
     resource_type: Option<&str>,
     pairs: &[(String, String)],
     sizes: PageSizes,
     handling: Handling,
 ) -> Result<SearchParams, FhirError> {
+    let none = StoredValueSets::default();
+    parse_search_params_with(
+        resource_type,
+        pairs,
+        sizes,
+        handling,
+        &ParseOptions {
+            value_sets: &none,
+            max_chain_depth: medicus_store::search::DEFAULT_MAX_CHAIN_DEPTH,
+        },
+    )
+}
+
+pub fn parse_search_params_with(
+    resource_type: Option<&str>,
+    pairs: &[(String, String)],
+    sizes: PageSizes,
+    handling: Handling,
+    options: &ParseOptions<'_>,
+) -> Result<SearchParams, FhirError> {
     let criteria: Vec<(String, String)> = pairs
         .iter()
         .filter(|(n, _)| !HANDLED_HERE.contains(&n.split(':').next().unwrap_or("")))
         .cloned()
         .collect();
-    let mut query =
-        medicus_store::search::parse_search(medicus_fhir::r4(), resource_type, &criteria)?;
+    let mut query = medicus_store::search::parse_search_opts(
+        medicus_fhir::r4(),
+        resource_type,
+        &criteria,
+        options.value_sets,
+        options.max_chain_depth,
+    )?;
     let mut count = sizes.default;
     let mut count_capped = None;
     let mut summary_count = false;
