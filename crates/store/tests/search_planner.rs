@@ -653,3 +653,132 @@ fn a_version_one_store_is_migrated_and_reindexed() {
     }
     assert!(SqliteStore::open(dir.path()).is_err());
 }
+
+#[test]
+fn composites_compare_their_last_component() {
+    let (_d, store) = open();
+    let bp = |id: &str, sys: f64, dia: f64| {
+        (
+            "Observation",
+            id.to_owned(),
+            json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                "component": [
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                     "valueQuantity": {"value": sys, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                     "valueQuantity": {"value": dia, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}),
+        )
+    };
+    let items = [
+        bp("bp1", 120.0, 80.0),
+        bp("bp2", 165.0, 95.0),
+        bp("bp3", 90.0, 60.0),
+        (
+            "Observation",
+            "hba1c".to_owned(),
+            json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+            "valueQuantity": {"value": 7.4, "system": "http://unitsofmeasure.org", "code": "%"},
+            "effectiveDateTime": "2024-03-01"}),
+        ),
+        (
+            "Observation",
+            "smoker".to_owned(),
+            json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "77176002"}]}}),
+        ),
+    ];
+    let refs: Vec<(&str, &str, Value)> = items
+        .iter()
+        .map(|(t, i, b)| (*t, i.as_str(), b.clone()))
+        .collect();
+    put_all(&store, "a", &refs);
+    let sys = "component-code-value-quantity";
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(sys, "http://loinc.org|8480-6$gt130")]
+        ),
+        ["bp2"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(sys, "http://loinc.org|8480-6$le120")]
+        ),
+        ["bp1", "bp3"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(sys, "http://loinc.org|8480-6$120")]
+        ),
+        ["bp1"]
+    );
+    // The comparison applies to the component whose code matched, not to any component.
+    assert!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(sys, "http://loinc.org|8462-4$gt100")]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(sys, "8462-4$ge95|http://unitsofmeasure.org|mm[Hg]")]
+        ),
+        ["bp2"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "http://loinc.org|4548-4$ap7.5")]
+        ),
+        ["hba1c"]
+    );
+    assert!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "http://loinc.org|4548-4$lt7")]
+        )
+        .is_empty()
+    );
+    // Composites of tokens stay exact.
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Observation",
+            &[(
+                "code-value-concept",
+                "http://loinc.org|72166-2$http://snomed.info/sct|77176002"
+            )]
+        ),
+        ["smoker"]
+    );
+    assert!(matches!(
+        query("Observation", &[(sys, "http://loinc.org|8480-6$gtx")]),
+        Err(StoreError::InvalidSearch(_))
+    ));
+    assert!(matches!(
+        query("Observation", &[(sys, "http://loinc.org|8480-6")]),
+        Err(StoreError::InvalidSearch(_))
+    ));
+}

@@ -436,9 +436,30 @@ fn search_by_each_parameter_type() {
             "{rt}?{query:?}"
         );
     }
-    // Composite rows hold exact values: a comparison prefix is refused, not ignored.
-    let prefixed = vec![("code-value-quantity".to_string(), "4548-4$gt7".to_string())];
-    assert!(parse_search(medicus_fhir::r4(), Some("Observation"), &prefixed).is_err());
+    // A composite's numeric last component takes comparison prefixes.
+    assert_eq!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "4548-4$gt7")]
+        ),
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "4548-4$7.1")]
+        )
+    );
+    assert!(
+        search_ids(
+            &store,
+            "a",
+            "Observation",
+            &[("code-value-quantity", "4548-4$gt8")]
+        )
+        .is_empty()
+    );
     // Every prefix binds exactly the SQL arguments it uses (a stray one is an SQLite error).
     for prefix in ["eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap"] {
         let future = format!("{prefix}2100-01-01");

@@ -448,7 +448,9 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                     ..
                 } => texts.push(format!("r{target_type}:{target}")),
                 IndexEntry::Uri { value, .. } => texts.push(format!("u{value}")),
-                IndexEntry::Composite { .. } | IndexEntry::FullText { .. } => {}
+                IndexEntry::Composite { .. }
+                | IndexEntry::CompositeRange { .. }
+                | IndexEntry::FullText { .. } => {}
             }
         }
     }
@@ -464,10 +466,20 @@ fn composite_entries(
     env: &Env<'_>,
     out: &mut Vec<IndexEntry>,
 ) {
+    // A numeric or date last component is kept as a range, for comparison prefixes.
+    let ranged = param
+        .components
+        .last()
+        .is_some_and(|c| is_range_kind(c.kind));
+    let keyed = if ranged {
+        &param.components[..param.components.len() - 1]
+    } else {
+        &param.components[..]
+    };
     for item in items {
         let Item::Node(n) = item else { continue };
         let mut combos = vec![String::new()];
-        for component in &param.components {
+        for component in keyed {
             let Ok(values) = component.expression.evaluate(n.value, env) else {
                 combos.clear();
                 break;
@@ -478,13 +490,54 @@ fn composite_entries(
                 .flat_map(|prefix| texts.iter().map(move |t| format!("{prefix}${t}")))
                 .collect();
         }
-        for c in combos {
-            out.push(IndexEntry::Composite {
-                param: pk,
-                key: hash(&c),
-            });
+        if !ranged {
+            for c in combos {
+                out.push(IndexEntry::Composite {
+                    param: pk,
+                    key: hash(&c),
+                });
+            }
+            continue;
+        }
+        let Some(last) = param.components.last() else {
+            continue;
+        };
+        let Ok(values) = last.expression.evaluate(n.value, env) else {
+            continue;
+        };
+        let mut ranges = Vec::new();
+        for v in &values {
+            let mut entries = Vec::new();
+            entries_of_item(last.kind, 0, None, v, &mut entries);
+            for e in entries {
+                match e {
+                    IndexEntry::Number { value, .. } | IndexEntry::Quantity { value, .. } => {
+                        ranges.push((value, value))
+                    }
+                    IndexEntry::Date { lo, hi, .. } => ranges.push((lo as f64, hi as f64)),
+                    _ => {}
+                }
+            }
+        }
+        for c in &combos {
+            for (lo, hi) in &ranges {
+                out.push(IndexEntry::CompositeRange {
+                    param: pk,
+                    key: hash(c),
+                    lo: *lo,
+                    hi: *hi,
+                });
+            }
         }
     }
+}
+
+/// Component types kept as a range when they end a composite.
+pub(crate) fn is_range_kind(kind: SearchParamType) -> bool {
+    matches!(
+        kind,
+        SearchParamType::Number | SearchParamType::Quantity | SearchParamType::Date
+    )
 }
 
 /// The composite key for a search value, matching `composite_entries`.
@@ -551,12 +604,14 @@ mod tests {
         assert!(canonical_rows("http://other", "mg/dL").is_empty());
         assert!(canonical_rows(ucum::UCUM_SYSTEM, "Cel").is_empty());
         // Composite rows keep the value as written, not a canonical one.
-        let composite = |value: &str| IndexEntry::Composite {
+        let composite = |value: f64| IndexEntry::CompositeRange {
             param: keys::param_key("Observation", "code-value-quantity"),
-            key: composite_key(&[format!("t*:{}", hash("2345-7")), format!("q{value}")]),
+            key: composite_key(&[format!("t*:{}", hash("2345-7"))]),
+            lo: value,
+            hi: value,
         };
         let all = extract_entries(defs, "Observation", &obs(ucum::UCUM_SYSTEM, "mg/dL"));
-        assert!(all.contains(&composite("100")));
-        assert!(!all.contains(&composite("1000")));
+        assert!(all.contains(&composite(100.0)), "{all:?}");
+        assert!(!all.contains(&composite(1000.0)));
     }
 }

@@ -8,7 +8,7 @@ pub mod hierarchy;
 pub mod keys;
 pub mod ucum;
 
-pub(crate) use extract::composite_key;
+pub(crate) use extract::{composite_key, is_range_kind};
 pub use extract::{extract_entries, reference_parts};
 
 /// One row of a search index table, without tenant and resource (the writer adds those).
@@ -57,6 +57,15 @@ pub enum IndexEntry {
     Composite {
         param: i64,
         key: i64,
+    },
+    /// A composite whose last component is a number, quantity or date: the other components
+    /// hashed into `key`, the last one as a range (`lo == hi` for numbers), so comparison
+    /// prefixes work on it.
+    CompositeRange {
+        param: i64,
+        key: i64,
+        lo: f64,
+        hi: f64,
     },
     /// The words of the resource for `_text` (narrative) and `_content` (every string); at most
     /// one per resource.

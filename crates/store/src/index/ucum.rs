@@ -246,7 +246,11 @@ fn annotatable(token: &[char]) -> Option<Magnitude> {
             ..Magnitude::ONE
         });
     }
-    let digits = token.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let digits = token
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     let mut atom_end = token.len() - digits;
     let mut exponent = 1;
     if digits > 0 {
@@ -255,7 +259,10 @@ fn annotatable(token: &[char]) -> Option<Magnitude> {
             atom_end -= 1;
         }
         let text: String = token[atom_end..].iter().collect();
-        exponent = text.parse().ok().filter(|e: &i32| e.abs() <= MAX_EXPONENT)?;
+        exponent = text
+            .parse()
+            .ok()
+            .filter(|e: &i32| e.abs() <= MAX_EXPONENT)?;
     }
     if atom_end == 0 {
         return None;
@@ -509,16 +516,19 @@ mod tests {
     #[test]
     fn invalid_or_unsupported_units() {
         for code in [
-            "", "Cel", "[degF]", "[pH]", "mg/", "/", "mg//dL", "(mg", "mg)", "mg.(L", "{x", "mg{a{b}}",
-            "xyz", "m g", "MG", "mmHg", "IU", "10*", "0", "0/L", "s999", "m-", "kmin", "dh",
-            "[IU", "g]", "mg}", "da", "()",
+            "", "Cel", "[degF]", "[pH]", "mg/", "/", "mg//dL", "(mg", "mg)", "mg.(L", "{x",
+            "mg{a{b}}", "xyz", "m g", "MG", "mmHg", "IU", "10*", "0", "0/L", "s999", "m-", "kmin",
+            "dh", "[IU", "g]", "mg}", "da", "()",
         ] {
             // `10*` alone is 10 (UCUM's exponent defaults to 1): the one valid entry here.
             if code == "10*" {
                 assert_eq!(canon(1.0, code), (10.0, "1".to_owned()));
                 continue;
             }
-            assert!(canonical_unit(code).is_none(), "{code:?} should not convert");
+            assert!(
+                canonical_unit(code).is_none(),
+                "{code:?} should not convert"
+            );
         }
         let deep = format!("{}g{}", "(".repeat(40), ")".repeat(40));
         assert!(canonical_unit(&deep).is_none());
@@ -542,7 +552,9 @@ mod tests {
         use proptest::prelude::*;
         let simple = (
             proptest::sample::select(vec!["", "k", "m", "u", "n", "d", "c", "M", "G", "p", "f"]),
-            proptest::sample::select(vec!["g", "L", "mol", "m", "s", "eq", "[IU]", "U", "kat", "Pa"]),
+            proptest::sample::select(vec![
+                "g", "L", "mol", "m", "s", "eq", "[IU]", "U", "kat", "Pa",
+            ]),
             proptest::sample::select(vec!["", "2", "3", "-1", "-2"]),
         )
             .prop_map(|(p, a, e)| format!("{p}{a}{e}"));

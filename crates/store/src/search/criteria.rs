@@ -39,6 +39,12 @@ pub enum Value {
     Composite {
         key: i64,
     },
+    /// A composite ending in a number, quantity or date: the other components' key and the
+    /// comparison on the last one.
+    CompositeRange {
+        key: i64,
+        bound: CompositeBound,
+    },
     /// Forward chaining (`subject:Patient.birthdate=…`): a reference of this criterion's
     /// parameter to a resource of `target_type` that matches all `criteria`.
     Chain(Box<ChainValue>),
@@ -47,6 +53,12 @@ pub enum Value {
     Has(Box<HasValue>),
     /// `_text` / `_content`: an FTS5 query of quoted words (see `index::fulltext::match_query`).
     FullText(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CompositeBound {
+    Number(NumberBound),
+    Date(DateBound),
 }
 
 #[derive(Debug, Clone, PartialEq)]

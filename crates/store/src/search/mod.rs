@@ -11,7 +11,7 @@ mod valueset;
 mod sorting;
 
 pub use criteria::{
-    ChainValue, Criterion, DateBound, DatePrefix, HasValue, NumberBound, QuantityValue,
+    ChainValue, CompositeBound, Criterion, DateBound, DatePrefix, HasValue, NumberBound, QuantityValue,
     ReferenceValue, SortKey, StringMatch, TokenValue, Value as CriterionValue,
 };
 pub use parse::{parse_search, parse_search_with};

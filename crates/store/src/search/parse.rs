@@ -304,9 +304,7 @@ fn param_criterion(
             SearchParamType::Quantity => Value::Quantity(quantity_value(&raw)?),
             SearchParamType::Reference => Value::Reference(reference_value(&v, reference_type, p)?),
             SearchParamType::Uri => Value::Uri { value: hash(&v) },
-            SearchParamType::Composite => Value::Composite {
-                key: composite_value(p, &raw)?,
-            },
+            SearchParamType::Composite => composite_value(p, &raw)?,
             SearchParamType::Special => {
                 return Err(invalid(format!(
                     "special parameter '{}' is not supported yet",
@@ -555,14 +553,26 @@ fn exact_only(prefix: DatePrefix, p: &SearchParam) -> Result<(), StoreError> {
     }
 }
 
-fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
-    let parts = split_unescaped(v, '$');
+fn composite_value(p: &SearchParam, v: &str) -> Result<Value, StoreError> {
+    let mut parts = split_unescaped(v, '$');
     if parts.len() != p.components.len() {
         return Err(invalid(format!(
             "'{}' takes {} components separated by '$'",
             p.code,
             p.components.len()
         )));
+    }
+    // A numeric or date last component is compared as a range (see `index::extract`).
+    let mut bound = None;
+    if let Some(last) = p.components.last()
+        && crate::index::is_range_kind(last.kind)
+        && let Some(part) = parts.pop()
+    {
+        bound = Some(match last.kind {
+            SearchParamType::Date => CompositeBound::Date(date_bound(&part)?),
+            SearchParamType::Quantity => CompositeBound::Number(quantity_value(&part)?.number),
+            _ => CompositeBound::Number(number_bound(&part)?),
+        });
     }
     let mut texts = Vec::with_capacity(parts.len());
     for (part, component) in parts.iter().zip(&p.components) {
@@ -604,7 +614,11 @@ fn composite_value(p: &SearchParam, v: &str) -> Result<i64, StoreError> {
         };
         texts.push(text);
     }
-    Ok(crate::index::composite_key(&texts))
+    let key = crate::index::composite_key(&texts);
+    Ok(match bound {
+        Some(bound) => Value::CompositeRange { key, bound },
+        None => Value::Composite { key },
+    })
 }
 
 #[cfg(test)]

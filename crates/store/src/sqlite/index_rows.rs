@@ -51,6 +51,11 @@ pub(crate) fn insert_one(
             IndexEntry::Composite { param, key } => conn
                 .prepare_cached("INSERT OR IGNORE INTO idx_composite (tenant, param, key, rid) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![tenant, param, key, rid])?,
+            IndexEntry::CompositeRange { param, key, lo, hi } => conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO idx_composite_range (tenant, param, key, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![tenant, param, key, lo, hi, rid])?,
             // The full-text row's rowid is the resource: tenant isolation comes from the resource row.
             IndexEntry::FullText { narrative, content } => conn
                 .prepare_cached("INSERT INTO fts (rowid, narrative, content) VALUES (?1, ?2, ?3)")?
@@ -104,6 +109,12 @@ pub(crate) fn remove(
             IndexEntry::Composite { param, key } => conn
                 .prepare_cached("DELETE FROM idx_composite WHERE tenant = ?1 AND param = ?2 AND key = ?3 AND rid = ?4")?
                 .execute(params![tenant, param, key, rid])?,
+            IndexEntry::CompositeRange { param, key, lo, hi } => conn
+                .prepare_cached(
+                    "DELETE FROM idx_composite_range
+                     WHERE tenant = ?1 AND param = ?2 AND key = ?3 AND lo = ?4 AND hi = ?5 AND rid = ?6",
+                )?
+                .execute(params![tenant, param, key, lo, hi, rid])?,
             IndexEntry::FullText { .. } => conn
                 .prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
                 .execute(params![rid])?,
@@ -212,6 +223,24 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
             (p1, k1, ra).cmp(&(p2, k2, rb))
         }
         (E::FullText { .. }, E::FullText { .. }) => ra.cmp(rb),
+        (
+            E::CompositeRange {
+                param: p1,
+                key: k1,
+                lo: l1,
+                hi: h1,
+            },
+            E::CompositeRange {
+                param: p2,
+                key: k2,
+                lo: l2,
+                hi: h2,
+            },
+        ) => (p1, k1)
+            .cmp(&(p2, k2))
+            .then(l1.total_cmp(l2))
+            .then(h1.total_cmp(h2))
+            .then(ra.cmp(rb)),
         _ => table_rank(ea).cmp(&table_rank(eb)),
     }
 }
@@ -227,5 +256,6 @@ fn table_rank(e: &IndexEntry) -> u8 {
         IndexEntry::Uri { .. } => 6,
         IndexEntry::Composite { .. } => 7,
         IndexEntry::FullText { .. } => 8,
+        IndexEntry::CompositeRange { .. } => 9,
     }
 }

@@ -9,7 +9,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// Bumped whenever extraction produces different index rows for the same resource (new
 /// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
-pub const INDEX_VERSION: i64 = 3;
+pub const INDEX_VERSION: i64 = 4;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
@@ -88,11 +88,16 @@ CREATE TABLE IF NOT EXISTS idx_uri (
 CREATE TABLE IF NOT EXISTS idx_composite (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, key, rid)) WITHOUT ROWID;
+-- Composites ending in a number, quantity or date: the other components hashed, the last as a range.
+CREATE TABLE IF NOT EXISTS idx_composite_range (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, key, lo, hi, rid)) WITHOUT ROWID;
 -- Range-searched values by resource: the planner checks a criterion on a candidate by a seek.
 CREATE INDEX IF NOT EXISTS idx_string_by_rid ON idx_string (rid, param);
 CREATE INDEX IF NOT EXISTS idx_date_by_rid ON idx_date (rid, param);
 CREATE INDEX IF NOT EXISTS idx_number_by_rid ON idx_number (rid, param);
 CREATE INDEX IF NOT EXISTS idx_quantity_by_rid ON idx_quantity (rid, param);
+CREATE INDEX IF NOT EXISTS idx_composite_range_by_rid ON idx_composite_range (rid, param);
 -- Full text for _text (narrative) and _content (all strings): contentless (the words only), rowid
 -- = resource rid; per-column detail so `_text` can be restricted to the narrative.
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
@@ -112,4 +117,5 @@ pub const INDEX_TABLES: &[&str] = &[
     "idx_reference",
     "idx_uri",
     "idx_composite",
+    "idx_composite_range",
 ];

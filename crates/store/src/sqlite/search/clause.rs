@@ -8,7 +8,9 @@ use medicus_fhir::SearchParamType;
 
 use super::sql::{Sql, date_condition, escape_like, number_condition};
 use crate::index::keys::{self, hash, normalize_string};
-use crate::search::{CompartmentFilter, Criterion, CriterionValue as V, StringMatch, TokenValue};
+use crate::search::{
+    CompartmentFilter, CompositeBound, Criterion, CriterionValue as V, StringMatch, TokenValue,
+};
 
 /// The highest code point: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
 const MAX_CHAR: char = '\u{10FFFF}';
@@ -44,7 +46,12 @@ pub(crate) fn table_of(kind: SearchParamType) -> Option<&'static str> {
 fn has_rid_index(table: &str) -> bool {
     matches!(
         table,
-        "idx_string" | "idx_date" | "idx_number" | "idx_quantity" | "idx_reference"
+        "idx_string"
+            | "idx_date"
+            | "idx_number"
+            | "idx_quantity"
+            | "idx_reference"
+            | "idx_composite_range"
     )
 }
 
@@ -121,6 +128,18 @@ fn index_condition(sql: &mut Sql, v: &V) -> Option<(&'static str, String, bool)>
         }
         V::Uri { value } => ("idx_uri", format!("value = {value}"), true),
         V::Composite { key } => ("idx_composite", format!("key = {key}"), true),
+        V::CompositeRange { key, bound } => {
+            let cond = match bound {
+                CompositeBound::Number(b) => number_condition(sql, b, "lo"),
+                // Stored as REAL: milliseconds stay exact far beyond any date.
+                CompositeBound::Date(b) => date_condition(b, "lo", "hi"),
+            };
+            (
+                "idx_composite_range",
+                format!("key = {key} AND {cond}"),
+                false,
+            )
+        }
         V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) | V::FullText(_) => return None,
     })
 }
