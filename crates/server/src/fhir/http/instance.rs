@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use medicus_fhir::SummaryMode;
 use medicus_store::api::{HistoryScope, ResourceVersion};
 
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type, header_str};
@@ -11,10 +12,11 @@ use super::{in_read_session, in_write_session};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{
-    ReturnPreference, etag, parse_etag_version, parse_if_match, require_fhir_json,
+    Handling, ReturnPreference, etag, parse_etag_version, parse_if_match, require_fhir_json,
     require_json_patch,
 };
 use crate::fhir::interactions::resource::{ensure_supported_type, ensure_valid_id};
+use crate::fhir::interactions::search::result_view;
 use crate::fhir::interactions::{delete, history, patch, read, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::outcome::information;
@@ -26,15 +28,53 @@ pub async fn read(
     State(state): State<AppState>,
     ctx: RequestContext,
     FhirPath((_, ty, id)): FhirPath<(String, String, String)>,
+    QueryPairs(pairs): QueryPairs,
     headers: HeaderMap,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
+    let (summary, elements) = read_view(&pairs, ctx.prefer.handling)?;
     let mut v = in_read_session(&state, &ctx.tenant, move |s| read::read(s, &ty, &id)).await?;
     // A client that already has this version gets 304 without a body.
     if header_str(&headers, "if-none-match").and_then(parse_etag_version) == Some(v.version) {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED, None).version_headers(&v));
     }
-    Ok(FhirResponse::new(StatusCode::OK, v.body.take()).version_headers(&v))
+    let body = v
+        .body
+        .take()
+        .map(|body| result_view(body, summary, elements.as_deref()));
+    Ok(FhirResponse::new(StatusCode::OK, body).version_headers(&v))
+}
+
+/// `_summary` (`true`, `text`, `data`, `false`) and `_elements` on a read. Anything else in the
+/// query is ignored, or a 400 under `Prefer: handling=strict`.
+fn read_view(
+    pairs: &[(String, String)],
+    handling: Handling,
+) -> Result<(Option<SummaryMode>, Option<Vec<String>>)> {
+    let (mut summary, mut elements, mut unknown) = (None, None, Vec::new());
+    for (name, value) in pairs {
+        match name.as_str() {
+            "_summary" if value == "false" => summary = None,
+            "_summary" => match SummaryMode::parse(value) {
+                Some(mode) => summary = Some(mode),
+                None => unknown.push(name.clone()),
+            },
+            "_elements" => {
+                let list: Vec<String> = value
+                    .split(',')
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                elements = (!list.is_empty()).then_some(list);
+            }
+            "_format" | "_pretty" => {}
+            _ => unknown.push(name.clone()),
+        }
+    }
+    if handling == Handling::Strict && !unknown.is_empty() {
+        return Err(FhirError::UnsupportedParameters(unknown));
+    }
+    Ok((summary, elements))
 }
 
 pub async fn vread(

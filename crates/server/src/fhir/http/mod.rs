@@ -4,6 +4,7 @@
 mod bulk_export;
 mod bulk_import;
 pub mod bulk_status;
+mod compartment;
 mod extract;
 mod instance;
 pub mod response;

@@ -3,11 +3,11 @@
 use axum::Router;
 use axum::routing::{get, post};
 
-use super::{bulk_export, bulk_import, instance, system, type_level};
+use super::{bulk_export, bulk_import, compartment, instance, system, type_level};
 use crate::state::AppState;
 
-/// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`) take precedence over
-/// the `{type}`/`{id}` captures.
+/// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`,
+/// `$everything`) take precedence over the `{type}`/`{id}`/`{target}` captures.
 pub fn fhir_routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -47,6 +47,14 @@ pub fn fhir_routes() -> Router<AppState> {
             get(bulk_export::export_group).post(bulk_export::export_group_post),
         )
         .route(
+            "/fhir/{tenant}/{type}/$everything",
+            get(compartment::everything_type).post(compartment::everything_type_post),
+        )
+        .route(
+            "/fhir/{tenant}/{type}/{id}/$everything",
+            get(compartment::everything_instance).post(compartment::everything_instance_post),
+        )
+        .route(
             "/fhir/{tenant}/{type}",
             get(type_level::search)
                 .post(type_level::create)
@@ -80,5 +88,10 @@ pub fn fhir_routes() -> Router<AppState> {
         .route(
             "/fhir/{tenant}/{type}/{id}/_history/{vid}",
             get(instance::vread),
+        )
+        // Compartment search: `Patient/{id}/{type}` and `Patient/{id}/*`.
+        .route(
+            "/fhir/{tenant}/{type}/{id}/{target}",
+            get(compartment::compartment_search),
         )
 }

@@ -2,9 +2,11 @@
 //! returns a typed outcome or a [`FhirError`](super::FhirError). The HTTP handlers and (later)
 //! the CLI bulk import both drive these.
 
+pub mod compartment;
 pub mod conditional;
 pub mod create;
 pub mod delete;
+pub mod everything;
 pub mod history;
 pub mod include;
 pub mod patch;
