@@ -130,6 +130,26 @@ async fn compartment_search_of_one_type() {
         .await;
     assert_eq!(keys(&r.json, "match"), set(&["Observation/o3"]));
 
+    // Everything a type search supports: sorting, ValueSets of the tenant for `:in`.
+    let r = app
+        .get("/fhir/default/Patient/p1/Observation?_sort=-date")
+        .await;
+    assert_eq!(
+        entry_keys(&r.json, "match", false),
+        ["o2", "o1"],
+        "{}",
+        r.text
+    );
+    app.put_all(&[json!({"resourceType": "ValueSet", "id": "vs", "status": "active",
+        "url": "http://example.org/fhir/ValueSet/first",
+        "expansion": {"timestamp": "2024-01-01", "contains": [{"system": "http://loinc.org", "code": "1-8"}]}})])
+        .await;
+    let r = app
+        .get("/fhir/default/Patient/p1/Observation?code:in=http://example.org/fhir/ValueSet/first")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(keys(&r.json, "match"), set(&["Observation/o1"]));
+
     // Paging stays inside the compartment, with links on the compartment URL.
     let all = pages(&app, "/fhir/default/Patient/p1/Observation?_count=1").await;
     assert_eq!(all.len(), 2);

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type};
 use super::in_read_session;
 use super::response::FhirResponse;
-use super::type_level::{form_search_pairs, page_sizes};
+use super::type_level::{form_search_pairs, page_sizes, parse_search_request};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{is_fhir_json_content_type, media_type};
@@ -18,7 +18,6 @@ use crate::fhir::interactions::everything::{
     everything as run_everything, parameters_to_pairs, parse_everything_params,
 };
 use crate::fhir::interactions::resource::{ensure_supported_type, ensure_valid_id};
-use crate::fhir::interactions::search::{localize_reference_values, parse_search_params};
 use crate::fhir::json_body::parse_json;
 use crate::state::AppState;
 
@@ -34,8 +33,6 @@ pub async fn compartment_search(
     ensure_supported_type(&compartment)?;
     ensure_patient_compartment(&compartment)?;
     ensure_valid_id(&id)?;
-    let sizes = page_sizes(&state);
-    let handling = ctx.prefer.handling;
     let fhir_base = ctx.fhir_base.clone();
     let bundle = if target == "*" {
         // The pager over several types has its own cursor; the rest selects in every type.
@@ -45,15 +42,14 @@ pub async fn compartment_search(
             .map(|(_, v)| v.clone());
         let pairs: Vec<(String, String)> =
             pairs.into_iter().filter(|(n, _)| n != "_cursor").collect();
-        let params = parse_search_params(None, &pairs, sizes, handling)?;
+        let params = parse_search_request(&state, &ctx, None, pairs).await?;
         in_read_session(&state, &ctx.tenant, move |s| {
             compartment_search_all(s, &id, &params, cursor.as_deref(), &fhir_base)
         })
         .await?
     } else {
         ensure_supported_type(&target)?;
-        let pairs = localize_reference_values(Some(&target), pairs, &ctx.fhir_base);
-        let params = parse_search_params(Some(&target), &pairs, sizes, handling)?;
+        let params = parse_search_request(&state, &ctx, Some(&target), pairs).await?;
         in_read_session(&state, &ctx.tenant, move |s| {
             run_compartment_search(s, &id, &target, &params, &fhir_base)
         })

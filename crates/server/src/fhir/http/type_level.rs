@@ -15,8 +15,8 @@ use crate::fhir::interactions::conditional::{Matches, find_matches, parse_criter
 use crate::fhir::interactions::create::{CreateOutcome, create as create_resource};
 use crate::fhir::interactions::resource::ensure_supported_type;
 use crate::fhir::interactions::search::{
-    PageSizes, ParseOptions, StoredValueSets, localize_reference_values, parse_search_params_with,
-    read_value_sets, search as run_search, value_set_urls,
+    PageSizes, ParseOptions, SearchParams, StoredValueSets, localize_reference_values,
+    parse_search_params_with, read_value_sets, search as run_search, value_set_urls,
 };
 use crate::fhir::interactions::validate::{resource_to_validate, validate_operation};
 use crate::fhir::interactions::{delete, history, patch, update};
@@ -35,14 +35,15 @@ pub(super) fn page_sizes(state: &AppState) -> PageSizes {
     }
 }
 
-/// Search over `resource_type` (`None`: all types) with the given parameters.
-pub(super) async fn search_response(
+/// Parses the parameters of a search over `resource_type` (`None`: all types), with the
+/// ValueSets its `:in`/`:not-in` name and the configured limits.
+pub(super) async fn parse_search_request(
     state: &AppState,
-    ctx: RequestContext,
-    resource_type: Option<String>,
+    ctx: &RequestContext,
+    resource_type: Option<&str>,
     pairs: Vec<(String, String)>,
-) -> Result<FhirResponse> {
-    let pairs = localize_reference_values(resource_type.as_deref(), pairs, &ctx.fhir_base);
+) -> Result<SearchParams> {
+    let pairs = localize_reference_values(resource_type, pairs, &ctx.fhir_base);
     // `:in`/`:not-in` name ValueSets stored in the tenant: read them before planning the search.
     let urls = value_set_urls(&pairs);
     let value_sets = if urls.is_empty() {
@@ -50,8 +51,8 @@ pub(super) async fn search_response(
     } else {
         in_read_session(state, &ctx.tenant, move |s| read_value_sets(s, &urls)).await?
     };
-    let params = parse_search_params_with(
-        resource_type.as_deref(),
+    parse_search_params_with(
+        resource_type,
         &pairs,
         page_sizes(state),
         ctx.prefer.handling,
@@ -59,7 +60,17 @@ pub(super) async fn search_response(
             value_sets: &value_sets,
             max_chain_depth: state.config.max_chain_depth,
         },
-    )?;
+    )
+}
+
+/// Search over `resource_type` (`None`: all types) with the given parameters.
+pub(super) async fn search_response(
+    state: &AppState,
+    ctx: RequestContext,
+    resource_type: Option<String>,
+    pairs: Vec<(String, String)>,
+) -> Result<FhirResponse> {
+    let params = parse_search_request(state, &ctx, resource_type.as_deref(), pairs).await?;
     let fhir_base = ctx.fhir_base.clone();
     let bundle = in_read_session(state, &ctx.tenant, move |s| {
         let self_url = match &resource_type {
