@@ -313,7 +313,7 @@ pub fn list_members(
     resource_type: &str,
     fhir_base: &str,
 ) -> Result<Option<Vec<String>>, FhirError> {
-    if super::resource::ensure_valid_id(list_id).is_err() {
+    if !super::resource::is_valid_id(list_id) {
         return Ok(None);
     }
     let Some(body) = session.read("List", list_id)?.and_then(|v| v.body) else {
@@ -321,6 +321,7 @@ pub fn list_members(
     };
     let prefix = format!("{fhir_base}/");
     let mut ids: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let entries = body.get("entry").and_then(Value::as_array);
     for entry in entries.into_iter().flatten() {
         if entry.get("deleted").and_then(Value::as_bool) == Some(true) {
@@ -332,7 +333,7 @@ pub fn list_members(
         let reference = reference.strip_prefix(&prefix).unwrap_or(reference);
         if let Some((Some(ty), id)) = reference_parts(reference)
             && ty == resource_type
-            && !ids.iter().any(|known| known == id)
+            && seen.insert(id)
         {
             ids.push(id.to_string());
         }
