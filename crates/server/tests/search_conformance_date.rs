@@ -389,7 +389,6 @@ async fn malformed_dates_and_prefixes_are_400() {
 }
 
 #[tokio::test]
-#[ignore = "bug: the OperationOutcome for an invalid date value does not name the parameter"]
 async fn malformed_dates_name_the_parameter() {
     let app = app().await;
     for bad in MALFORMED {
