@@ -8,9 +8,10 @@
 //! generated yet:
 //! - the `ap` prefix (its tolerance is the server's choice);
 //! - token `:text`, `:of-type`, `:above`/`:below`, `:in`/`:not-in`; reference `:identifier`;
-//! - composite prefixes and precision ranges on composite values; UCUM unit conversion;
+//! - precision ranges on composite values (the data has one decimal, so drawn values are exact);
+//!   UCUM unit conversion (the data's units are pairwise incomparable);
 //! - `_sort` order, `_include`/`_revinclude`, `_summary`/`_elements` (conformance tests cover them);
-//! - chains deeper than one link and nested `_has`.
+//! - chains of more than two links.
 
 mod common;
 mod reference_eval;
@@ -129,6 +130,11 @@ const GIVENS: &[&str] = &[
     "Sören", "Zoë", "René", "Renée", "Lukas", "Lea", "Jonas", "Mia", "Élodie", "Paul",
 ];
 const CITIES: &[&str] = &["Köln", "München", "Berlin", "Düsseldorf", "Münster", "Bonn"];
+const ORGANIZATIONS: &[&str] = &[
+    "Klinikum Nord",
+    "Universitätsklinikum Süd",
+    "Praxis am Markt",
+];
 const GENDERS: &[&str] = &["male", "female", "other", "unknown"];
 /// LOINC code, UCUM unit, typical value range (tenths): units are pairwise incomparable, so unit
 /// conversion can never make a difference.
@@ -215,14 +221,7 @@ fn quantity(value_tenths: i64, unit: &str) -> Value {
 
 fn generate(rng: &mut Rng) -> (Vec<Value>, Vec<Vec<Value>>) {
     let mut shared = Vec::new();
-    for (i, name) in [
-        "Klinikum Nord",
-        "Universitätsklinikum Süd",
-        "Praxis am Markt",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, name) in ORGANIZATIONS.iter().enumerate() {
         shared
             .push(json!({"resourceType": "Organization", "id": format!("org-{i}"), "name": name}));
     }
@@ -626,8 +625,13 @@ fn gen_criterion(rng: &mut Rng, pools: &Pools<'_>, ty: &str) -> (String, String)
                 "_has:Condition:subject:code".into(),
                 format!("{ICD}|{}", rng.pick(&icd)),
             ),
-            _ => (
+            _ if rng.chance(50) => (
                 "_has:Observation:patient:code".into(),
+                rng.pick(&codes_lab).to_string(),
+            ),
+            // Nested: patients with an encounter during which such an observation was made.
+            _ => (
+                "_has:Encounter:subject:_has:Observation:encounter:code".into(),
                 rng.pick(&codes_lab).to_string(),
             ),
         },
@@ -682,7 +686,7 @@ fn gen_criterion(rng: &mut Rng, pools: &Pools<'_>, ty: &str) -> (String, String)
                 let name = *rng.pick(&["value-quantity", "encounter", "date", "value-string"]);
                 missing(rng, name)
             }
-            _ => match rng.below(3) {
+            _ => match rng.below(5) {
                 0 => (
                     "subject:Patient.gender".into(),
                     rng.pick(GENDERS).to_string(),
@@ -690,6 +694,21 @@ fn gen_criterion(rng: &mut Rng, pools: &Pools<'_>, ty: &str) -> (String, String)
                 1 => {
                     let (_, v) = date_criterion(rng, "x", 1925, 2022);
                     ("patient.birthdate".into(), v)
+                }
+                2 => {
+                    // Two links.
+                    let (n, v) = string_criterion(rng, "name", ORGANIZATIONS);
+                    (format!("subject:Patient.organization.{n}"), v)
+                }
+                3 => {
+                    // A comparison prefix on the value of a composite.
+                    let (code, _, lo, hi) = *rng.pick(LABS);
+                    let v = rng.range(lo, hi);
+                    let prefix = rng.pick(&["gt", "lt", "ge", "le", "ne"]);
+                    (
+                        "code-value-quantity".into(),
+                        format!("{code}${prefix}{}.{}", v / 10, v % 10),
+                    )
                 }
                 _ => {
                     let (n, v) = string_criterion(rng, "family", FAMILIES);
