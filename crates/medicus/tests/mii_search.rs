@@ -515,7 +515,6 @@ fn mii_required_parameters_find_what_the_bundles_say() {
 }
 
 #[test]
-#[ignore = "bug: number precision ranges are computed in f64, so `1.1` (range [1.05, 1.15)) also finds 1.15"]
 fn mii_value_quantity_finds_what_the_bundles_say() {
     let dir = TestDir::new();
     let server = Server::start(&dir);

@@ -166,7 +166,6 @@ async fn missing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: precision ranges are computed in f64: `1.1` gives [1.05, 1.1500000000000001), which finds 1.15"]
 async fn precision_range_edges_are_exact() {
     let app = app().await;
     // [1.05, 1.15): the lower edge is in, the upper edge is out.

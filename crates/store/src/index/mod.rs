@@ -76,19 +76,36 @@ pub enum IndexEntry {
 }
 
 /// The implicit range of a decimal given its written precision: `5.4` covers [5.35, 5.45).
+/// The bounds are computed in decimal and rounded once, so they are the doubles a stored `5.35`
+/// or `5.45` parses to (in binary, `5.4 + 0.05` lands just above `5.45`).
 pub fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
-    let value: f64 = text.trim().parse().ok()?;
+    let text = text.trim();
+    let value: f64 = text.parse().ok()?;
     if !value.is_finite() {
         return None;
     }
-    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
-    let exp: i32 = text
-        .split_once(['e', 'E'])
-        .and_then(|(_, e)| e.parse().ok())
-        .unwrap_or(0);
-    let decimals = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i32);
-    let half = 0.5 * 10f64.powi(exp - decimals);
-    Some((value, value - half, value + half))
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let decimals = i32::try_from(frac.len()).ok()?;
+    // value = ±M × 10^(exp − decimals); the bounds are ±(10M ∓ 5) × 10^(exp − decimals − 1).
+    let m: i128 = format!("{int}{frac}")
+        .parse()
+        .ok()
+        .filter(|_| int.len() + frac.len() <= 36)?;
+    let scale = exp.checked_sub(decimals)?.checked_sub(1)?;
+    let bound = |n: i128| -> Option<f64> { format!("{n}e{scale}").parse().ok() };
+    let (mut lo, mut hi) = (bound(10 * m - 5)?, bound(10 * m + 5)?);
+    if negative {
+        (lo, hi) = (-hi, -lo);
+    }
+    Some((value, lo, hi))
 }
 
 #[cfg(test)]
@@ -106,5 +123,29 @@ mod tests {
         let (_, lo, hi) = decimal_range("1e2").unwrap();
         assert!((lo - 50.0).abs() < 1e-9 && (hi - 150.0).abs() < 1e-9);
         assert!(decimal_range("abc").is_none());
+        // Bounds are the doubles of the decimal bounds, not of binary arithmetic.
+        assert_eq!(decimal_range("1.1").unwrap(), (1.1, 1.05, 1.15));
+        assert_eq!(decimal_range("-1.1").unwrap(), (-1.1, -1.15, -1.05));
+        assert_eq!(decimal_range("0.3").unwrap(), (0.3, 0.25, 0.35));
+        assert_eq!(decimal_range("+2").unwrap(), (2.0, 1.5, 2.5));
+        assert_eq!(
+            decimal_range("1.50e-3").unwrap(),
+            (0.0015, 0.001495, 0.001505)
+        );
+        assert!(decimal_range("1e999").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn value_lies_in_its_range(int in 0u32..100_000, frac in 0u32..1000, neg: bool) {
+            let text = format!("{}{int}.{frac:03}", if neg { "-" } else { "" });
+            let (v, lo, hi) = decimal_range(&text).unwrap();
+            proptest::prop_assert!(lo <= v && v < hi || (neg && lo < v && v <= hi), "{text}");
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = decimal_range(&s);
+        }
     }
 }
