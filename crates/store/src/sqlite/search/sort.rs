@@ -61,7 +61,90 @@ pub(super) fn page(
     {
         return walk(store, conn, plan, s, rt_code, rt, q, key, table, cols);
     }
+    if let [key] = q.sort.as_slice()
+        && key.code == "_lastUpdated"
+        && let Some(code) = rt_code
+        && !small
+    {
+        return walk_last_updated(store, conn, plan, s, code, rt, q, key);
+    }
     in_memory(store, conn, plan, s, rt_code, rt, q)
+}
+
+/// `_lastUpdated` in commit order: the change feed's `tx` grows with `lastUpdated` (which never
+/// goes backwards), so versions by `(tenant, type, tx)` are in `_lastUpdated` order; a version
+/// counts when it is its resource's current one.
+#[allow(clippy::too_many_arguments)]
+fn walk_last_updated(
+    store: &SqliteStore,
+    conn: &Connection,
+    plan: &Plan<'_>,
+    s: &Scope<'_>,
+    rt_code: i64,
+    rt: Option<&str>,
+    q: &SearchQuery,
+    key: &SortKey,
+) -> Result<SearchPage, StoreError> {
+    let mut sql = Sql::default();
+    let (cmp, dir) = if key.descending {
+        ("<", " DESC")
+    } else {
+        (">", "")
+    };
+    let mut conds = vec![
+        format!("v.tenant = {}", s.tenant),
+        format!("v.rtype = {rt_code}"),
+        "r.version = v.version".to_owned(),
+    ];
+    if let Some(after) = &q.sort_after {
+        let [SortValue::Int(tx)] = after.values.as_slice() else {
+            return Err(StoreError::InvalidSearch(
+                "_cursor does not belong to this search".into(),
+            ));
+        };
+        conds.push(format!("(v.tx, v.rid) {cmp} ({tx}, {})", after.rid));
+    }
+    conds.extend(conditions_except(
+        plan,
+        s,
+        &mut sql,
+        Some(rt_code),
+        rt,
+        None,
+    ));
+    let want = q.count + 1;
+    let text = format!(
+        "SELECT {COLUMNS} FROM version v INDEXED BY version_by_type
+         CROSS JOIN resource r ON r.rid = v.rid
+         WHERE {} ORDER BY v.tx{dir}, v.rid{dir} LIMIT {want}",
+        conds.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
+    let (mut resources, mut positions) = (Vec::new(), Vec::new());
+    while let Some(r) = rows.next()? {
+        positions.push(SortPosition {
+            values: vec![SortValue::Int(r.get(4)?)],
+            rid: r.get(0)?,
+        });
+        resources.push(version_of(store, r)?);
+    }
+    let next_sort = if resources.len() > q.count {
+        resources.truncate(q.count);
+        positions.get(q.count - 1).cloned()
+    } else {
+        None
+    };
+    Ok(SearchPage {
+        resources,
+        total: None,
+        next_cursor: None,
+        next_sort,
+        plan: Some(format!(
+            "sort: walk of versions in commit order{}",
+            if key.descending { " backwards" } else { "" }
+        )),
+    })
 }
 
 fn to_sql(v: &SortValue) -> SqlValue {
@@ -219,7 +302,7 @@ fn key_values(
     body: &serde_json::Value,
     entries: &[IndexEntry],
     id: &str,
-    updated_us: i64,
+    tx: i64,
 ) -> Vec<SortValue> {
     let pick = |vals: Vec<Vec<SortValue>>, width: usize| -> Vec<SortValue> {
         let best = if key.descending {
@@ -231,7 +314,8 @@ fn key_values(
     };
     match (key.code.as_str(), key.kind) {
         ("_id", _) => vec![SortValue::Text(id.to_owned())],
-        ("_lastUpdated", _) => vec![SortValue::Int(updated_us)],
+        // Commit order is `_lastUpdated` order (see `walk_last_updated`).
+        ("_lastUpdated", _) => vec![SortValue::Int(tx)],
         (_, Some(SearchParamType::Date)) => pick(
             entries
                 .iter()
@@ -424,7 +508,7 @@ fn in_memory(
         let rid: i64 = r.get(0)?;
         let rtype = store.type_name(r.get(1)?)?;
         let id: String = r.get(2)?;
-        let updated: i64 = r.get(5)?;
+        let tx: i64 = r.get(4)?;
         let body = match r.get_ref(6)? {
             rusqlite::types::ValueRef::Blob(b) => codec::decode(b)?,
             _ => continue,
@@ -447,7 +531,7 @@ fn in_memory(
         };
         let mut values = Vec::new();
         for (k, _) in &keys {
-            values.extend(key_values(rtype, k, &body, &entries, &id, updated));
+            values.extend(key_values(rtype, k, &body, &entries, &id, tx));
         }
         positions.push(SortPosition { values, rid });
     }
