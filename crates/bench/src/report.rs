@@ -15,9 +15,15 @@ pub struct Row {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
     pub rows: Vec<Row>,
+    /// Free text printed under the table, one bullet each (the queries and their plans).
+    pub notes: Vec<String>,
 }
 
 impl Report {
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
     pub fn push(&mut self, case: &str, metric: &str, value: f64, unit: &str, detail: &str) {
         self.rows.push(Row {
             case: case.into(),
@@ -55,6 +61,29 @@ impl fmt::Display for Report {
                 r.detail
             )?;
         }
+        if !self.notes.is_empty() {
+            writeln!(f)?;
+            for n in &self.notes {
+                writeln!(f, "- {n}")?;
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_follow_the_table() {
+        let mut r = Report::default();
+        r.push("case", "median latency", 1.5, "ms", "data");
+        r.note("case: `Patient?x=y` — plan: drive: x".into());
+        let text = r.to_string();
+        let table = text.find("| case | median latency | 1.50 | ms | data |");
+        let note = text.find("\n- case: `Patient?x=y` — plan: drive: x\n");
+        assert!(table.is_some() && note.is_some() && table < note, "{text}");
+        assert!(!Report::default().to_string().contains("\n- "));
     }
 }

@@ -166,6 +166,13 @@ pub enum BenchCase {
         /// Where the temporary work directory goes [default: the system temp dir]
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
+        /// Keep the store in DIR instead of a temporary directory; a later run with the same
+        /// --resources reuses it and skips generate and import
+        #[arg(long, value_name = "DIR", conflicts_with = "work_dir")]
+        data: Option<PathBuf>,
+        /// Skip the $export phase
+        #[arg(long)]
+        skip_export: bool,
     },
 }
 

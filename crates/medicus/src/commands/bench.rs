@@ -17,12 +17,16 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             load_secs,
             runs,
             work_dir,
+            data,
+            skip_export,
         } => suite::run(&SuiteOptions {
             resources,
             concurrency,
             load_duration: std::time::Duration::from_secs(load_secs),
             runs,
             work_dir,
+            data_dir: data,
+            skip_export,
             ..SuiteOptions::default()
         })?,
     };

@@ -152,3 +152,111 @@ pub fn parse_baseline(
     );
     Ok(())
 }
+
+/// What a kept `--data` directory holds besides the store: the size and seed it was generated
+/// with, the resource count and the Patient ids (for read by id).
+pub struct Kept {
+    pub resources: u64,
+    pub patient_ids: Vec<String>,
+}
+
+const MANIFEST: &str = "suite.json";
+const PATIENTS: &str = "patients.txt";
+
+impl Kept {
+    /// The kept data of an earlier run with the same size and seed; `None` when there is none
+    /// (or it was made with other settings, or its import did not finish).
+    pub fn load(dir: &Path, opts: &SuiteOptions) -> Result<Option<Kept>, BenchError> {
+        let Ok(text) = std::fs::read_to_string(dir.join(MANIFEST)) else {
+            return Ok(None);
+        };
+        let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            BenchError::Unexpected(format!("{}: {e}", dir.join(MANIFEST).display()))
+        })?;
+        let same = manifest["target"].as_u64() == Some(opts.resources)
+            && manifest["seed"].as_u64() == Some(opts.seed);
+        let Some(resources) = manifest["resources"].as_u64() else {
+            return Ok(None);
+        };
+        if !same || !dir.join("data").join("medicus.db").is_file() {
+            return Ok(None);
+        }
+        let patient_ids: Vec<String> = std::fs::read_to_string(dir.join(PATIENTS))?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if patient_ids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Kept {
+            resources,
+            patient_ids,
+        }))
+    }
+
+    /// Marks the directory as not (yet) holding a complete store.
+    pub fn forget(dir: &Path) -> Result<(), BenchError> {
+        match std::fs::remove_file(dir.join(MANIFEST)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Written last, after the import: its presence means the store is complete.
+    pub fn save(&self, dir: &Path, opts: &SuiteOptions) -> Result<(), BenchError> {
+        std::fs::write(dir.join(PATIENTS), self.patient_ids.join("\n"))?;
+        let manifest = serde_json::json!({
+            "target": opts.resources,
+            "seed": opts.seed,
+            "resources": self.resources,
+        });
+        std::fs::write(dir.join(MANIFEST), manifest.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_store_is_reused_only_for_the_same_size_and_seed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = SuiteOptions {
+            resources: 1000,
+            ..SuiteOptions::default()
+        };
+        let kept = Kept {
+            resources: 987,
+            patient_ids: vec!["p1".into(), "p2".into()],
+        };
+        kept.save(dir.path(), &opts).expect("save");
+        // No store yet: an import that never finished is not reused.
+        assert!(Kept::load(dir.path(), &opts).expect("load").is_none());
+
+        std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+        std::fs::write(dir.path().join("data").join("medicus.db"), b"").expect("db");
+        let loaded = Kept::load(dir.path(), &opts)
+            .expect("load")
+            .expect("kept store");
+        assert_eq!(loaded.resources, 987);
+        assert_eq!(loaded.patient_ids, ["p1", "p2"]);
+
+        let other_size = SuiteOptions {
+            resources: 2000,
+            ..opts.clone()
+        };
+        assert!(Kept::load(dir.path(), &other_size).expect("load").is_none());
+        let other_seed = SuiteOptions {
+            seed: 7,
+            ..opts.clone()
+        };
+        assert!(Kept::load(dir.path(), &other_seed).expect("load").is_none());
+
+        Kept::forget(dir.path()).expect("forget");
+        assert!(Kept::load(dir.path(), &opts).expect("load").is_none());
+        // Forgetting twice is fine.
+        Kept::forget(dir.path()).expect("forget again");
+    }
+}

@@ -11,7 +11,7 @@ mod data;
 mod http;
 mod storage;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::rss::PeakTracker;
@@ -41,6 +41,12 @@ pub struct SuiteOptions {
     pub seed: u64,
     /// Where the temporary work directory is created (default: the system temp dir).
     pub work_dir: Option<PathBuf>,
+    /// A kept data directory instead of a temporary one: the first run generates and imports
+    /// into it and keeps the store (the NDJSON is removed after the import, only the Patient
+    /// ids stay); later runs with the same size and seed skip generate and import.
+    pub data_dir: Option<PathBuf>,
+    /// Skip the `$export` phase (at 10M it writes as much again as the NDJSON).
+    pub skip_export: bool,
     /// One line per phase (and bars on a terminal) on stderr.
     pub progress: bool,
 }
@@ -54,6 +60,8 @@ impl Default for SuiteOptions {
             runs: 30,
             seed: 42,
             work_dir: None,
+            data_dir: None,
+            skip_export: false,
             progress: true,
         }
     }
@@ -92,40 +100,93 @@ impl SuiteOptions {
     }
 }
 
+/// The work directory: a temporary one (removed at the end) or the kept `--data` directory.
+enum Work {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Work {
+    fn path(&self) -> &Path {
+        match self {
+            Work::Temp(t) => t.path(),
+            Work::Kept(p) => p,
+        }
+    }
+}
+
 /// Runs the suite and returns its report rows.
 pub fn run(opts: &SuiteOptions) -> Result<Report, BenchError> {
     opts.validate()?;
-    let work = match &opts.work_dir {
-        Some(dir) => {
+    let work = match (&opts.data_dir, &opts.work_dir) {
+        (Some(dir), _) => {
             std::fs::create_dir_all(dir)?;
-            tempfile::tempdir_in(dir)?
+            Work::Kept(dir.clone())
         }
-        None => tempfile::tempdir()?,
+        (None, Some(dir)) => {
+            std::fs::create_dir_all(dir)?;
+            Work::Temp(tempfile::tempdir_in(dir)?)
+        }
+        (None, None) => Work::Temp(tempfile::tempdir()?),
     };
     let ndjson_dir = work.path().join("ndjson");
     let data_dir = work.path().join("data");
     let mut report = Report::default();
     let mut rss = PeakTracker::default();
 
-    rss.start_phase();
-    let generated = data::generate(opts, &ndjson_dir)?;
-    let detail = format!(
-        "{} resources, {} patients",
-        generated.resources,
-        opts.patients()
-    );
-    generated.report(&mut report, &detail);
-    data::parse_baseline(opts, &generated, &mut report, &detail)?;
+    let kept = match &work {
+        Work::Kept(dir) => data::Kept::load(dir, opts)?,
+        Work::Temp(_) => None,
+    };
+    let (resources, patient_ids) = match kept {
+        Some(k) => {
+            opts.say(format_args!(
+                "reusing the store in {} ({} resources): generate and import skipped",
+                work.path().display(),
+                k.resources
+            ));
+            (k.resources, k.patient_ids)
+        }
+        None => {
+            if let Work::Kept(dir) = &work {
+                data::Kept::forget(dir)?;
+            }
+            rss.start_phase();
+            let generated = data::generate(opts, &ndjson_dir)?;
+            let detail = format!(
+                "{} resources, {} patients",
+                generated.resources,
+                opts.patients()
+            );
+            generated.report(&mut report, &detail);
+            data::parse_baseline(opts, &generated, &mut report, &detail)?;
 
-    rss.start_phase();
-    let imported = storage::import(opts, &ndjson_dir, &data_dir)?;
-    imported.report(&mut report, &detail, rss.phase_peak_mib());
-    let disk = storage::disk_after_close(&data_dir)?;
-    disk.report(&mut report, &detail, imported.resources, generated.bytes);
+            rss.start_phase();
+            // A half-written store of an earlier, interrupted run is not reused.
+            if data_dir.exists() {
+                std::fs::remove_dir_all(&data_dir)?;
+            }
+            let imported = storage::import(opts, &ndjson_dir, &data_dir)?;
+            imported.report(&mut report, &detail, rss.phase_peak_mib());
+            let disk = storage::disk_after_close(&data_dir)?;
+            disk.report(&mut report, &detail, imported.resources, generated.bytes);
+            if let Work::Kept(dir) = &work {
+                data::Kept {
+                    resources: generated.resources,
+                    patient_ids: generated.patient_ids.clone(),
+                }
+                .save(dir, opts)?;
+                // The store is what later runs need; the NDJSON is as large again.
+                std::fs::remove_dir_all(&ndjson_dir)?;
+            }
+            (generated.resources, generated.patient_ids)
+        }
+    };
+    let detail = format!("{resources} resources, {} patients", patient_ids.len());
 
     rss.start_phase();
     let store = storage::open(&data_dir)?;
-    http::run(opts, &store, &generated.patient_ids, &mut report, &detail)?;
+    http::run(opts, &store, &patient_ids, &mut report, &detail)?;
     report.push(
         "peak RSS: HTTP phases",
         "VmHWM",
@@ -134,15 +195,17 @@ pub fn run(opts: &SuiteOptions) -> Result<Report, BenchError> {
         &detail,
     );
 
-    rss.start_phase();
-    storage::export(opts, &*store, work.path(), &mut report, &detail)?;
-    report.push(
-        "peak RSS: export",
-        "VmHWM",
-        rss.phase_peak_mib(),
-        "MiB",
-        &detail,
-    );
+    if !opts.skip_export {
+        rss.start_phase();
+        storage::export(opts, &*store, work.path(), &mut report, &detail)?;
+        report.push(
+            "peak RSS: export",
+            "VmHWM",
+            rss.phase_peak_mib(),
+            "MiB",
+            &detail,
+        );
+    }
     report.push(
         "peak RSS: whole run",
         "VmHWM",
