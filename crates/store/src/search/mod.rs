@@ -7,17 +7,17 @@ mod chaining;
 mod criteria;
 mod modifiers;
 mod parse;
-mod valueset;
 mod sorting;
+mod valueset;
 
+pub use chaining::DEFAULT_MAX_CHAIN_DEPTH;
 pub use criteria::{
-    ChainValue, CompositeBound, Criterion, DateBound, DatePrefix, HasValue, NumberBound, QuantityValue,
-    ReferenceValue, SortKey, StringMatch, TokenValue, Value as CriterionValue,
+    ChainValue, CompositeBound, Criterion, DateBound, DatePrefix, HasValue, NumberBound,
+    QuantityValue, ReferenceValue, SortKey, StringMatch, TokenValue, Value as CriterionValue,
 };
+pub use parse::parse_search_opts;
 pub use parse::{parse_search, parse_search_with};
 pub use valueset::{MAX_VALUE_SET_CODES, NoResolver, SearchResolver};
-pub use chaining::DEFAULT_MAX_CHAIN_DEPTH;
-pub use parse::parse_search_opts;
 
 use crate::api::ResourceVersion;
 
@@ -70,7 +70,9 @@ pub enum SortValue {
 impl SearchQuery {
     /// Applies a `_cursor` paging token from a previous page's next link.
     pub fn set_cursor(&mut self, token: &str) -> Result<(), crate::error::StoreError> {
-        let bad = || crate::error::StoreError::InvalidSearch("_cursor is not a valid paging token".into());
+        let bad = || {
+            crate::error::StoreError::InvalidSearch("_cursor is not a valid paging token".into())
+        };
         if let Some(rest) = token.strip_prefix('s') {
             self.sort_after = Some(SortPosition::decode(rest).ok_or_else(bad)?);
         } else {

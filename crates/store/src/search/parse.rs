@@ -2,11 +2,11 @@
 
 use medicus_fhir::{Definitions, SearchParam, SearchParamType};
 
+use super::chaining::{DEFAULT_MAX_CHAIN_DEPTH, parse_chained};
 use super::criteria::*;
 use super::modifiers;
-use super::valueset::{NoResolver, SearchResolver};
-use super::chaining::{DEFAULT_MAX_CHAIN_DEPTH, parse_chained};
 use super::sorting::parse_sort;
+use super::valueset::{NoResolver, SearchResolver};
 use super::{DEFAULT_COUNT, MAX_COUNT, SearchQuery};
 use crate::error::StoreError;
 use crate::index::datetime::parse_range;
@@ -48,7 +48,13 @@ pub fn parse_search_with(
     params: &[(String, String)],
     resolver: &dyn SearchResolver,
 ) -> Result<SearchQuery, StoreError> {
-    parse_search_opts(defs, resource_type, params, resolver, DEFAULT_MAX_CHAIN_DEPTH)
+    parse_search_opts(
+        defs,
+        resource_type,
+        params,
+        resolver,
+        DEFAULT_MAX_CHAIN_DEPTH,
+    )
 }
 
 /// [`parse_search_with`] with a limit on the links of chained and reverse-chained parameters.
@@ -262,7 +268,8 @@ fn param_criterion(
         return Ok(c);
     }
     if let Some(m) = modifier
-        && let Some(c) = modifiers::derived_criterion(resource_type, p, m, value, c.clone(), resolver)?
+        && let Some(c) =
+            modifiers::derived_criterion(resource_type, p, m, value, c.clone(), resolver)?
     {
         return Ok(c);
     }

@@ -363,22 +363,21 @@ impl WriteSession for SqliteWriteSession<'_> {
         let version = current.map_or(1, |c| c.version + 1);
         let body = stamp(resource_type, id, version, &self.last_updated, body);
         let blob = codec::encode(&body)?;
-        let rid =
-            match current {
-                Some(row) => {
-                    self.set_current(row.rid, version, false)?;
-                    row.rid
-                }
-                None => {
-                    self.conn
+        let rid = match current {
+            Some(row) => {
+                self.set_current(row.rid, version, false)?;
+                row.rid
+            }
+            None => {
+                self.conn
                     .prepare_cached(
                         "INSERT INTO resource (tenant, rtype, id, idh, version, tx, updated_us, deleted)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
                     )?
                     .execute(params![self.tenant, rtype, id, hash(id), version, self.tx, self.timestamp_us])?;
-                    self.conn.last_insert_rowid()
-                }
-            };
+                self.conn.last_insert_rowid()
+            }
+        };
         self.insert_version(rid, version, rtype, Some(&blob))?;
         self.pending_index
             .extend(entries.into_iter().map(|e| (rid, e)));
