@@ -47,6 +47,9 @@ pub struct SearchQuery {
     pub sort_after: Option<SortPosition>,
     /// `_total=estimate`: an estimate from the planner is good enough.
     pub total_estimate: bool,
+    /// `_total=accurate`: count every match even when that is expensive (otherwise the total is
+    /// given when it is cheap or the first page holds every match).
+    pub total_accurate: bool,
     /// Report the chosen plan in [`SearchPage::plan`].
     pub explain: bool,
 }

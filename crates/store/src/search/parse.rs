@@ -92,6 +92,7 @@ pub fn parse_search_opts(
             }
             "_total" => {
                 q.total_estimate = value == "estimate";
+                q.total_accurate = value == "accurate";
                 q.total = match value.as_str() {
                     "none" => false,
                     "estimate" | "accurate" => true,

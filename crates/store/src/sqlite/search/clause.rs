@@ -9,7 +9,8 @@ use medicus_fhir::SearchParamType;
 use super::sql::{Sql, date_condition, escape_like, number_condition};
 use crate::index::keys::{self, hash, normalize_string};
 use crate::search::{
-    CompartmentFilter, CompositeBound, Criterion, CriterionValue as V, StringMatch, TokenValue,
+    CompartmentFilter, CompositeBound, Criterion, CriterionValue as V, DatePrefix, StringMatch,
+    TokenValue,
 };
 
 /// The highest code point: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
@@ -26,6 +27,9 @@ pub(crate) struct Scope<'a> {
 pub(crate) struct Rows {
     pub sql: String,
     pub ordered: bool,
+    /// For a bounded count: the index order that reaches matches soonest (newest first for
+    /// `ge`/`gt`/`sa` dates, whose condition does not bound the start of the range).
+    pub probe_order: Option<&'static str>,
 }
 
 pub(crate) fn table_of(kind: SearchParamType) -> Option<&'static str> {
@@ -155,12 +159,19 @@ fn value_rows(
 ) -> Option<Rows> {
     let t = s.tenant;
     if let Some((table, cond, ordered)) = index_condition(sql, v) {
+        let probe_order = match v {
+            V::Date(b) if matches!(b.prefix, DatePrefix::Ge | DatePrefix::Gt | DatePrefix::Sa) => {
+                Some(" ORDER BY lo DESC")
+            }
+            _ => None,
+        };
         return Some(Rows {
             sql: format!(
                 "SELECT rid FROM {table} WHERE tenant = {t} AND param = {} AND {cond}",
                 c.param
             ),
             ordered,
+            probe_order,
         });
     }
     match v {
@@ -173,6 +184,7 @@ fn value_rows(
                     hash(id)
                 ),
                 ordered: true,
+                probe_order: None,
             })
         }
         V::Chain(chain) => {
@@ -181,6 +193,7 @@ fn value_rows(
                 return Some(Rows {
                     sql: "SELECT 0 AS rid WHERE 0".into(),
                     ordered: true,
+                    probe_order: None,
                 });
             };
             let inner = filter_on(s, sql, &chain.target_type, code, &chain.criteria, "c");
@@ -190,7 +203,7 @@ fn value_rows(
                      AND target IN (SELECT c.idh FROM resource c WHERE {inner})",
                     c.param
                 ),
-                ordered: false,
+                ordered: false, probe_order: None,
             })
         }
         V::FullText(query) => {
@@ -206,6 +219,7 @@ fn value_rows(
                      WHERE fts MATCH {q} AND fr.tenant = {t}{ty} AND fr.deleted = 0"
                 ),
                 ordered: false,
+                probe_order: None,
             })
         }
         V::Has(has) => {
@@ -217,7 +231,7 @@ fn value_rows(
                      AND h.idh IN ({})",
                     has_targets(s, sql, rt, has)?
                 ),
-                ordered: false,
+                ordered: false, probe_order: None,
             })
         }
         _ => None,
@@ -283,6 +297,7 @@ pub(crate) fn rows(s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>, c: &Criterion
                 s.tenant, c.param
             ),
             ordered: false,
+            probe_order: None,
         });
     }
     let mut parts = Vec::new();
@@ -299,6 +314,7 @@ pub(crate) fn rows(s: &Scope<'_>, sql: &mut Sql, rt: Option<&str>, c: &Criterion
                 .collect::<Vec<_>>()
                 .join(" UNION "),
             ordered: false,
+            probe_order: None,
         }),
     }
 }
@@ -425,6 +441,7 @@ pub(crate) fn compartment_rows(
             return Some(Rows {
                 sql: "SELECT 0 AS rid WHERE 0".into(),
                 ordered: true,
+                probe_order: None,
             });
         }
         let alternatives: Vec<String> = ids
@@ -438,6 +455,7 @@ pub(crate) fn compartment_rows(
                 alternatives.join(" OR ")
             ),
             ordered: ids.len() == 1,
+            probe_order: None,
         });
     }
     let params = medicus_fhir::r4().patient_compartment_params(rt);
@@ -445,6 +463,7 @@ pub(crate) fn compartment_rows(
         return Some(Rows {
             sql: "SELECT 0 AS rid WHERE 0".into(),
             ordered: true,
+            probe_order: None,
         });
     }
     let keys: Vec<String> = params
@@ -463,5 +482,9 @@ pub(crate) fn compartment_rows(
         cond.push_str(&format!(" AND target IN ({})", targets.join(", ")));
         ordered = ids.len() == 1 && keys.len() == 1;
     }
-    Some(Rows { sql: cond, ordered })
+    Some(Rows {
+        sql: cond,
+        ordered,
+        probe_order: None,
+    })
 }

@@ -190,16 +190,22 @@ pub(crate) fn search(
         });
     };
     let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let exact_estimate = plan
+        .driver
+        .and_then(|d| plan.estimates[d])
+        .filter(|e| e.exact && plan.clauses.len() == 1);
+    // Without `_total=accurate`, a total is given when it is cheap (few candidates) or falls
+    // out of the page itself: counting a million matches must not slow down every page.
     let total = if !q.total {
         None
     } else if q.total_estimate
-        && plan.clauses.len() == 1
-        && let Some(e) = plan.driver.and_then(|d| plan.estimates[d])
-        && e.exact
+        && let Some(e) = exact_estimate
     {
         Some(e.rows)
-    } else {
+    } else if q.total_accurate || q.count == 0 || cheap_to_count(conn, &plan, &p)? {
         Some(count(conn, &plan, &p.scope, p.rt_code, rt)?)
+    } else {
+        None
     };
     let explain = q.explain.then(|| plan.describe(&p.scope, rt));
     if q.count == 0 {
@@ -211,9 +217,13 @@ pub(crate) fn search(
             plan: explain,
         });
     }
+    let first_page = q.cursor.is_none() && q.sort_after.is_none();
     if !q.sort.is_empty() {
         let mut page = sort::page(store, conn, &plan, &p.scope, p.rt_code, rt, q)?;
-        page.total = total;
+        page.total = total.or_else(|| {
+            (q.total && first_page && page.next_sort.is_none())
+                .then_some(page.resources.len() as u64)
+        });
         page.plan = match explain {
             Some(e) => Some(format!("{e}; {}", page.plan.unwrap_or_default())),
             None => None,
@@ -243,6 +253,9 @@ pub(crate) fn search(
     } else {
         None
     };
+    let total = total.or_else(|| {
+        (q.total && first_page && next_cursor.is_none()).then_some(resources.len() as u64)
+    });
     Ok(SearchPage {
         resources,
         total,
@@ -250,6 +263,29 @@ pub(crate) fn search(
         next_sort: None,
         plan: explain,
     })
+}
+
+/// Whether counting costs little: the driver has few rows, or (without one) the type has few
+/// resources.
+fn cheap_to_count(
+    conn: &Connection,
+    plan: &Plan<'_>,
+    p: &Prepared<'_>,
+) -> Result<bool, StoreError> {
+    if let Some(d) = plan.driver {
+        return Ok(plan.estimates[d].is_some_and(|e| e.exact));
+    }
+    let Some(code) = p.rt_code else {
+        return Ok(false);
+    };
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM resource WHERE tenant = {} AND rtype = {code} AND deleted = 0 LIMIT {})",
+            p.scope.tenant,
+            plan::PROBE_CAP
+        ))?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(u64::MAX) < plan::PROBE_CAP)
 }
 
 /// `search` with the stored JSON bytes: only zstd decompression per row, no JSON parse.

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::search::{Criterion, SearchQuery};
 
 /// Probe bound: a clause with more rows than this counts as "large".
-const PROBE_CAP: u64 = 4_096;
+pub(crate) const PROBE_CAP: u64 = 4_096;
 /// Second probe bound, used only to pick between several large clauses.
 const DEEP_PROBE_CAP: u64 = 131_072;
 
@@ -117,12 +117,16 @@ fn fmt_estimate(e: Option<Estimate>) -> String {
     match e {
         Some(Estimate { rows, exact: true }) => format!("{rows} rows"),
         Some(Estimate { rows, exact: false }) => format!("more than {rows} rows"),
-        None => "not indexable".into(),
+        None => "checked per candidate".into(),
     }
 }
 
 fn probe(conn: &Connection, rows: &Rows, sql: &Sql, cap: u64) -> Result<Estimate, StoreError> {
-    let text = format!("SELECT count(*) FROM ({} LIMIT {cap})", rows.sql);
+    let text = format!(
+        "SELECT count(*) FROM ({}{} LIMIT {cap})",
+        rows.sql,
+        rows.probe_order.unwrap_or("")
+    );
     let n: i64 = conn
         .prepare_cached(&text)?
         .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
@@ -168,6 +172,12 @@ pub(crate) fn plan<'q>(
         let Some(rows) = clauses[i].rows(s, &mut sql, rt) else {
             continue;
         };
+        // A range scan may read far more rows than it counts (`date=ge…` walks the older
+        // dates first): once a clause with a known, bounded size exists, check ranges per
+        // candidate instead of probing them.
+        if !rows.ordered && best.is_some_and(|(_, e)| e.exact) {
+            continue;
+        }
         // No need to count past the smallest exact size found so far.
         let cap = match best {
             Some((_, e)) if e.exact => e.rows + 1,
