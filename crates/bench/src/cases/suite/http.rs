@@ -287,11 +287,11 @@ async fn pick(
         loinc::SYSTEM
     );
     let page = bundle(&get(client, &url).await?, &url)?;
+    // A tiny data set may have no such match: then any patient (the case reports 0 matches).
     let patient = page["entry"][0]["resource"]["subject"]["reference"]
         .as_str()
         .and_then(|r| r.strip_prefix("Patient/"))
-        .ok_or_else(|| BenchError::Unexpected(format!("{url}: no match with a Patient subject")))?
-        .to_owned();
+        .map_or_else(|| "pat-0-0".to_owned(), str::to_owned);
     opts.say(format_args!(
         "picked LOINC {code} ({matched} Observations, target {target:.0}) and Patient/{patient}"
     ));
@@ -338,8 +338,9 @@ async fn search_case(
         );
     } else {
         let (matches, included) = entries(&last);
+        // A tiny data set may have no match; the row says 0 and the latency still counts.
         if matches == 0 {
-            return Err(BenchError::Unexpected(format!("{url}: no match")));
+            opts.say(format_args!("{case}: no match"));
         }
         report.push(
             case,
