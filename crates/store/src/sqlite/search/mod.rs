@@ -135,8 +135,8 @@ fn count(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// The store's view for the planner, and the type code (`Err(())` when the type has none yet,
-/// so nothing can match).
+/// The store's view for the planner and the searched type's code (`None` for a system-wide
+/// search; `prepare` gives no `Prepared` for a type the store does not know: nothing matches).
 struct Prepared<'a> {
     scope: Scope<'a>,
     rt_code: Option<i64>,

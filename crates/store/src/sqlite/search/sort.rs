@@ -295,6 +295,28 @@ fn walk(
     })
 }
 
+/// The sort value an index row of `param` holds (parameter keys are per type, so the row's
+/// variant is the parameter's type).
+fn indexed_sort_value(e: &IndexEntry, param: i64) -> Option<Vec<SortValue>> {
+    match e {
+        IndexEntry::Date { param: p, lo, hi } if *p == param => {
+            Some(vec![SortValue::Int(*lo), SortValue::Int(*hi)])
+        }
+        IndexEntry::Number {
+            param: p, value, ..
+        }
+        | IndexEntry::Quantity {
+            param: p, value, ..
+        } if *p == param => Some(vec![SortValue::Real(*value)]),
+        IndexEntry::String {
+            param: p,
+            normalized,
+            ..
+        } if *p == param => Some(vec![SortValue::Text(normalized.clone())]),
+        _ => None,
+    }
+}
+
 /// The sort values of one resource for one key (dates give two: start and end).
 fn key_values(
     rt: &str,
@@ -316,53 +338,20 @@ fn key_values(
         ("_id", _) => vec![SortValue::Text(id.to_owned())],
         // Commit order is `_lastUpdated` order (see `walk_last_updated`).
         ("_lastUpdated", _) => vec![SortValue::Int(tx)],
-        (_, Some(SearchParamType::Date)) => pick(
+        (
+            _,
+            Some(
+                kind @ (SearchParamType::Date
+                | SearchParamType::Number
+                | SearchParamType::Quantity
+                | SearchParamType::String),
+            ),
+        ) => pick(
             entries
                 .iter()
-                .filter_map(|e| match e {
-                    IndexEntry::Date { param, lo, hi } if *param == key.param => {
-                        Some(vec![SortValue::Int(*lo), SortValue::Int(*hi)])
-                    }
-                    _ => None,
-                })
+                .filter_map(|e| indexed_sort_value(e, key.param))
                 .collect(),
-            2,
-        ),
-        (_, Some(SearchParamType::Number)) => pick(
-            entries
-                .iter()
-                .filter_map(|e| match e {
-                    IndexEntry::Number { param, value, .. } if *param == key.param => {
-                        Some(vec![SortValue::Real(*value)])
-                    }
-                    _ => None,
-                })
-                .collect(),
-            1,
-        ),
-        (_, Some(SearchParamType::Quantity)) => pick(
-            entries
-                .iter()
-                .filter_map(|e| match e {
-                    IndexEntry::Quantity { param, value, .. } if *param == key.param => {
-                        Some(vec![SortValue::Real(*value)])
-                    }
-                    _ => None,
-                })
-                .collect(),
-            1,
-        ),
-        (_, Some(SearchParamType::String)) => pick(
-            entries
-                .iter()
-                .filter_map(|e| match e {
-                    IndexEntry::String {
-                        param, normalized, ..
-                    } if *param == key.param => Some(vec![SortValue::Text(normalized.clone())]),
-                    _ => None,
-                })
-                .collect(),
-            1,
+            if kind == SearchParamType::Date { 2 } else { 1 },
         ),
         // Tokens, references and URIs are hashed in the index: sort by their text.
         _ => pick(
