@@ -88,22 +88,24 @@ impl SearchQuery {
 impl SearchQuery {
     /// The `_cursor` token this query continues from, as [`SearchPage::next_token`] wrote it.
     pub fn cursor_token(&self) -> Option<String> {
-        match (&self.sort_after, self.cursor) {
-            (Some(p), _) => Some(format!("s{}", p.encode())),
-            (None, Some(rid)) => Some(rid.to_string()),
-            (None, None) => None,
-        }
+        cursor_token(self.sort_after.as_ref(), self.cursor)
     }
 }
 
 impl SearchPage {
     /// The `_cursor` token of the next page, when there is one.
     pub fn next_token(&self) -> Option<String> {
-        match (&self.next_sort, self.next_cursor) {
-            (Some(p), _) => Some(format!("s{}", p.encode())),
-            (None, Some(rid)) => Some(rid.to_string()),
-            (None, None) => None,
-        }
+        cursor_token(self.next_sort.as_ref(), self.next_cursor)
+    }
+}
+
+/// The `_cursor` text of a position: `s` + the sort position, or the surrogate key (the format
+/// `SearchQuery::set_cursor` reads).
+fn cursor_token(sorted: Option<&SortPosition>, rid: Option<i64>) -> Option<String> {
+    match (sorted, rid) {
+        (Some(p), _) => Some(format!("s{}", p.encode())),
+        (None, Some(rid)) => Some(rid.to_string()),
+        (None, None) => None,
     }
 }
 

@@ -207,7 +207,7 @@ pub(crate) fn search(
     } else {
         None
     };
-    let explain = q.explain.then(|| plan.describe(&p.scope, rt));
+    let explain = q.explain.then(|| plan.describe(rt));
     if q.count == 0 {
         return Ok(SearchPage {
             resources: Vec::new(),

@@ -71,20 +71,16 @@ pub(crate) struct Plan<'q> {
     /// Index into `clauses` of the driving clause; `None`: scan the type.
     pub driver: Option<usize>,
     pub estimates: Vec<Option<Estimate>>,
+    /// Per clause: its rows come in surrogate-key order (see `Rows::ordered`).
+    pub ordered: Vec<bool>,
 }
 
 impl Plan<'_> {
-    pub fn driver_ordered(&self, s: &Scope<'_>, rt: Option<&str>) -> bool {
-        self.driver
-            .and_then(|d| self.clauses[d].rows(s, &mut Sql::default(), rt))
-            .is_some_and(|r| r.ordered)
-    }
-
-    pub fn describe(&self, s: &Scope<'_>, rt: Option<&str>) -> String {
+    pub fn describe(&self, rt: Option<&str>) -> String {
         let mut out = String::new();
         match self.driver {
             Some(d) => {
-                let mode = if self.driver_ordered(s, rt) {
+                let mode = if self.ordered[d] {
                     "streamed in key order"
                 } else {
                     "materialised"
@@ -166,12 +162,14 @@ pub(crate) fn plan<'q>(
     let mut order: Vec<usize> = (0..clauses.len()).collect();
     order.sort_by_key(|&i| probe_rank(&clauses[i]));
     let mut estimates = vec![None; clauses.len()];
+    let mut ordered = vec![false; clauses.len()];
     let mut best: Option<(usize, Estimate)> = None;
     for &i in &order {
         let mut sql = Sql::default();
         let Some(rows) = clauses[i].rows(s, &mut sql, rt) else {
             continue;
         };
+        ordered[i] = rows.ordered;
         // A range scan may read far more rows than it counts (`date=ge…` walks the older
         // dates first): once a clause with a known, bounded size exists, check ranges per
         // candidate instead of probing them.
@@ -196,12 +194,7 @@ pub(crate) fn plan<'q>(
         let large: Vec<usize> = (0..clauses.len())
             .filter(|&i| estimates[i].is_some_and(|e| !e.exact))
             .collect();
-        let best_unordered = best.is_some_and(|(i, _)| {
-            !clauses[i]
-                .rows(s, &mut Sql::default(), rt)
-                .is_some_and(|r| r.ordered)
-        });
-        if large.len() > 1 || best_unordered {
+        if large.len() > 1 || best.is_some_and(|(i, _)| !ordered[i]) {
             best = None;
             for i in large {
                 let mut sql = Sql::default();
@@ -221,9 +214,7 @@ pub(crate) fn plan<'q>(
         && rt.is_some()
         && !e.exact
         && e.rows >= DEEP_PROBE_CAP
-        && !clauses[i]
-            .rows(s, &mut Sql::default(), rt)
-            .is_some_and(|r| r.ordered)
+        && !ordered[i]
     {
         best = None;
     }
@@ -231,6 +222,7 @@ pub(crate) fn plan<'q>(
         clauses,
         driver: best.map(|(i, _)| i),
         estimates,
+        ordered,
     })
 }
 

@@ -20,6 +20,7 @@ use super::clause::Scope;
 use super::plan::Plan;
 use super::sql::Sql;
 use super::{COLUMNS, conditions_except, match_query, version_of};
+use crate::api::ResourceVersion;
 use crate::error::StoreError;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
@@ -129,22 +130,38 @@ fn walk_last_updated(
         });
         resources.push(version_of(store, r)?);
     }
-    let next_sort = if resources.len() > q.count {
-        resources.truncate(q.count);
-        positions.get(q.count - 1).cloned()
+    Ok(sorted_page(
+        resources,
+        &positions,
+        q.count,
+        format!(
+            "sort: walk of versions in commit order{}",
+            if key.descending { " backwards" } else { "" }
+        ),
+    ))
+}
+
+/// A sorted page from up to `count + 1` resources and their positions: the extra one only says
+/// that another page follows, which continues after the last position shown.
+fn sorted_page(
+    mut resources: Vec<ResourceVersion>,
+    positions: &[SortPosition],
+    count: usize,
+    plan: String,
+) -> SearchPage {
+    let next_sort = if resources.len() > count {
+        resources.truncate(count);
+        positions.get(count - 1).cloned()
     } else {
         None
     };
-    Ok(SearchPage {
+    SearchPage {
         resources,
         total: None,
         next_cursor: None,
         next_sort,
-        plan: Some(format!(
-            "sort: walk of versions in commit order{}",
-            if key.descending { " backwards" } else { "" }
-        )),
-    })
+        plan: Some(plan),
+    }
 }
 
 fn to_sql(v: &SortValue) -> SqlValue {
@@ -276,23 +293,16 @@ fn walk(
             resources.push(version_of(store, r)?);
         }
     }
-    let next_sort = if resources.len() > q.count {
-        resources.truncate(q.count);
-        positions.get(q.count - 1).cloned()
-    } else {
-        None
-    };
-    Ok(SearchPage {
+    Ok(sorted_page(
         resources,
-        total: None,
-        next_cursor: None,
-        next_sort,
-        plan: Some(format!(
+        &positions,
+        q.count,
+        format!(
             "sort: walk of the {} index{}",
             key.code,
             if key.descending { " backwards" } else { "" }
-        )),
-    })
+        ),
+    ))
 }
 
 /// The sort value an index row of `param` holds (parameter keys are per type, so the row's
@@ -548,6 +558,7 @@ fn in_memory(
             resources.push(version_of(store, r)?);
         }
     }
+    // `page` holds one position more than the page when another page follows.
     let next_sort = (page.len() > q.count)
         .then(|| page.get(q.count - 1).cloned())
         .flatten();
