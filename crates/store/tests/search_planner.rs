@@ -595,9 +595,21 @@ fn reindex_rebuilds_every_index_row() {
         ),
         before
     );
+    // Full-text rows are rebuilt too (and `status` values are not content).
     assert_eq!(
-        ids(&store, "a", "Observation", &[("_content", "final")]).len(),
-        0
+        ids(&store, "a", "Patient", &[("_content", "fam p3")]),
+        ["p3"]
+    );
+    assert!(ids(&store, "a", "Observation", &[("_content", "final")]).is_empty());
+    // Nothing is indexed twice: every search answers as before.
+    assert_eq!(
+        ids(
+            &store,
+            "a",
+            "Patient",
+            &[("_has:Observation:subject:code", "2345-7")]
+        ),
+        ["p1", "p3"]
     );
 }
 
