@@ -4,6 +4,7 @@
 //! `api` is the contract every backend implements; `sqlite` is the embedded default.
 
 pub mod api;
+mod codec;
 mod error;
 pub mod index;
 pub mod search;

@@ -1,12 +1,14 @@
 //! The embedded backend: SQLite in WAL mode, one writer, a pool of readers.
 
-mod codec;
 mod index_rows;
 mod maintenance;
 mod read;
 mod schema;
 mod search;
 mod session;
+
+// The body codec is shared with the PostgreSQL backend.
+use crate::codec;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

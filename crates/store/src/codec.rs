@@ -1,4 +1,4 @@
-//! Resource bodies on disk: JSON compressed with zstd and a dictionary.
+//! Resource bodies as stored by every backend: JSON compressed with zstd and a dictionary.
 //!
 //! FHIR resources are small and share most of their text (element names, profile canonicals,
 //! code-system URIs), which per-resource compression cannot exploit; a dictionary trained on
@@ -16,7 +16,7 @@ use crate::error::StoreError;
 /// Level 3 is zstd's default: most of the size gain at a fraction of the cost of higher levels.
 const LEVEL: i32 = 3;
 
-static DICTIONARY: &[u8] = include_bytes!("../../data/body.zdict");
+static DICTIONARY: &[u8] = include_bytes!("../data/body.zdict");
 
 /// A corrupt frame header must not make us allocate gigabytes.
 const MAX_BODY: u64 = 1 << 30;
