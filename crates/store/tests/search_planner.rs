@@ -861,3 +861,126 @@ fn sort_by_last_updated_walks_commit_order() {
     );
     assert_eq!(small, ["b0-000"]);
 }
+
+/// `code=…&_sort=-date` walks the searched code's own dates (`idx_code_date`), so newer results
+/// of other codes are never read; pages, systems and updates stay correct.
+#[test]
+fn sort_by_date_within_one_code() {
+    let (_d, store) = open();
+    let obs = |id: String, system: &str, code: &str, day: u32| {
+        let date = format!(
+            "{}-{:02}-{:02}",
+            2000 + day / 300,
+            1 + (day / 28) % 12,
+            1 + day % 28
+        );
+        let body = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": date});
+        (id, date, body)
+    };
+    // 2,400 of code A spread over the years, 3,000 of code B all newer than every A, and 30 of
+    // code A in another system.
+    let mut all = Vec::new();
+    for i in 0..2400 {
+        all.push(obs(
+            format!("a{i:04}"),
+            "http://loinc.org",
+            "A",
+            (i * 7) % 6000,
+        ));
+    }
+    for i in 0..3000 {
+        all.push(obs(
+            format!("b{i:04}"),
+            "http://loinc.org",
+            "B",
+            6100 + i % 500,
+        ));
+    }
+    for i in 0..30 {
+        all.push(obs(format!("x{i:02}"), "urn:other", "A", i * 100));
+    }
+    for chunk in all.chunks(1000) {
+        let items: Vec<(&str, &str, Value)> = chunk
+            .iter()
+            .map(|(id, _, b)| ("Observation", id.as_str(), b.clone()))
+            .collect();
+        put_all(&store, "a", &items);
+    }
+    // One A becomes a B: its code-date rows move with it.
+    let (_, _, mut moved) = obs("a0001".into(), "http://loinc.org", "B", 7);
+    moved["id"] = json!("a0001");
+    put_all(&store, "a", &[("Observation", "a0001", moved)]);
+
+    let expected = |pred: &dyn Fn(&str) -> bool| {
+        let mut v: Vec<(&str, &str)> = all
+            .iter()
+            .filter(|(id, _, _)| id != "a0001" && pred(id))
+            .map(|(id, date, _)| (date.as_str(), id.as_str()))
+            .collect();
+        // Newest first; equal dates by surrogate key descending = insertion order reversed.
+        v.sort_by(|a, b| b.0.cmp(a.0).then(b.1.cmp(a.1)));
+        v.into_iter()
+            .map(|(_, id)| id.to_owned())
+            .collect::<Vec<_>>()
+    };
+    for (code, pred) in [
+        (
+            "http://loinc.org|A",
+            &(|id: &str| id.starts_with('a')) as &dyn Fn(&str) -> bool,
+        ),
+        ("A", &|id: &str| id.starts_with('a') || id.starts_with('x')),
+    ] {
+        let q = [("code", code), ("_sort", "-date"), ("_count", "500")];
+        let got = ids_paged(&store, "a", "Observation", &q);
+        let want = expected(pred);
+        assert_eq!(got.len(), want.len(), "{code}");
+        // Ties in date come in surrogate-key order; compare the dates and the id sets.
+        let date_of = |id: &str| all.iter().find(|(i, _, _)| i == id).unwrap().1.clone();
+        let got_dates: Vec<String> = got.iter().map(|i| date_of(i)).collect();
+        let want_dates: Vec<String> = want.iter().map(|i| date_of(i)).collect();
+        assert_eq!(got_dates, want_dates, "{code}");
+        let (mut g, mut w) = (got.clone(), want.clone());
+        g.sort();
+        w.sort();
+        assert_eq!(g, w, "{code}");
+    }
+    let q = query(
+        "Observation",
+        &[
+            ("code", "A"),
+            ("_sort", "-date"),
+            ("_count", "10"),
+            ("_explain", "true"),
+        ],
+    )
+    .unwrap();
+    let page = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Observation"), &q)
+        .unwrap();
+    assert!(
+        page.plan
+            .as_deref()
+            .unwrap_or("")
+            .contains("within the searched code"),
+        "{:?}",
+        page.plan
+    );
+    // Ascending, across the same rows.
+    let asc = ids_paged(
+        &store,
+        "a",
+        "Observation",
+        &[
+            ("code", "http://loinc.org|B"),
+            ("_sort", "date"),
+            ("_count", "700"),
+        ],
+    );
+    assert_eq!(asc.len(), 3001);
+    assert_eq!(asc[0], "a0001");
+}

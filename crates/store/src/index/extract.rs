@@ -45,6 +45,7 @@ pub fn extract_entries(
             derived_entries(resource_type, param, item, &mut out);
         }
     }
+    super::code_date::add_code_dates(defs, resource_type, &mut out);
     out.extend(super::fulltext::fulltext_entry(resource));
     out
 }
@@ -450,6 +451,7 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                 IndexEntry::Uri { value, .. } => texts.push(format!("u{value}")),
                 IndexEntry::Composite { .. }
                 | IndexEntry::CompositeRange { .. }
+                | IndexEntry::CodeDate { .. }
                 | IndexEntry::FullText { .. } => {}
             }
         }

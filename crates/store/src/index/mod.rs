@@ -1,5 +1,6 @@
 //! Search-index entries of a resource: what a write stores in the index tables.
 
+pub mod code_date;
 pub mod datetime;
 pub(crate) mod derived;
 mod extract;
@@ -66,6 +67,16 @@ pub enum IndexEntry {
         key: i64,
         lo: f64,
         hi: f64,
+    },
+    /// A date of the resource under one code of its `code` parameter: `param` is the date
+    /// parameter, `code` the token's code hash. `_sort=-date` with `code=…` walks these rows in
+    /// date order within one code, so the first page does not depend on how the code's dates
+    /// interleave with other codes' (see `code_date`).
+    CodeDate {
+        param: i64,
+        code: i64,
+        lo: i64,
+        hi: i64,
     },
     /// The words of the resource for `_text` (narrative) and `_content` (every string); at most
     /// one per resource.

@@ -56,6 +56,11 @@ pub(crate) fn insert_one(
                     "INSERT OR IGNORE INTO idx_composite_range (tenant, param, key, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![tenant, param, key, lo, hi, rid])?,
+            IndexEntry::CodeDate { param, code, lo, hi } => conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO idx_code_date (tenant, param, code, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![tenant, param, code, lo, hi, rid])?,
             // The full-text row's rowid is the resource: tenant isolation comes from the resource row.
             IndexEntry::FullText { narrative, content } => conn
                 .prepare_cached("INSERT INTO fts (rowid, narrative, content) VALUES (?1, ?2, ?3)")?
@@ -115,6 +120,12 @@ pub(crate) fn remove(
                      WHERE tenant = ?1 AND param = ?2 AND key = ?3 AND lo = ?4 AND hi = ?5 AND rid = ?6",
                 )?
                 .execute(params![tenant, param, key, lo, hi, rid])?,
+            IndexEntry::CodeDate { param, code, lo, hi } => conn
+                .prepare_cached(
+                    "DELETE FROM idx_code_date
+                     WHERE tenant = ?1 AND param = ?2 AND code = ?3 AND lo = ?4 AND hi = ?5 AND rid = ?6",
+                )?
+                .execute(params![tenant, param, code, lo, hi, rid])?,
             IndexEntry::FullText { .. } => conn
                 .prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
                 .execute(params![rid])?,
@@ -241,6 +252,20 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
             .then(l1.total_cmp(l2))
             .then(h1.total_cmp(h2))
             .then(ra.cmp(rb)),
+        (
+            E::CodeDate {
+                param: p1,
+                code: c1,
+                lo: l1,
+                hi: h1,
+            },
+            E::CodeDate {
+                param: p2,
+                code: c2,
+                lo: l2,
+                hi: h2,
+            },
+        ) => (p1, c1, l1, h1, ra).cmp(&(p2, c2, l2, h2, rb)),
         _ => table_rank(ea).cmp(&table_rank(eb)),
     }
 }
@@ -257,5 +282,6 @@ fn table_rank(e: &IndexEntry) -> u8 {
         IndexEntry::Composite { .. } => 7,
         IndexEntry::FullText { .. } => 8,
         IndexEntry::CompositeRange { .. } => 9,
+        IndexEntry::CodeDate { .. } => 10,
     }
 }

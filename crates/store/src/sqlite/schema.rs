@@ -9,7 +9,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// Bumped whenever extraction produces different index rows for the same resource (new
 /// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
-pub const INDEX_VERSION: i64 = 4;
+pub const INDEX_VERSION: i64 = 5;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
@@ -92,6 +92,10 @@ CREATE TABLE IF NOT EXISTS idx_composite (
 CREATE TABLE IF NOT EXISTS idx_composite_range (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, key, lo, hi, rid)) WITHOUT ROWID;
+-- Dates per code of the type's `code` parameter (`index::code_date`): `code=…&_sort=date` walks one code's dates.
+CREATE TABLE IF NOT EXISTS idx_code_date (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, code, lo, hi, rid)) WITHOUT ROWID;
 -- Range-searched values by resource: the planner checks a criterion on a candidate by a seek.
 CREATE INDEX IF NOT EXISTS idx_string_by_rid ON idx_string (rid, param);
 CREATE INDEX IF NOT EXISTS idx_date_by_rid ON idx_date (rid, param);
@@ -118,4 +122,5 @@ pub const INDEX_TABLES: &[&str] = &[
     "idx_uri",
     "idx_composite",
     "idx_composite_range",
+    "idx_code_date",
 ];

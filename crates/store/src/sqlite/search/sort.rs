@@ -22,8 +22,10 @@ use super::sql::Sql;
 use super::{COLUMNS, conditions_except, match_query, version_of};
 use crate::api::ResourceVersion;
 use crate::error::StoreError;
+use crate::index::code_date::CODE_PARAM;
+use crate::index::keys::param_key;
 use crate::index::{IndexEntry, extract_entries};
-use crate::search::{SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
+use crate::search::{CriterionValue, SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
 use crate::sqlite::{SqliteStore, codec};
 
 /// Most matches sorted in memory.
@@ -57,10 +59,25 @@ pub(super) fn page(
     if let [key] = q.sort.as_slice()
         && let Some(kind) = key.kind
         && let Some((table, cols)) = walk_columns(kind)
-        && rt.is_some()
+        && let Some(rt) = rt
         && !small
     {
-        return walk(store, conn, plan, s, rt_code, rt, q, key, table, cols);
+        let by_code = (kind == SearchParamType::Date)
+            .then(|| single_code(rt, q))
+            .flatten();
+        return walk(
+            store,
+            conn,
+            plan,
+            s,
+            rt_code,
+            Some(rt),
+            q,
+            key,
+            table,
+            cols,
+            by_code,
+        );
     }
     if let [key] = q.sort.as_slice()
         && key.code == "_lastUpdated"
@@ -70,6 +87,16 @@ pub(super) fn page(
         return walk_last_updated(store, conn, plan, s, code, rt, q, key);
     }
     in_memory(store, conn, plan, s, rt_code, rt, q)
+}
+
+/// The code of a plain `code=[system|]code` criterion with one value: its dates can be walked in
+/// `idx_code_date` (`index::code_date`) instead of among every date of the type.
+fn single_code(rt: &str, q: &SearchQuery) -> Option<i64> {
+    let key = param_key(rt, CODE_PARAM);
+    q.criteria.iter().find_map(|c| match c.values.as_slice() {
+        [CriterionValue::Token(t)] if c.param == key && !c.negated && c.missing.is_none() => t.code,
+        _ => None,
+    })
 }
 
 /// `_lastUpdated` in commit order: the change feed's `tx` grows with `lastUpdated` (which never
@@ -185,7 +212,14 @@ fn walk(
     key: &SortKey,
     table: &str,
     cols: &[&str],
+    by_code: Option<i64>,
 ) -> Result<SearchPage, StoreError> {
+    // The rows walked: the parameter's own index, or its rows under the one code searched for.
+    let walked = if by_code.is_some() {
+        "idx_code_date"
+    } else {
+        table
+    };
     let mut resources = Vec::new();
     let mut positions = Vec::new();
     let in_missing_phase = q
@@ -213,6 +247,9 @@ fn walk(
                 s2_cols.join(", ")
             ),
         ];
+        if let Some(code) = by_code {
+            conds.push(format!("s.code = {code}"));
+        }
         if let Some(after) = &q.sort_after {
             if after.values.len() != cols.len() {
                 return Err(StoreError::InvalidSearch(
@@ -234,7 +271,7 @@ fn walk(
             .map(|c| format!("{c}{dir}"))
             .collect();
         let text = format!(
-            "SELECT {COLUMNS}, {} FROM {table} s
+            "SELECT {COLUMNS}, {} FROM {walked} s
              CROSS JOIN resource r ON r.rid = s.rid
              JOIN version v ON v.rid = r.rid AND v.version = r.version
              WHERE {} ORDER BY {} LIMIT {want}",
@@ -298,8 +335,13 @@ fn walk(
         &positions,
         q.count,
         format!(
-            "sort: walk of the {} index{}",
+            "sort: walk of the {} index{}{}",
             key.code,
+            if by_code.is_some() {
+                " within the searched code"
+            } else {
+                ""
+            },
             if key.descending { " backwards" } else { "" }
         ),
     ))
