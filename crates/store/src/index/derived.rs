@@ -5,8 +5,12 @@
 //!   `Identifier.type.text`.
 //! - `of-type` (token `:of-type`): Token rows of an Identifier's type codings, with the code
 //!   `hash("{type code}|{identifier value}")`.
-//! - `below` (token and uri `:below`): Token rows of a code and its structural ancestors in the
-//!   family's canonical system (`hierarchy`), and Uri rows of each path prefix of a URI.
+//! - `below` (token `:below`): Token rows of a code and its structural ancestors in the
+//!   family's canonical system (`hierarchy`).
+//!
+//! URIs get `UriPrefix` dictionary rows (each path prefix → the URI) under the parameter's own
+//! key instead: the same few profile and system URLs repeat on every resource, so a row per
+//! resource and prefix would multiply the uri index for a rarely used modifier.
 //! - `identifier` (reference `:identifier`): Token rows of `Reference.identifier`.
 
 use medicus_fhir::{SearchParam, SearchParamType};
@@ -117,12 +121,14 @@ pub(crate) fn derived_entries(
                 Item::String(s) => Some(s.as_str()),
                 _ => None,
             };
-            if let Some(prefixes) = s.and_then(uri_path_prefixes) {
-                let k = key(BELOW);
+            let Some(s) = s else { return };
+            if let Some(prefixes) = uri_path_prefixes(s) {
+                let (param, value) = (keys::param_key(resource_type, param.code), hash(s));
                 for p in prefixes {
-                    out.push(IndexEntry::Uri {
-                        param: k,
-                        value: hash(p),
+                    out.push(IndexEntry::UriPrefix {
+                        param,
+                        prefix: hash(p),
+                        value,
                     });
                 }
             }

@@ -452,6 +452,7 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
                 IndexEntry::Composite { .. }
                 | IndexEntry::CompositeRange { .. }
                 | IndexEntry::CodeDate { .. }
+                | IndexEntry::UriPrefix { .. }
                 | IndexEntry::FullText { .. } => {}
             }
         }

@@ -59,6 +59,15 @@ pub enum IndexEntry {
         param: i64,
         key: i64,
     },
+    /// A URI value (`value`, the hash the parameter's `Uri` row holds) under one of its path
+    /// prefixes (`prefix`, see `derived::uri_path_prefixes`), for `:below`. These rows form a
+    /// dictionary of distinct URIs, not a row per resource: `:below` looks up the URIs under the
+    /// prefix and then their ordinary `Uri` rows.
+    UriPrefix {
+        param: i64,
+        prefix: i64,
+        value: i64,
+    },
     /// A composite whose last component is a number, quantity or date: the other components
     /// hashed into `key`, the last one as a range (`lo == hi` for numbers), so comparison
     /// prefixes work on it.

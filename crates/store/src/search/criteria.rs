@@ -32,9 +32,15 @@ pub enum Value {
     Number(NumberBound),
     Quantity(QuantityValue),
     Reference(ReferenceValue),
-    /// The hashed URI (`:below`/`:above` are not supported).
+    /// The hashed URI (`:above` is an OR of the value's prefixes).
     Uri {
         value: i64,
+    },
+    /// `:below`: the URIs of parameter `param` that have the hashed path prefix `prefix`
+    /// (looked up in the `UriPrefix` dictionary rows).
+    UriBelow {
+        param: i64,
+        prefix: i64,
     },
     Composite {
         key: i64,

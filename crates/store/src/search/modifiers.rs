@@ -85,13 +85,13 @@ pub(super) fn derived_criterion(
             in_value_sets(&mut c, &values, resolver, derived_key(derived::BELOW))?;
         }
         (SearchParamType::Uri, "below") => {
-            c.param = derived_key(derived::BELOW);
             for v in &values {
                 if uri_path_prefixes(v).is_none() {
                     return Err(uri_error(p.code, "below", v));
                 }
-                c.values.push(Value::Uri {
-                    value: hash(v.trim_end_matches('/')),
+                c.values.push(Value::UriBelow {
+                    param: c.param,
+                    prefix: hash(v.trim_end_matches('/')),
                 });
             }
         }
@@ -371,14 +371,13 @@ mod tests {
     #[test]
     fn uri_below_and_above() {
         let c = parse("Observation", "_profile:below", "http://a.org/fhir/").unwrap();
-        assert_eq!(
-            c.param,
-            derived_param_key("Observation", "_profile", "below")
-        );
+        let profile = keys::param_key("Observation", "_profile");
+        assert_eq!(c.param, profile);
         assert_eq!(
             c.values,
-            vec![Value::Uri {
-                value: hash("http://a.org/fhir")
+            vec![Value::UriBelow {
+                param: profile,
+                prefix: hash("http://a.org/fhir")
             }]
         );
         let c = parse("Observation", "_profile:above", "http://a.org/fhir/x").unwrap();

@@ -56,6 +56,11 @@ pub(crate) fn insert_one(
                     "INSERT OR IGNORE INTO idx_composite_range (tenant, param, key, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![tenant, param, key, lo, hi, rid])?,
+            IndexEntry::UriPrefix { param, prefix, value } => conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO uri_below (tenant, param, prefix, value) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![tenant, param, prefix, value])?,
             IndexEntry::CodeDate { param, code, lo, hi } => conn
                 .prepare_cached(
                     "INSERT OR IGNORE INTO idx_code_date (tenant, param, code, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -126,6 +131,8 @@ pub(crate) fn remove(
                      WHERE tenant = ?1 AND param = ?2 AND code = ?3 AND lo = ?4 AND hi = ?5 AND rid = ?6",
                 )?
                 .execute(params![tenant, param, code, lo, hi, rid])?,
+            // A dictionary row may be shared with other resources; it stays.
+            IndexEntry::UriPrefix { .. } => 0,
             IndexEntry::FullText { .. } => conn
                 .prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
                 .execute(params![rid])?,
@@ -266,6 +273,18 @@ pub(crate) fn primary_key_order(a: &(i64, IndexEntry), b: &(i64, IndexEntry)) ->
                 hi: h2,
             },
         ) => (p1, c1, l1, h1, ra).cmp(&(p2, c2, l2, h2, rb)),
+        (
+            E::UriPrefix {
+                param: p1,
+                prefix: x1,
+                value: v1,
+            },
+            E::UriPrefix {
+                param: p2,
+                prefix: x2,
+                value: v2,
+            },
+        ) => (p1, x1, v1).cmp(&(p2, x2, v2)),
         _ => table_rank(ea).cmp(&table_rank(eb)),
     }
 }
@@ -283,5 +302,6 @@ fn table_rank(e: &IndexEntry) -> u8 {
         IndexEntry::FullText { .. } => 8,
         IndexEntry::CompositeRange { .. } => 9,
         IndexEntry::CodeDate { .. } => 10,
+        IndexEntry::UriPrefix { .. } => 11,
     }
 }

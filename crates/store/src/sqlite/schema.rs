@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS idx_composite (
 CREATE TABLE IF NOT EXISTS idx_composite_range (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, key INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY (tenant, param, key, lo, hi, rid)) WITHOUT ROWID;
+-- URIs under each of their path prefixes (`:below`): a dictionary of distinct URIs, never pruned
+-- (a stale row names a URI no resource has any more, which matches nothing).
+CREATE TABLE IF NOT EXISTS uri_below (
+  tenant INTEGER NOT NULL, param INTEGER NOT NULL, prefix INTEGER NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (tenant, param, prefix, value)) WITHOUT ROWID;
 -- Dates per code of the type's `code` parameter (`index::code_date`): `code=…&_sort=date` walks one code's dates.
 CREATE TABLE IF NOT EXISTS idx_code_date (
   tenant INTEGER NOT NULL, param INTEGER NOT NULL, code INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL,
@@ -123,4 +128,5 @@ pub const INDEX_TABLES: &[&str] = &[
     "idx_composite",
     "idx_composite_range",
     "idx_code_date",
+    "uri_below",
 ];

@@ -80,7 +80,7 @@ fn token_condition(t: &TokenValue) -> String {
 
 /// The table and value condition of an index-backed value, and whether the condition fixes
 /// every key column before `rid` (so rows come in `rid` order and a seek by `rid` works).
-fn index_condition(sql: &mut Sql, v: &V) -> Option<(&'static str, String, bool)> {
+fn index_condition(sql: &mut Sql, tenant: i64, v: &V) -> Option<(&'static str, String, bool)> {
     Some(match v {
         V::Token(t) => ("idx_token", token_condition(t), t.code.is_some()),
         V::String { text, mode } => match mode {
@@ -131,6 +131,13 @@ fn index_condition(sql: &mut Sql, v: &V) -> Option<(&'static str, String, bool)>
             ("idx_reference", cond, true)
         }
         V::Uri { value } => ("idx_uri", format!("value = {value}"), true),
+        V::UriBelow { param, prefix } => (
+            "idx_uri",
+            format!(
+                "value IN (SELECT value FROM uri_below WHERE tenant = {tenant} AND param = {param} AND prefix = {prefix})"
+            ),
+            false,
+        ),
         V::Composite { key } => ("idx_composite", format!("key = {key}"), true),
         V::CompositeRange { key, bound } => {
             let cond = match bound {
@@ -158,7 +165,7 @@ fn value_rows(
     v: &V,
 ) -> Option<Rows> {
     let t = s.tenant;
-    if let Some((table, cond, ordered)) = index_condition(sql, v) {
+    if let Some((table, cond, ordered)) = index_condition(sql, s.tenant, v) {
         let probe_order = match v {
             V::Date(b) if matches!(b.prefix, DatePrefix::Ge | DatePrefix::Gt | DatePrefix::Sa) => {
                 Some(" ORDER BY lo DESC")
@@ -403,7 +410,7 @@ fn value_check(
             None => "0".into(),
         },
         _ => {
-            let Some((table, cond, seekable)) = index_condition(sql, v) else {
+            let Some((table, cond, seekable)) = index_condition(sql, s.tenant, v) else {
                 return "0".into();
             };
             if seekable {

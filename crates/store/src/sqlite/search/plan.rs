@@ -142,6 +142,7 @@ fn probe_rank(c: &Clause<'_>) -> u8 {
         Clause::Criterion(c) => match c.values.first() {
             Some(V::Id(_)) => 0,
             Some(V::Reference(_) | V::Composite { .. } | V::Uri { .. }) => 1,
+            Some(V::UriBelow { .. }) => 2,
             Some(V::Token(_)) => 2,
             Some(V::Chain(_) | V::Has(_) | V::FullText(_)) => 4,
             _ => 3,
