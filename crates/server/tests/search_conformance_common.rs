@@ -323,7 +323,6 @@ async fn include_wildcard() {
 }
 
 #[tokio::test]
-#[ignore = "pending: _revinclude=* (every reference parameter of every type)"]
 async fn revinclude_wildcard() {
     let app = app().await;
     let (_, i) = includes(&app, "Patient?_id=p-a&_revinclude=*").await;

@@ -220,7 +220,9 @@ fn search_rev_includes() -> HashMap<&'static str, Vec<String>> {
             .filter(|p| p.kind == SearchParamType::Reference)
         {
             for target in p.targets {
-                let values = by_target.entry(target).or_default();
+                let values = by_target
+                    .entry(target)
+                    .or_insert_with(|| vec!["*".to_owned()]);
                 let wildcard = format!("{source}:*");
                 if !values.contains(&wildcard) {
                     values.push(wildcard);

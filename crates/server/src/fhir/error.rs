@@ -232,7 +232,8 @@ impl From<StoreError> for FhirError {
             StoreError::InvalidSearch(message) => {
                 FhirError::BadRequest(format!("invalid search: {message}"))
             }
-            e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => {
+            // Unavailable becomes a 503 once the edge maps it (PostgreSQL backend).
+            e @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Unavailable(_)) => {
                 FhirError::Internal(e.to_string())
             }
         }

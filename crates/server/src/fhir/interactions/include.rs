@@ -2,7 +2,8 @@
 //! search, added to the searchset with `search.mode = include`.
 //!
 //! Forms: `Source:param`, `Source:param:Target`, `Source:*` (every reference parameter of the
-//! source type) and, for `_include` only, `*` (every reference parameter of every match). The
+//! source type) and `*` (for `_include` every reference parameter of every match, for
+//! `_revinclude` every reference parameter of every type that can point at a match). The
 //! `:iterate` modifier (and STU3's `:recurse`) applies a value to the included resources too,
 //! round after round, until a round adds nothing. Everything is bounded: at most
 //! [`MAX_INCLUDED`] resources and [`MAX_ROUNDS`] rounds per page, reported as truncated otherwise.
@@ -38,7 +39,7 @@ pub struct IncludeSpec {
 
 /// Parses an include value; `modifier` is what follows `_include:` in the parameter name.
 /// `None` when it is malformed, names no reference parameter, or has an unknown modifier.
-pub fn parse_include(modifier: Option<&str>, value: &str, reverse: bool) -> Option<IncludeSpec> {
+pub fn parse_include(modifier: Option<&str>, value: &str) -> Option<IncludeSpec> {
     let iterate = match modifier {
         None => false,
         Some("iterate" | "recurse") => true,
@@ -46,8 +47,7 @@ pub fn parse_include(modifier: Option<&str>, value: &str, reverse: bool) -> Opti
     };
     let defs = medicus_fhir::r4();
     if value == "*" {
-        // Every reference of every type that points at the matches: unbounded fan-out.
-        return (!reverse).then_some(IncludeSpec {
+        return Some(IncludeSpec {
             source_type: None,
             param: None,
             target_type: None,
@@ -196,9 +196,29 @@ impl Collector {
         sources: &[ResourceVersion],
         spec: &IncludeSpec,
     ) -> Result<(), FhirError> {
-        let Some(source_type) = spec.source_type.as_deref() else {
-            return Ok(());
+        let defs = medicus_fhir::r4();
+        // `*`: every type, each with the reference parameters that can point at a match (one
+        // indexed search per type and parameter, so only those that can find something).
+        let source_types: &[&str] = match spec.source_type.as_deref() {
+            Some(t) => &[t][..],
+            None => defs.resource_types(),
         };
+        for &source_type in source_types {
+            self.revinclude_from(session, sources, spec, source_type)?;
+            if self.full() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn revinclude_from(
+        &mut self,
+        session: &mut dyn ReadSession,
+        sources: &[ResourceVersion],
+        spec: &IncludeSpec,
+        source_type: &str,
+    ) -> Result<(), FhirError> {
         for param in reference_params(source_type, spec) {
             let targets: Vec<String> = sources
                 .iter()
@@ -305,40 +325,34 @@ mod tests {
 
     #[test]
     fn include_values() {
-        let spec = parse_include(None, "Observation:subject", false).unwrap();
+        let spec = parse_include(None, "Observation:subject").unwrap();
         assert_eq!(spec.source_type.as_deref(), Some("Observation"));
         assert_eq!(spec.param.as_deref(), Some("subject"));
         assert!(!spec.iterate);
-        let spec = parse_include(Some("iterate"), "Observation:subject:Patient", false).unwrap();
+        let spec = parse_include(Some("iterate"), "Observation:subject:Patient").unwrap();
         assert!(spec.iterate);
         assert_eq!(spec.target_type.as_deref(), Some("Patient"));
         assert!(
-            parse_include(Some("recurse"), "Observation:*", false)
+            parse_include(Some("recurse"), "Observation:*")
                 .unwrap()
                 .param
                 .is_none()
         );
-        assert!(
-            parse_include(None, "*", false)
-                .unwrap()
-                .source_type
-                .is_none()
-        );
-        // `_revinclude=*` would fan out over every type.
-        assert!(parse_include(None, "*", true).is_none());
-        assert!(parse_include(Some("bogus"), "Observation:subject", false).is_none());
-        assert!(parse_include(None, "Observation:status", false).is_none());
-        assert!(parse_include(None, "Observation:subject:Nope", false).is_none());
+        assert!(parse_include(None, "*").unwrap().source_type.is_none());
+        assert!(parse_include(None, "*").unwrap().source_type.is_none());
+        assert!(parse_include(Some("bogus"), "Observation:subject").is_none());
+        assert!(parse_include(None, "Observation:status").is_none());
+        assert!(parse_include(None, "Observation:subject:Nope").is_none());
         // Observation.subject cannot point at a Practitioner.
-        assert!(parse_include(None, "Observation:subject:Practitioner", false).is_none());
-        assert!(parse_include(None, "Nope:subject", false).is_none());
-        assert!(parse_include(None, "Observation", false).is_none());
-        assert!(parse_include(None, "Observation:subject:Patient:x", false).is_none());
+        assert!(parse_include(None, "Observation:subject:Practitioner").is_none());
+        assert!(parse_include(None, "Nope:subject").is_none());
+        assert!(parse_include(None, "Observation").is_none());
+        assert!(parse_include(None, "Observation:subject:Patient:x").is_none());
     }
 
     #[test]
     fn wildcard_uses_every_reference_parameter() {
-        let spec = parse_include(None, "Patient:*", false).unwrap();
+        let spec = parse_include(None, "Patient:*").unwrap();
         let codes: Vec<&str> = reference_params("Patient", &spec)
             .iter()
             .map(|p| p.code)

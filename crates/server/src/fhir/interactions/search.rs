@@ -219,13 +219,11 @@ pub fn parse_search_params_with(
             None => (name.as_str(), None),
         };
         match code {
-            "_include" | "_revinclude" => {
-                match parse_include(modifier, value, code == "_revinclude") {
-                    Some(spec) if code == "_include" => includes.push(spec),
-                    Some(spec) => revincludes.push(spec),
-                    None => ignored_here.push(i),
-                }
-            }
+            "_include" | "_revinclude" => match parse_include(modifier, value) {
+                Some(spec) if code == "_include" => includes.push(spec),
+                Some(spec) => revincludes.push(spec),
+                None => ignored_here.push(i),
+            },
             "_count" => {
                 let (n, capped) = sizes.parse_count_capped(value)?;
                 count = n;
