@@ -34,7 +34,8 @@ pub fn extract_entries(
         };
         let pk = param_key(resource_type, param.code);
         if param.kind == SearchParamType::Composite {
-            composite_entries(param, pk, &items, &env, &mut out);
+            let strings = keys::derived_param_key(resource_type, param.code, STRING_LAST);
+            composite_entries(param, pk, strings, &items, &env, &mut out);
             continue;
         }
         // Quantities in UCUM units also get rows in canonical units (see `ucum`).
@@ -465,16 +466,17 @@ fn component_texts(kind: SearchParamType, items: &[Item<'_>]) -> Vec<String> {
 fn composite_entries(
     param: &SearchParam,
     pk: i64,
+    strings: i64,
     items: &[Item<'_>],
     env: &Env<'_>,
     out: &mut Vec<IndexEntry>,
 ) {
-    // A numeric or date last component is kept as a range, for comparison prefixes.
-    let ranged = param
-        .components
-        .last()
-        .is_some_and(|c| is_range_kind(c.kind));
-    let keyed = if ranged {
+    // A numeric or date last component is kept as a range, for comparison prefixes; a string
+    // one as a string row, for starts-with.
+    let last_kind = param.components.last().map(|c| c.kind);
+    let ranged = last_kind.is_some_and(is_range_kind);
+    let string_last = last_kind == Some(SearchParamType::String);
+    let keyed = if ranged || string_last {
         &param.components[..param.components.len() - 1]
     } else {
         &param.components[..]
@@ -492,6 +494,30 @@ fn composite_entries(
                 .iter()
                 .flat_map(|prefix| texts.iter().map(move |t| format!("{prefix}${t}")))
                 .collect();
+        }
+        if string_last {
+            let Some(last) = param.components.last() else {
+                continue;
+            };
+            let Ok(values) = last.expression.evaluate(n.value, env) else {
+                continue;
+            };
+            let mut texts = Vec::new();
+            for v in &values {
+                entries_of_item(SearchParamType::String, 0, None, v, &mut texts);
+            }
+            for c in &combos {
+                for t in &texts {
+                    if let IndexEntry::String { normalized, .. } = t {
+                        out.push(IndexEntry::String {
+                            param: strings,
+                            normalized: composite_string(hash(c), normalized),
+                            exact: None,
+                        });
+                    }
+                }
+            }
+            continue;
         }
         if !ranged {
             for c in combos {
@@ -541,6 +567,15 @@ pub(crate) fn is_range_kind(kind: SearchParamType) -> bool {
         kind,
         SearchParamType::Number | SearchParamType::Quantity | SearchParamType::Date
     )
+}
+
+/// The derived parameter facet of composites ending in a string (`composite_string` rows).
+pub(crate) const STRING_LAST: &str = "string-last";
+
+/// The string row of a composite ending in a string: the other components' key, then the
+/// normalised string, so a starts-with search on the whole row is one on the string under the key.
+pub(crate) fn composite_string(key: i64, normalized: &str) -> String {
+    format!("{key:016x}:{normalized}")
 }
 
 /// The composite key for a search value, matching `composite_entries`.

@@ -9,7 +9,7 @@ pub mod hierarchy;
 pub mod keys;
 pub mod ucum;
 
-pub(crate) use extract::{composite_key, is_range_kind};
+pub(crate) use extract::{STRING_LAST, composite_key, composite_string, is_range_kind};
 pub use extract::{extract_entries, reference_parts};
 
 /// One row of a search index table, without tenant and resource (the writer adds those).

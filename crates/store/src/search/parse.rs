@@ -325,6 +325,11 @@ fn param_criterion(
     if p.kind == SearchParamType::Quantity {
         canonicalize_quantities(resource_type, p.code, value, &mut c)?;
     }
+    if p.kind == SearchParamType::Composite
+        && p.components.last().map(|c| c.kind) == Some(SearchParamType::String)
+    {
+        c.param = keys::derived_param_key(resource_type, p.code, crate::index::STRING_LAST);
+    }
     Ok(c)
 }
 
@@ -570,6 +575,16 @@ fn composite_value(p: &SearchParam, v: &str) -> Result<Value, StoreError> {
             p.components.len()
         )));
     }
+    // A string last component is matched by starts-with on its own rows (see `index::extract`).
+    if p.components.last().map(|c| c.kind) == Some(SearchParamType::String)
+        && let Some(part) = parts.pop()
+    {
+        let key = composite_key_of(p, &parts)?;
+        return Ok(Value::String {
+            text: crate::index::composite_string(key, &normalize_string(&unescape(&part))),
+            mode: StringMatch::StartsWith,
+        });
+    }
     // A numeric or date last component is compared as a range (see `index::extract`).
     let mut bound = None;
     if let Some(last) = p.components.last()
@@ -582,6 +597,16 @@ fn composite_value(p: &SearchParam, v: &str) -> Result<Value, StoreError> {
             _ => CompositeBound::Number(number_bound(&part)?),
         });
     }
+    let key = composite_key_of(p, &parts)?;
+    Ok(match bound {
+        Some(bound) => Value::CompositeRange { key, bound },
+        None => Value::Composite { key },
+    })
+}
+
+/// The key of a composite search value's exactly matched components (all but a range or string
+/// last one).
+fn composite_key_of(p: &SearchParam, parts: &[String]) -> Result<i64, StoreError> {
     let mut texts = Vec::with_capacity(parts.len());
     for (part, component) in parts.iter().zip(&p.components) {
         let text = match component.kind {
@@ -622,11 +647,7 @@ fn composite_value(p: &SearchParam, v: &str) -> Result<Value, StoreError> {
         };
         texts.push(text);
     }
-    let key = crate::index::composite_key(&texts);
-    Ok(match bound {
-        Some(bound) => Value::CompositeRange { key, bound },
-        None => Value::Composite { key },
-    })
+    Ok(crate::index::composite_key(&texts))
 }
 
 #[cfg(test)]
