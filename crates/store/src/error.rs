@@ -20,6 +20,11 @@ pub enum StoreError {
     InvalidSearch(String),
     #[error("storage error: {0}")]
     Database(String),
+    /// The database cannot be reached (connection refused or lost, server shutting down, no
+    /// pooled connection within the timeout). Transient: the HTTP edge answers 503, and the same
+    /// request may succeed once the database is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
 }

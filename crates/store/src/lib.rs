@@ -1,16 +1,21 @@
 //! Persistence for medicus: tenants, versioned resources with zstd-compressed JSON bodies, search
 //! indexes per parameter type, and the change feed (the monotonically increasing transaction id).
 //!
-//! `api` is the contract every backend implements; `sqlite` is the embedded default.
+//! `api` is the contract every backend implements; `sqlite` is the embedded default, `postgres`
+//! the server backend for deployments past one machine.
 
 pub mod api;
 mod codec;
 mod error;
 pub mod index;
+pub mod postgres;
 pub mod search;
 pub mod sqlite;
+mod sql_search;
+mod stamp;
 pub mod tenant;
 
 pub use api::*;
 pub use error::StoreError;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -1,0 +1,423 @@
+//! The PostgreSQL backend: the same contract as SQLite on a server that several medicus processes
+//! share.
+//!
+//! # Runtime and pooling
+//! The `Store` trait is synchronous (it is called from `spawn_blocking` threads and CLI threads),
+//! the client is async (`tokio-postgres` pooled by `deadpool-postgres`). The store owns a small
+//! multi-threaded tokio runtime that drives the connections; every trait method blocks the
+//! calling thread on it with `Handle::block_on`. That is allowed on plain threads and on the
+//! blocking threads of any other runtime, but not on an async worker thread: callers in async code
+//! go through `spawn_blocking`, as for SQLite. A session holds one pooled connection from its
+//! start to its end.
+//!
+//! # Change feed
+//! A sequence alone does not order a feed: a session can take number 5, and commit after a
+//! reader has already returned 6. So a session takes its feed position when it commits: it
+//! takes a transaction-scoped advisory lock (`FEED_LOCK`), draws `nextval('feed_seq')` into its
+//! `tx_log` row and commits; PostgreSQL releases the lock only after the commit is durable and
+//! visible. Positions are therefore drawn in commit order, and when a reader sees position N,
+//! every smaller position is visible too or belongs to a session that rolled back (a gap that
+//! stays a gap). A reader that returned N never later sees a commit below N, across any number of
+//! processes, and [`Store::changes`] needs no filter. The versions of one resource appear in
+//! version order, since the row lock orders their commits.
+//!
+//! The price: commits of sessions that changed resources are serialised for the time of the
+//! commit itself (its WAL flush), across tenants; everything before the commit runs in parallel.
+//! Sessions that changed nothing (checkpoints only) take no position and no lock.
+//!
+//! Versions carry the PostgreSQL transaction id of their session (`tx`, known from its start,
+//! returned by `WriteSession::tx`) for history order and cursors; `Change::tx` is the feed
+//! position. Both increase, but they are different numbers.
+//!
+//! # Concurrency
+//! Writes lock the resource row (`SELECT … FOR UPDATE`) before they compare its version, so
+//! `If-Match` and read-modify-write hold across processes; a create races on the unique key
+//! `(tenant, rtype, idh, id)` with `INSERT … ON CONFLICT DO NOTHING`, and the loser updates the
+//! winner's row after locking it.
+//!
+//! # Bulk writes
+//! Versions and index rows are buffered in the session and written when the session commits,
+//! before anything in the session reads, or when the buffer is large: many rows with binary
+//! `COPY … FROM STDIN`, a few with one `INSERT … SELECT FROM unnest(…)` per table, pipelined.
+
+mod index_rows;
+mod read;
+mod schema;
+mod session;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::NoTls;
+
+use crate::api::{Change, ReadSession, Store, TxId, WriteSession};
+use crate::error::StoreError;
+use crate::tenant::validate_tenant_id;
+
+pub use schema::SCHEMA_VERSION;
+pub use session::{PostgresReadSession, PostgresWriteSession};
+
+/// Settings of [`PostgresStore::connect`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Most connections this process opens.
+    pub pool_size: usize,
+    /// Limit for opening one connection, TCP connect and startup together.
+    pub connect_timeout: Duration,
+    /// How long a session waits for a free pooled connection before failing as unavailable.
+    pub acquire_timeout: Duration,
+    /// Worker threads of the runtime that drives the connections.
+    pub runtime_threads: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
+            runtime_threads: 2,
+        }
+    }
+}
+
+/// True for a URL that names a PostgreSQL database (`postgres://…`, `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    /// Dropped without blocking in `Drop` (the store may be dropped inside async code).
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    /// `host:port/dbname`, never the password: for error messages.
+    target: String,
+    tenants: RwLock<HashMap<String, i32>>,
+    type_codes: HashMap<&'static str, i32>,
+    type_names: HashMap<i32, &'static str>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`), migrates the schema
+    /// forward (refusing a newer one) and registers the resource types.
+    pub fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .trim()
+            .parse()
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+        config.connect_timeout(opts.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("medicus");
+        }
+        let target = describe(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.runtime_threads.max(1))
+            .thread_name("medicus-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Database(format!("cannot start the database runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A connection the server closed is noticed by its task: the cheap check suffices,
+                // and a query on a connection that died unnoticed fails as `Unavailable` once.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(opts.connect_timeout))
+            .wait_timeout(Some(opts.acquire_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Database(format!("connection pool: {e}")))?;
+        let handle = runtime.handle().clone();
+        let mut store = PostgresStore {
+            runtime: Some(runtime),
+            handle,
+            pool,
+            target,
+            tenants: RwLock::new(HashMap::new()),
+            type_codes: HashMap::new(),
+            type_names: HashMap::new(),
+        };
+        let setup = store.block_on(async {
+            let mut conn = store.connection().await?;
+            schema::migrate(&mut conn).await
+        })?;
+        store.type_codes = setup.type_codes;
+        store.type_names = setup.type_names;
+        *store.tenants.get_mut().unwrap_or_else(|p| p.into_inner()) = setup.tenants;
+        Ok(store)
+    }
+
+    /// Runs `f` to completion on the store's runtime, blocking the calling thread.
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.handle.block_on(f)
+    }
+
+    /// A pooled connection; failing to get one within the timeouts is `Unavailable`.
+    pub(crate) async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| self.pool_error(e))
+    }
+
+    fn pool_error(&self, e: PoolError) -> StoreError {
+        let target = &self.target;
+        match e {
+            PoolError::Timeout(kind) => StoreError::Unavailable(format!(
+                "no connection to PostgreSQL at {target} ({kind:?} timed out)"
+            )),
+            PoolError::Backend(e) => match StoreError::from(e) {
+                StoreError::Unavailable(m) => StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {target}: {m}"
+                )),
+                other => other,
+            },
+            PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
+            other => StoreError::Database(format!("connection pool: {other}")),
+        }
+    }
+
+    fn tenant_id(&self, tenant: &str) -> Result<i32, StoreError> {
+        let cached = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .copied();
+        if let Some(tid) = cached {
+            return Ok(tid);
+        }
+        // Another process may have created it since we loaded the list.
+        let tid = self.block_on(async {
+            let conn = self.connection().await?;
+            let stmt = conn
+                .prepare_cached("SELECT tid FROM tenant WHERE name = $1")
+                .await?;
+            let row = conn.query_opt(&stmt, &[&tenant]).await?;
+            Ok::<_, StoreError>(row.map(|r| r.get::<_, i32>(0)))
+        })?;
+        let tid = tid.ok_or_else(|| StoreError::UnknownTenant(tenant.to_owned()))?;
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), tid);
+        Ok(tid)
+    }
+
+    pub(crate) fn type_code(&self, name: &str) -> Option<i32> {
+        self.type_codes.get(name).copied()
+    }
+
+    pub(crate) fn type_name(&self, code: i32) -> Result<&'static str, StoreError> {
+        self.type_names
+            .get(&code)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown type code {code}")))
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // `Runtime`'s own drop blocks until its tasks end, which panics inside async code (an
+        // `Arc<dyn Store>` often dies in the server's task); the connection tasks need no wait.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// `host:port/dbname` of a connection configuration.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let mut out = String::new();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => out.push_str(h),
+            tokio_postgres::config::Host::Unix(p) => out.push_str(&p.display().to_string()),
+        }
+        if let Some(port) = config.get_ports().get(i).or(config.get_ports().first()) {
+            let _ = write!(out, ":{port}");
+        }
+    }
+    if out.is_empty() {
+        out.push_str("localhost");
+    }
+    let _ = write!(
+        out,
+        "/{}",
+        config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+    );
+    out
+}
+
+/// SQLSTATEs that mean "the server is not there (any more)": connection exceptions (class 08),
+/// shutdown and startup (57P01–57P03), too many connections (53300).
+fn is_unavailable_state(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let mut message = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                let _ = write!(message, ": {detail}");
+            }
+            return if is_unavailable_state(db.code().code()) {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Database(message)
+            };
+        }
+        // Without a server error: I/O, a closed connection, a timeout while connecting, or a
+        // client-side problem (type mismatch) that is our bug.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        let mut io = false;
+        while let Some(s) = source {
+            io |= s.is::<std::io::Error>();
+            let _ = write!(message, ": {s}");
+            source = s.source();
+        }
+        if e.is_closed() || io || message.contains("timed out") || message.contains("connect") {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Database(message)
+        }
+    }
+}
+
+/// Runs `f` in one read-only snapshot (`REPEATABLE READ`), so totals and pages agree.
+pub(crate) async fn in_snapshot<T, F, Fut>(conn: &ClientWrapper, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    match f().await {
+        Ok(v) => {
+            conn.batch_execute("COMMIT").await?;
+            Ok(v)
+        }
+        Err(e) => {
+            // Never hand a connection in a transaction back to the pool.
+            conn.batch_execute("ROLLBACK").await?;
+            Err(e)
+        }
+    }
+}
+
+impl Store for PostgresStore {
+    fn create_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
+        validate_tenant_id(tenant)?;
+        let (tid, created) = self.block_on(async {
+            let mut conn = self.connection().await?;
+            schema::create_tenant(&mut conn, tenant, session::now_us()).await
+        })?;
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), tid);
+        Ok(created)
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> Result<bool, StoreError> {
+        match self.tenant_id(tenant) {
+            Ok(_) => Ok(true),
+            Err(StoreError::UnknownTenant(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.block_on(async {
+            let conn = self.connection().await?;
+            let stmt = conn
+                .prepare_cached("SELECT name FROM tenant ORDER BY name")
+                .await?;
+            let rows = conn.query(&stmt, &[]).await?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })
+    }
+
+    fn read_session(&self, tenant: &str) -> Result<Box<dyn ReadSession + '_>, StoreError> {
+        let tenant_id = self.tenant_id(tenant)?;
+        let conn = self.block_on(self.connection())?;
+        Ok(Box::new(PostgresReadSession::new(self, conn, tenant_id)))
+    }
+
+    fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError> {
+        let tenant_id = self.tenant_id(tenant)?;
+        Ok(Box::new(PostgresWriteSession::begin(self, tenant_id)?))
+    }
+
+    fn checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.block_on(async {
+            let conn = self.connection().await?;
+            let stmt = conn
+                .prepare_cached("SELECT value FROM checkpoint WHERE key = $1")
+                .await?;
+            let row = conn.query_opt(&stmt, &[&key]).await?;
+            Ok(row.map(|r| r.get::<_, String>(0)))
+        })
+    }
+
+    fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.block_on(async {
+            let conn = self.connection().await?;
+            read::changes(self, &conn, after, limit).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_postgres_urls() {
+        assert!(is_postgres_url("postgres://u@h/db"));
+        assert!(is_postgres_url("postgresql://h:5433/db"));
+        assert!(is_postgres_url("  POSTGRES://h/db"));
+        assert!(!is_postgres_url("/var/lib/medicus"));
+        assert!(!is_postgres_url("sqlite:./data"));
+    }
+
+    #[test]
+    fn description_has_no_password() {
+        let config: tokio_postgres::Config = "postgres://alice:secret@db.example:6543/medicus"
+            .parse()
+            .unwrap();
+        let d = describe(&config);
+        assert_eq!(d, "db.example:6543/medicus");
+        assert!(!d.contains("secret"));
+    }
+
+    #[test]
+    fn unavailable_states() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300"] {
+            assert!(is_unavailable_state(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "XX000"] {
+            assert!(!is_unavailable_state(code), "{code}");
+        }
+    }
+}
