@@ -103,12 +103,25 @@ fn strip_markup(div: &str) -> String {
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The words of a search value: its runs of letters and digits.
+pub fn query_words(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The FTS5 query of a search value: its words, each quoted (so no FTS syntax from the client
 /// reaches the engine), all required. `None` when the value has no word.
 pub fn match_query(value: &str, column: Option<&str>) -> Option<String> {
-    let words: Vec<String> = value
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+    fts5_query(&query_words(value), column)
+}
+
+/// The FTS5 query of words: each quoted, all required, in `column` when given.
+pub fn fts5_query(words: &[String], column: Option<&str>) -> Option<String> {
+    let words: Vec<String> = words
+        .iter()
         .map(|w| {
             let quoted = format!("\"{}\"", w.replace('"', "\"\""));
             match column {

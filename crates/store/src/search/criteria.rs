@@ -57,8 +57,12 @@ pub enum Value {
     /// Reverse chaining (`_has:Observation:subject:code=…`): some resource of `source_type`
     /// refers to this one through `param` and matches all `criteria`.
     Has(Box<HasValue>),
-    /// `_text` / `_content`: an FTS5 query of quoted words (see `index::fulltext::match_query`).
-    FullText(String),
+    /// `_text` (`narrative_only`) / `_content`: every word must occur (see
+    /// `index::fulltext::query_words`); each backend writes its own full-text query.
+    FullText {
+        narrative_only: bool,
+        words: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

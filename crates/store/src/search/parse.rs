@@ -169,12 +169,18 @@ fn fulltext_criterion(name: &str, code: &str, value: &str) -> Result<Criterion, 
     if name != code {
         return Err(invalid(format!("{name}: {code} takes no modifier")));
     }
-    let column = (code == "_text").then_some("narrative");
     let mut c = base(code, 0, None);
     for v in split_or(value) {
-        let q = crate::index::fulltext::match_query(&v, column)
-            .ok_or_else(|| invalid(format!("{code}: '{v}' contains no word to search for")))?;
-        c.values.push(Value::FullText(q));
+        let words = crate::index::fulltext::query_words(&v);
+        if words.is_empty() {
+            return Err(invalid(format!(
+                "{code}: '{v}' contains no word to search for"
+            )));
+        }
+        c.values.push(Value::FullText {
+            narrative_only: code == "_text",
+            words,
+        });
     }
     Ok(c)
 }

@@ -2,10 +2,9 @@
 //! the statistic: exact up to the bound), drives the search from the most selective clause and
 //! checks the others per candidate by seeks.
 
-use rusqlite::Connection;
-
 use super::clause::{self, Rows, Scope};
-use super::sql::Sql;
+use super::db::Db;
+use super::sql::{FALSE, Sql, TRUE};
 use crate::error::StoreError;
 use crate::search::{Criterion, SearchQuery};
 
@@ -51,8 +50,8 @@ impl Clause<'_> {
                 Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
                 // Every Patient is in its own compartment; a system-wide search has no type
                 // whose compartment parameters could be checked.
-                None if rt == Some("Patient") => "1".into(),
-                None => "0".into(),
+                None if rt == Some("Patient") => TRUE.into(),
+                None => FALSE.into(),
             },
         }
     }
@@ -117,15 +116,13 @@ fn fmt_estimate(e: Option<Estimate>) -> String {
     }
 }
 
-fn probe(conn: &Connection, rows: &Rows, sql: &Sql, cap: u64) -> Result<Estimate, StoreError> {
+fn probe(db: &dyn Db, rows: &Rows, sql: &Sql, cap: u64) -> Result<Estimate, StoreError> {
     let text = format!(
-        "SELECT count(*) FROM ({}{} LIMIT {cap})",
+        "SELECT count(*) FROM ({}{} LIMIT {cap}) AS probe",
         rows.sql,
         rows.probe_order.unwrap_or("")
     );
-    let n: i64 = conn
-        .prepare_cached(&text)?
-        .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+    let n = db.count(&text, &sql.args)?;
     let n = u64::try_from(n).unwrap_or(0);
     Ok(Estimate {
         rows: n,
@@ -144,14 +141,14 @@ fn probe_rank(c: &Clause<'_>) -> u8 {
             Some(V::Reference(_) | V::Composite { .. } | V::Uri { .. }) => 1,
             Some(V::UriBelow { .. }) => 2,
             Some(V::Token(_)) => 2,
-            Some(V::Chain(_) | V::Has(_) | V::FullText(_)) => 4,
+            Some(V::Chain(_) | V::Has(_) | V::FullText { .. }) => 4,
             _ => 3,
         },
     }
 }
 
 pub(crate) fn plan<'q>(
-    conn: &Connection,
+    db: &dyn Db,
     s: &Scope<'_>,
     rt: Option<&str>,
     q: &'q SearchQuery,
@@ -166,7 +163,7 @@ pub(crate) fn plan<'q>(
     let mut ordered = vec![false; clauses.len()];
     let mut best: Option<(usize, Estimate)> = None;
     for &i in &order {
-        let mut sql = Sql::default();
+        let mut sql = Sql::new(s.dialect);
         let Some(rows) = clauses[i].rows(s, &mut sql, rt) else {
             continue;
         };
@@ -182,7 +179,7 @@ pub(crate) fn plan<'q>(
             Some((_, e)) if e.exact => e.rows + 1,
             _ => PROBE_CAP,
         };
-        let e = probe(conn, &rows, &sql, cap.max(1))?;
+        let e = probe(db, &rows, &sql, cap.max(1))?;
         estimates[i] = Some(e);
         if best.is_none_or(|(_, b)| smaller(e, b)) {
             best = Some((i, e));
@@ -198,9 +195,9 @@ pub(crate) fn plan<'q>(
         if large.len() > 1 || best.is_some_and(|(i, _)| !ordered[i]) {
             best = None;
             for i in large {
-                let mut sql = Sql::default();
+                let mut sql = Sql::new(s.dialect);
                 if let Some(rows) = clauses[i].rows(s, &mut sql, rt) {
-                    let e = probe(conn, &rows, &sql, DEEP_PROBE_CAP)?;
+                    let e = probe(db, &rows, &sql, DEEP_PROBE_CAP)?;
                     estimates[i] = Some(e);
                     if best.is_none_or(|(_, b)| smaller(e, b)) {
                         best = Some((i, e));

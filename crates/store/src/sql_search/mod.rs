@@ -1,27 +1,30 @@
-//! Search on SQLite: the planner picks a driving clause ([`plan`]), the others become checks
-//! ([`clause`]); pages continue by surrogate key, or by sort key for `_sort` ([`sort`]).
+//! The search engine of the SQL backends (SQLite and PostgreSQL share the index tables): the
+//! planner picks a driving clause ([`plan`]), the others become checks ([`clause`]); pages
+//! continue by surrogate key, or by sort key for `_sort` ([`sort`]). A backend provides a
+//! [`Db`] (statements over rows, type codes) and its [`Dialect`].
 
 mod clause;
+pub(crate) mod db;
 mod plan;
 mod sort;
 mod sql;
 
-use rusqlite::Connection;
-use rusqlite::types::ValueRef;
-
-use super::SqliteStore;
-use super::codec;
 use crate::api::{RawPage, RawResource, ResourceVersion};
+use crate::codec;
 use crate::error::StoreError;
 use crate::search::{SearchPage, SearchQuery};
 use clause::Scope;
+pub(crate) use db::{Arg, Db, Dialect, FullTextQuery, Row};
 use plan::Plan;
-use sql::Sql;
+pub(crate) use sql::Sql;
 
 /// A LIMIT that never binds.
 const UNBOUNDED: i64 = i64::MAX;
 
 const COLUMNS: &str = "r.rid, r.rtype, r.id, r.version, r.tx, r.updated_us, v.body";
+
+/// The current version of resource `r`.
+const CURRENT_VERSION: &str = "v.tenant = r.tenant AND v.rid = r.rid AND v.version = r.version";
 
 /// The conditions every match satisfies apart from the driving clause: live, this tenant,
 /// this type, and every other clause checked on `r`.
@@ -43,7 +46,7 @@ fn conditions_except(
     rt: Option<&str>,
     skip: Option<usize>,
 ) -> Vec<String> {
-    let mut out = vec![format!("r.tenant = {}", s.tenant), "r.deleted = 0".into()];
+    let mut out = vec![format!("r.tenant = {}", s.tenant), s.live("r")];
     if let Some(code) = rt_code {
         out.push(format!("r.rtype = {code}"));
     }
@@ -65,7 +68,7 @@ fn match_query(
     limit: Option<usize>,
     extra: Option<&str>,
 ) -> (String, Sql) {
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(s.dialect);
     let after = cursor.unwrap_or(i64::MIN);
     let limit = limit.map_or(String::new(), |n| {
         format!(" LIMIT {}", i64::try_from(n).unwrap_or(i64::MAX))
@@ -76,20 +79,26 @@ fn match_query(
     let mut conds = conditions(plan, s, &mut sql, rt_code, rt);
     conds.extend(extra.map(str::to_owned));
     let conds = conds.join(" AND ");
+    let join = s.dialect.ordered_join;
     let text = match driver {
         // Rows in key order: SQLite walks the index and stops when the page is full; other
         // rows are collected and sorted once (the driver is the smallest clause).
         Some(rows) => format!(
             // The LIMIT keeps SQLite from dropping the subquery's ORDER BY (it omits ORDER BY in
             // FROM-clause subqueries without one), which would lose the page order.
-            "SELECT {COLUMNS} FROM (SELECT DISTINCT rid FROM ({}) WHERE rid > {after} ORDER BY rid LIMIT {UNBOUNDED}) d
-             CROSS JOIN resource r ON r.rid = d.rid
-             JOIN version v ON v.rid = r.rid AND v.version = r.version
-             WHERE {conds}{limit}",
-            rows.sql
+            "SELECT {COLUMNS} FROM (SELECT DISTINCT rid FROM ({}) AS m WHERE rid > {after} ORDER BY rid LIMIT {UNBOUNDED}) d
+             {join} resource r ON r.rid = d.rid
+             JOIN version v ON {CURRENT_VERSION}
+             WHERE {conds}{}{limit}",
+            rows.sql,
+            if s.dialect.order_after_join {
+                " ORDER BY d.rid"
+            } else {
+                ""
+            }
         ),
         None => format!(
-            "SELECT {COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version
+            "SELECT {COLUMNS} FROM resource r JOIN version v ON {CURRENT_VERSION}
              WHERE r.rid > {after} AND {conds} ORDER BY r.rid{limit}"
         ),
     };
@@ -98,13 +107,13 @@ fn match_query(
 
 /// The number of matches: distinct resources of the driving clause that pass the checks.
 fn count(
-    conn: &Connection,
+    db: &dyn Db,
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: Option<i64>,
     rt: Option<&str>,
 ) -> Result<u64, StoreError> {
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(s.dialect);
     let driver = plan
         .driver
         .and_then(|d| plan.clauses[d].rows(s, &mut sql, rt));
@@ -113,15 +122,15 @@ fn count(
         // to check, counting distinct resources of the index range is the answer.
         Some(rows) if plan.clauses.len() == 1 => {
             format!(
-                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({}))",
+                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({}) AS m) AS d",
                 rows.sql
             )
         }
         Some(rows) => {
             let conds = conditions(plan, s, &mut sql, rt_code, rt).join(" AND ");
             format!(
-                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({})) d CROSS JOIN resource r ON r.rid = d.rid WHERE {conds}",
-                rows.sql
+                "SELECT count(*) FROM (SELECT DISTINCT rid FROM ({}) AS m) d {} resource r ON r.rid = d.rid WHERE {conds}",
+                rows.sql, s.dialect.ordered_join
             )
         }
         None => {
@@ -129,9 +138,7 @@ fn count(
             format!("SELECT count(*) FROM resource r WHERE {conds}")
         }
     };
-    let n: i64 = conn
-        .prepare_cached(&text)?
-        .query_row(rusqlite::params_from_iter(&sql.args), |r| r.get(0))?;
+    let n = db.count(&text, &sql.args)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -143,42 +150,60 @@ struct Prepared<'a> {
 }
 
 fn prepare<'a>(
-    store: &'a SqliteStore,
+    db: &'a dyn Db,
     tenant: i64,
     rt: Option<&str>,
     type_code: &'a dyn Fn(&str) -> Option<i64>,
 ) -> Option<Prepared<'a>> {
     let rt_code = match rt {
-        Some(t) => Some(store.type_code(t)?),
+        Some(t) => Some(db.type_code(t)?),
         None => None,
     };
     Some(Prepared {
-        scope: Scope { tenant, type_code },
+        scope: Scope {
+            tenant,
+            type_code,
+            dialect: db.dialect(),
+        },
         rt_code,
     })
 }
 
-fn version_of(store: &SqliteStore, r: &rusqlite::Row<'_>) -> Result<ResourceVersion, StoreError> {
-    let blob: Option<Vec<u8>> = r.get(6)?;
+/// A row of `COLUMNS` as a resource version.
+fn version_of(db: &dyn Db, r: &dyn Row) -> Result<ResourceVersion, StoreError> {
     Ok(ResourceVersion {
-        resource_type: store.type_name(r.get(1)?)?.to_owned(),
-        id: r.get(2)?,
-        version: r.get(3)?,
-        tx: r.get(4)?,
-        last_updated_us: r.get(5)?,
-        body: blob.map(|b| codec::decode(&b)).transpose()?,
+        resource_type: db.type_name(r.int(1)?)?.to_owned(),
+        id: r.text(2)?,
+        version: r.int(3)?,
+        tx: r.int(4)?,
+        last_updated_us: r.int(5)?,
+        body: r.blob(6)?.map(codec::decode).transpose()?,
     })
 }
 
+/// Runs `text` and collects its rows of `COLUMNS` as resource versions with their keys.
+fn versions(
+    db: &dyn Db,
+    text: &str,
+    args: &[Arg],
+) -> Result<(Vec<ResourceVersion>, Vec<i64>), StoreError> {
+    let (mut resources, mut rids) = (Vec::new(), Vec::new());
+    db.query(text, args, &mut |r| {
+        rids.push(r.int(0)?);
+        resources.push(version_of(db, r)?);
+        Ok(true)
+    })?;
+    Ok((resources, rids))
+}
+
 pub(crate) fn search(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     tenant: i64,
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let type_code = |t: &str| store.type_code(t);
-    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+    let type_code = |t: &str| db.type_code(t);
+    let Some(p) = prepare(db, tenant, rt, &type_code) else {
         return Ok(SearchPage {
             resources: Vec::new(),
             total: q.total.then_some(0),
@@ -189,7 +214,7 @@ pub(crate) fn search(
                 .then(|| "unknown resource type: no matches".to_owned()),
         });
     };
-    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let plan = plan::plan(db, &p.scope, rt, q)?;
     let exact_estimate = plan
         .driver
         .and_then(|d| plan.estimates[d])
@@ -202,8 +227,8 @@ pub(crate) fn search(
         && let Some(e) = exact_estimate
     {
         Some(e.rows)
-    } else if q.total_accurate || q.count == 0 || cheap_to_count(conn, &plan, &p)? {
-        Some(count(conn, &plan, &p.scope, p.rt_code, rt)?)
+    } else if q.total_accurate || q.count == 0 || cheap_to_count(db, &plan, &p)? {
+        Some(count(db, &plan, &p.scope, p.rt_code, rt)?)
     } else {
         None
     };
@@ -219,7 +244,7 @@ pub(crate) fn search(
     }
     let first_page = q.cursor.is_none() && q.sort_after.is_none();
     if !q.sort.is_empty() {
-        let mut page = sort::page(store, conn, &plan, &p.scope, p.rt_code, rt, q)?;
+        let mut page = sort::page(db, &plan, &p.scope, p.rt_code, rt, q)?;
         page.total = total.or_else(|| {
             (q.total && first_page && page.next_sort.is_none())
                 .then_some(page.resources.len() as u64)
@@ -239,14 +264,7 @@ pub(crate) fn search(
         Some(q.count + 1),
         None,
     );
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
-    let mut resources = Vec::new();
-    let mut rids = Vec::new();
-    while let Some(r) = rows.next()? {
-        rids.push(r.get::<_, i64>(0)?);
-        resources.push(version_of(store, r)?);
-    }
+    let (mut resources, rids) = versions(db, &text, &sql.args)?;
     let next_cursor = if resources.len() > q.count {
         resources.truncate(q.count);
         rids.get(q.count - 1).copied()
@@ -267,43 +285,40 @@ pub(crate) fn search(
 
 /// Whether counting costs little: the driver has few rows, or (without one) the type has few
 /// resources.
-fn cheap_to_count(
-    conn: &Connection,
-    plan: &Plan<'_>,
-    p: &Prepared<'_>,
-) -> Result<bool, StoreError> {
+fn cheap_to_count(db: &dyn Db, plan: &Plan<'_>, p: &Prepared<'_>) -> Result<bool, StoreError> {
     if let Some(d) = plan.driver {
         return Ok(plan.estimates[d].is_some_and(|e| e.exact));
     }
     let Some(code) = p.rt_code else {
         return Ok(false);
     };
-    let n: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM (SELECT 1 FROM resource WHERE tenant = {} AND rtype = {code} AND deleted = 0 LIMIT {})",
+    let n = db.count(
+        &format!(
+            "SELECT count(*) FROM (SELECT 1 FROM resource WHERE tenant = {} AND rtype = {code} AND {} LIMIT {}) AS probe",
             p.scope.tenant,
+            p.scope.live("resource"),
             plan::PROBE_CAP
-        ))?
-        .query_row([], |r| r.get(0))?;
+        ),
+        &[],
+    )?;
     Ok(u64::try_from(n).unwrap_or(u64::MAX) < plan::PROBE_CAP)
 }
 
 /// `search` with the stored JSON bytes: only zstd decompression per row, no JSON parse.
 pub(crate) fn search_raw(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     tenant: i64,
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<RawPage, StoreError> {
-    let type_code = |t: &str| store.type_code(t);
-    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+    let type_code = |t: &str| db.type_code(t);
+    let Some(p) = prepare(db, tenant, rt, &type_code) else {
         return Ok(RawPage::default());
     };
     if q.count == 0 {
         return Ok(RawPage::default());
     }
-    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let plan = plan::plan(db, &p.scope, rt, q)?;
     let (text, sql) = match_query(
         &plan,
         &p.scope,
@@ -313,19 +328,18 @@ pub(crate) fn search_raw(
         Some(q.count + 1),
         None,
     );
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
     let mut resources = Vec::with_capacity(q.count.min(1024));
     let mut more = false;
-    while let Some(r) = rows.next()? {
+    db.query(&text, &sql.args, &mut |r| {
         if resources.len() == q.count {
             more = true;
-            break;
+            return Ok(false);
         }
-        if let Some(res) = raw_of(store, r)? {
+        if let Some(res) = raw_of(db, r)? {
             resources.push(res);
         }
-    }
+        Ok(true)
+    })?;
     let next_cursor = if more {
         resources.last().map(|r| r.key)
     } else {
@@ -337,17 +351,16 @@ pub(crate) fn search_raw(
     })
 }
 
-fn raw_of(store: &SqliteStore, r: &rusqlite::Row<'_>) -> Result<Option<RawResource>, StoreError> {
-    // Borrow the blob from SQLite's row buffer: no copy before decompression.
-    let json = match r.get_ref(6)? {
-        ValueRef::Blob(b) => codec::decode_raw(b)?,
+fn raw_of(db: &dyn Db, r: &dyn Row) -> Result<Option<RawResource>, StoreError> {
+    let json = match r.blob(6)? {
+        Some(b) => codec::decode_raw(b)?,
         // Current versions of live resources always have a body.
-        _ => return Ok(None),
+        None => return Ok(None),
     };
     Ok(Some(RawResource {
-        resource_type: store.type_name(r.get(1)?)?.to_owned(),
-        id: r.get(2)?,
-        key: r.get(0)?,
+        resource_type: db.type_name(r.int(1)?)?.to_owned(),
+        id: r.text(2)?,
+        key: r.int(0)?,
         json,
     }))
 }
@@ -355,27 +368,20 @@ fn raw_of(store: &SqliteStore, r: &rusqlite::Row<'_>) -> Result<Option<RawResour
 /// `search_raw` over all matches as one statement: the query (including a compartment's
 /// resource list) is evaluated once, and rows are handed over as SQLite produces them.
 pub(crate) fn scan_raw(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     tenant: i64,
     rt: Option<&str>,
     q: &SearchQuery,
     each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let type_code = |t: &str| store.type_code(t);
-    let Some(p) = prepare(store, tenant, rt, &type_code) else {
+    let type_code = |t: &str| db.type_code(t);
+    let Some(p) = prepare(db, tenant, rt, &type_code) else {
         return Ok(());
     };
-    let plan = plan::plan(conn, &p.scope, rt, q)?;
+    let plan = plan::plan(db, &p.scope, rt, q)?;
     let (text, sql) = match_query(&plan, &p.scope, p.rt_code, rt, q.cursor, None, None);
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
-    while let Some(r) = rows.next()? {
-        if let Some(res) = raw_of(store, r)?
-            && !each(res)?
-        {
-            break;
-        }
-    }
-    Ok(())
+    db.query(&text, &sql.args, &mut |r| match raw_of(db, r)? {
+        Some(res) => each(res),
+        None => Ok(true),
+    })
 }

@@ -6,7 +6,8 @@
 
 use medicus_fhir::SearchParamType;
 
-use super::sql::{Sql, date_condition, escape_like, number_condition};
+use super::db::{Dialect, FullTextQuery};
+use super::sql::{FALSE, Sql, TRUE, date_condition, escape_like, number_condition};
 use crate::index::keys::{self, hash, normalize_string};
 use crate::search::{
     CompartmentFilter, CompositeBound, Criterion, CriterionValue as V, DatePrefix, StringMatch,
@@ -20,7 +21,27 @@ const MAX_CHAR: char = '\u{10FFFF}';
 pub(crate) struct Scope<'a> {
     pub tenant: i64,
     pub type_code: &'a dyn Fn(&str) -> Option<i64>,
+    pub dialect: &'static Dialect,
 }
+
+impl Scope<'_> {
+    /// `alias` is a live resource.
+    pub fn live(&self, alias: &str) -> String {
+        (self.dialect.live)(alias)
+    }
+
+    /// `tenant = … AND ` before a lookup by surrogate key, where the dialect wants it.
+    pub fn rid_tenant(&self, qualifier: &str) -> String {
+        if self.dialect.tenant_on_rid_lookups {
+            format!("{qualifier}tenant = {} AND ", self.tenant)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Rows that match nothing.
+const NO_ROWS: &str = "SELECT 0 AS rid WHERE 1 = 0";
 
 /// A `SELECT rid` and whether its rows come in `rid` order (a clustered range with every key
 /// column before `rid` fixed), which lets a page stop early instead of materialising the set.
@@ -73,7 +94,7 @@ fn token_condition(t: &TokenValue) -> String {
         None => {}
     }
     if cond.is_empty() {
-        cond.push("1".into());
+        cond.push(TRUE.into());
     }
     cond.join(" AND ")
 }
@@ -151,7 +172,7 @@ fn index_condition(sql: &mut Sql, tenant: i64, v: &V) -> Option<(&'static str, S
                 false,
             )
         }
-        V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) | V::FullText(_) => return None,
+        V::Id(_) | V::LastUpdated(_) | V::Chain(_) | V::Has(_) | V::FullText { .. } => return None,
     })
 }
 
@@ -187,8 +208,9 @@ fn value_rows(
             let idv = sql.arg(id.clone());
             Some(Rows {
                 sql: format!(
-                    "SELECT rid FROM resource WHERE tenant = {t} AND rtype = {code} AND idh = {} AND id = {idv} AND deleted = 0",
-                    hash(id)
+                    "SELECT rid FROM resource WHERE tenant = {t} AND rtype = {code} AND idh = {} AND id = {idv} AND {}",
+                    hash(id),
+                    s.live("resource")
                 ),
                 ordered: true,
                 probe_order: None,
@@ -198,7 +220,7 @@ fn value_rows(
             let target = keys::type_key(&chain.target_type);
             let Some(code) = (s.type_code)(&chain.target_type) else {
                 return Some(Rows {
-                    sql: "SELECT 0 AS rid WHERE 0".into(),
+                    sql: NO_ROWS.into(),
                     ordered: true,
                     probe_order: None,
                 });
@@ -213,18 +235,17 @@ fn value_rows(
                 ordered: false, probe_order: None,
             })
         }
-        V::FullText(query) => {
-            // The full-text table knows no tenant or type: the join to the resource adds both.
-            let q = sql.arg(query.clone());
-            let ty = match rt.and_then(|t| (s.type_code)(t)) {
-                Some(code) => format!(" AND fr.rtype = {code}"),
-                None => String::new(),
+        V::FullText {
+            narrative_only,
+            words,
+        } => {
+            let q = FullTextQuery {
+                narrative_only: *narrative_only,
+                words,
             };
+            let rtype = rt.and_then(|t| (s.type_code)(t));
             Some(Rows {
-                sql: format!(
-                    "SELECT fts.rowid AS rid FROM fts JOIN resource fr ON fr.rid = fts.rowid
-                     WHERE fts MATCH {q} AND fr.tenant = {t}{ty} AND fr.deleted = 0"
-                ),
+                sql: (s.dialect.fulltext_rows)(sql, t, rtype, &q),
                 ordered: false,
                 probe_order: None,
             })
@@ -234,11 +255,13 @@ fn value_rows(
             let code = (s.type_code)(rt)?;
             Some(Rows {
                 sql: format!(
-                    "SELECT h.rid FROM resource h WHERE h.tenant = {t} AND h.rtype = {code} AND h.deleted = 0
+                    "SELECT h.rid FROM resource h WHERE h.tenant = {t} AND h.rtype = {code} AND {}
                      AND h.idh IN ({})",
+                    s.live("h"),
                     has_targets(s, sql, rt, has)?
                 ),
-                ordered: false, probe_order: None,
+                ordered: false,
+                probe_order: None,
             })
         }
         _ => None,
@@ -256,8 +279,9 @@ fn has_targets(
     let inner = filter_on(s, sql, &has.source_type, source, &has.criteria, "hs");
     // By source resource (the `(rid, param)` index): from the matching sources to their targets.
     Some(format!(
-        "SELECT target FROM idx_reference WHERE rid IN (SELECT hs.rid FROM resource hs WHERE {inner})
+        "SELECT target FROM idx_reference WHERE {}rid IN (SELECT hs.rid FROM resource hs WHERE {inner})
          AND param = {} AND target_type = {}",
+        s.rid_tenant(""),
         has.param,
         keys::type_key(rt)
     ))
@@ -276,8 +300,9 @@ fn filter_on(
 ) -> String {
     let nested = format!("{alias}x");
     let mut conds = vec![format!(
-        "{alias}.tenant = {} AND {alias}.rtype = {type_code} AND {alias}.deleted = 0",
-        s.tenant
+        "{alias}.tenant = {} AND {alias}.rtype = {type_code} AND {}",
+        s.tenant,
+        s.live(alias)
     )];
     let mut driven = false;
     for c in criteria {
@@ -339,11 +364,12 @@ pub(crate) fn check(
     let t = s.tenant;
     if let Some(missing) = c.missing {
         let Some(table) = c.kind.and_then(table_of) else {
-            return "1".into();
+            return TRUE.into();
         };
         let present = if has_rid_index(table) {
             format!(
-                "EXISTS (SELECT 1 FROM {table} WHERE rid = {alias}.rid AND param = {})",
+                "EXISTS (SELECT 1 FROM {table} WHERE {}rid = {alias}.rid AND param = {})",
+                s.rid_tenant(""),
                 c.param
             )
         } else {
@@ -363,7 +389,7 @@ pub(crate) fn check(
         alternatives.push(value_check(s, sql, rt, c, v, alias, scratch));
     }
     let any = match alternatives.len() {
-        0 => "1".to_owned(),
+        0 => TRUE.to_owned(),
         1 => alternatives.remove(0),
         _ => format!("({})", alternatives.join(" OR ")),
     };
@@ -399,19 +425,25 @@ fn value_check(
         }
         V::Has(has) => match rt.and_then(|rt| has_targets(s, sql, rt, has)) {
             Some(targets) => format!("{alias}.idh IN ({targets})"),
-            None => "0".into(),
+            None => FALSE.into(),
         },
-        V::FullText(query) => {
-            let q = sql.arg(query.clone());
-            format!("EXISTS (SELECT 1 FROM fts WHERE fts MATCH {q} AND rowid = {alias}.rid)")
+        V::FullText {
+            narrative_only,
+            words,
+        } => {
+            let q = FullTextQuery {
+                narrative_only: *narrative_only,
+                words,
+            };
+            (s.dialect.fulltext_check)(sql, t, alias, &q)
         }
         V::Chain(_) => match value_rows(s, sql, rt, c, v) {
             Some(rows) => format!("{alias}.rid IN ({})", rows.sql),
-            None => "0".into(),
+            None => FALSE.into(),
         },
         _ => {
             let Some((table, cond, seekable)) = index_condition(sql, s.tenant, v) else {
-                return "0".into();
+                return FALSE.into();
             };
             if seekable {
                 format!(
@@ -420,7 +452,8 @@ fn value_check(
                 )
             } else if has_rid_index(table) {
                 format!(
-                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE {scratch}.rid = {alias}.rid AND param = {} AND {cond})",
+                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE {}{scratch}.rid = {alias}.rid AND param = {} AND {cond})",
+                    s.rid_tenant(&format!("{scratch}.")),
                     c.param
                 )
             } else {
@@ -446,7 +479,7 @@ pub(crate) fn compartment_rows(
         let ids = f.patients.as_ref()?;
         if ids.is_empty() {
             return Some(Rows {
-                sql: "SELECT 0 AS rid WHERE 0".into(),
+                sql: NO_ROWS.into(),
                 ordered: true,
                 probe_order: None,
             });
@@ -457,8 +490,9 @@ pub(crate) fn compartment_rows(
             .collect();
         return Some(Rows {
             sql: format!(
-                "SELECT rid FROM resource WHERE tenant = {} AND rtype = {code} AND deleted = 0 AND ({})",
+                "SELECT rid FROM resource WHERE tenant = {} AND rtype = {code} AND {} AND ({})",
                 s.tenant,
+                s.live("resource"),
                 alternatives.join(" OR ")
             ),
             ordered: ids.len() == 1,
@@ -468,7 +502,7 @@ pub(crate) fn compartment_rows(
     let params = medicus_fhir::r4().patient_compartment_params(rt);
     if params.is_empty() || f.patients.as_ref().is_some_and(Vec::is_empty) {
         return Some(Rows {
-            sql: "SELECT 0 AS rid WHERE 0".into(),
+            sql: NO_ROWS.into(),
             ordered: true,
             probe_order: None,
         });

@@ -13,20 +13,19 @@ use std::cmp::Ordering;
 
 use medicus_fhir::SearchParamType;
 use medicus_fhirpath::{Env, Item};
-use rusqlite::Connection;
-use rusqlite::types::Value as SqlValue;
 
 use super::clause::Scope;
+use super::db::{Arg, Db};
 use super::plan::Plan;
 use super::sql::Sql;
-use super::{COLUMNS, conditions_except, match_query, version_of};
+use super::{COLUMNS, CURRENT_VERSION, conditions_except, match_query, version_of};
 use crate::api::ResourceVersion;
+use crate::codec;
 use crate::error::StoreError;
 use crate::index::code_date::CODE_PARAM;
 use crate::index::keys::param_key;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{CriterionValue, SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
-use crate::sqlite::{SqliteStore, codec};
 
 /// Most matches sorted in memory.
 pub const IN_MEMORY_LIMIT: u64 = 10_000;
@@ -44,8 +43,7 @@ fn walk_columns(kind: SearchParamType) -> Option<(&'static str, &'static [&'stat
 }
 
 pub(super) fn page(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: Option<i64>,
@@ -65,28 +63,16 @@ pub(super) fn page(
         let by_code = (kind == SearchParamType::Date)
             .then(|| single_code(rt, q))
             .flatten();
-        return walk(
-            store,
-            conn,
-            plan,
-            s,
-            rt_code,
-            Some(rt),
-            q,
-            key,
-            table,
-            cols,
-            by_code,
-        );
+        return walk(db, plan, s, rt_code, Some(rt), q, key, table, cols, by_code);
     }
     if let [key] = q.sort.as_slice()
         && key.code == "_lastUpdated"
         && let Some(code) = rt_code
         && !small
     {
-        return walk_last_updated(store, conn, plan, s, code, rt, q, key);
+        return walk_last_updated(db, plan, s, code, rt, q, key);
     }
-    in_memory(store, conn, plan, s, rt_code, rt, q)
+    in_memory(db, plan, s, rt_code, rt, q)
 }
 
 /// The code of a plain `code=[system|]code` criterion with one value: its dates can be walked in
@@ -104,8 +90,7 @@ fn single_code(rt: &str, q: &SearchQuery) -> Option<i64> {
 /// counts when it is its resource's current one.
 #[allow(clippy::too_many_arguments)]
 fn walk_last_updated(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: i64,
@@ -113,7 +98,7 @@ fn walk_last_updated(
     q: &SearchQuery,
     key: &SortKey,
 ) -> Result<SearchPage, StoreError> {
-    let mut sql = Sql::default();
+    let mut sql = Sql::new(s.dialect);
     let (cmp, dir) = if key.descending {
         ("<", " DESC")
     } else {
@@ -142,21 +127,22 @@ fn walk_last_updated(
     ));
     let want = q.count + 1;
     let text = format!(
-        "SELECT {COLUMNS} FROM version v INDEXED BY version_by_type
-         CROSS JOIN resource r ON r.rid = v.rid
+        "SELECT {COLUMNS} FROM version v{}
+         {} resource r ON r.tenant = v.tenant AND r.rid = v.rid
          WHERE {} ORDER BY v.tx{dir}, v.rid{dir} LIMIT {want}",
+        s.dialect.version_by_type,
+        s.dialect.ordered_join,
         conds.join(" AND ")
     );
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
     let (mut resources, mut positions) = (Vec::new(), Vec::new());
-    while let Some(r) = rows.next()? {
+    db.query(&text, &sql.args, &mut |r| {
         positions.push(SortPosition {
-            values: vec![SortValue::Int(r.get(4)?)],
-            rid: r.get(0)?,
+            values: vec![SortValue::Int(r.int(4)?)],
+            rid: r.int(0)?,
         });
-        resources.push(version_of(store, r)?);
-    }
+        resources.push(version_of(db, r)?);
+        Ok(true)
+    })?;
     Ok(sorted_page(
         resources,
         &positions,
@@ -191,19 +177,18 @@ fn sorted_page(
     }
 }
 
-fn to_sql(v: &SortValue) -> SqlValue {
+fn to_sql(v: &SortValue) -> Arg {
     match v {
-        SortValue::Int(i) => SqlValue::Integer(*i),
-        SortValue::Real(f) => SqlValue::Real(*f),
-        SortValue::Text(t) => SqlValue::Text(t.clone()),
-        SortValue::Missing => SqlValue::Null,
+        SortValue::Int(i) => Arg::Int(*i),
+        SortValue::Real(f) => Arg::Real(*f),
+        SortValue::Text(t) => Arg::Text(t.clone()),
+        SortValue::Missing => Arg::Null,
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn walk(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: Option<i64>,
@@ -228,7 +213,7 @@ fn walk(
         .is_some_and(|p| p.values.first() == Some(&SortValue::Missing));
     let want = q.count + 1;
     if !in_missing_phase {
-        let mut sql = Sql::default();
+        let mut sql = Sql::new(s.dialect);
         let (cmp, dir) = if key.descending {
             ("<", " DESC")
         } else {
@@ -241,7 +226,8 @@ fn walk(
             format!("s.param = {}", key.param),
             // First entry of the resource in walk order: no entry of it sorts before this one.
             format!(
-                "NOT EXISTS (SELECT 1 FROM {table} s2 WHERE s2.rid = s.rid AND s2.param = {} AND ({}) {cmp} ({}))",
+                "NOT EXISTS (SELECT 1 FROM {table} s2 WHERE {}s2.rid = s.rid AND s2.param = {} AND ({}) {cmp} ({}))",
+                s.rid_tenant("s2."),
                 key.param,
                 s_cols.join(", "),
                 s2_cols.join(", ")
@@ -272,33 +258,26 @@ fn walk(
             .collect();
         let text = format!(
             "SELECT {COLUMNS}, {} FROM {walked} s
-             CROSS JOIN resource r ON r.rid = s.rid
-             JOIN version v ON v.rid = r.rid AND v.version = r.version
+             {} resource r ON r.tenant = s.tenant AND r.rid = s.rid
+             JOIN version v ON {CURRENT_VERSION}
              WHERE {} ORDER BY {} LIMIT {want}",
             s_cols.join(", "),
+            s.dialect.ordered_join,
             conds.join(" AND "),
             order.join(", ")
         );
-        let mut stmt = conn.prepare_cached(&text)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
-        while let Some(r) = rows.next()? {
+        db.query(&text, &sql.args, &mut |r| {
             let mut values = Vec::with_capacity(cols.len());
             for i in 0..cols.len() {
-                values.push(match r.get_ref(7 + i)? {
-                    rusqlite::types::ValueRef::Integer(n) => SortValue::Int(n),
-                    rusqlite::types::ValueRef::Real(f) => SortValue::Real(f),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        SortValue::Text(String::from_utf8_lossy(t).into_owned())
-                    }
-                    _ => SortValue::Missing,
-                });
+                values.push(r.sort_value(7 + i)?);
             }
             positions.push(SortPosition {
                 values,
-                rid: r.get(0)?,
+                rid: r.int(0)?,
             });
-            resources.push(version_of(store, r)?);
-        }
+            resources.push(version_of(db, r)?);
+            Ok(true)
+        })?;
     }
     if resources.len() < want {
         // Then the resources without a value, in surrogate-key order.
@@ -308,7 +287,8 @@ fn walk(
             .filter(|_| in_missing_phase)
             .map(|p| p.rid);
         let missing = format!(
-            "NOT EXISTS (SELECT 1 FROM {table} WHERE rid = r.rid AND param = {})",
+            "NOT EXISTS (SELECT 1 FROM {table} WHERE {}rid = r.rid AND param = {})",
+            s.rid_tenant(""),
             key.param
         );
         let (text, sql) = match_query(
@@ -320,15 +300,14 @@ fn walk(
             Some(want - resources.len()),
             Some(&missing),
         );
-        let mut stmt = conn.prepare_cached(&text)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
-        while let Some(r) = rows.next()? {
+        db.query(&text, &sql.args, &mut |r| {
             positions.push(SortPosition {
                 values: vec![SortValue::Missing; cols.len()],
-                rid: r.get(0)?,
+                rid: r.int(0)?,
             });
-            resources.push(version_of(store, r)?);
-        }
+            resources.push(version_of(db, r)?);
+            Ok(true)
+        })?;
     }
     Ok(sorted_page(
         resources,
@@ -506,8 +485,7 @@ fn cmp_positions(keys: &[(SortKey, usize)], a: &SortPosition, b: &SortPosition) 
 }
 
 fn in_memory(
-    store: &SqliteStore,
-    conn: &Connection,
+    db: &dyn Db,
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: Option<i64>,
@@ -537,22 +515,19 @@ fn in_memory(
         Some(IN_MEMORY_LIMIT as usize + 1),
         None,
     );
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&sql.args))?;
     let mut positions = Vec::new();
-    while let Some(r) = rows.next()? {
+    db.query(&text, &sql.args, &mut |r| {
         if positions.len() as u64 >= IN_MEMORY_LIMIT {
             return Err(StoreError::InvalidSearch(format!(
                 "_sort: more than {IN_MEMORY_LIMIT} matches cannot be sorted by these keys; narrow the search, or sort by one date, number or string parameter"
             )));
         }
-        let rid: i64 = r.get(0)?;
-        let rtype = store.type_name(r.get(1)?)?;
-        let id: String = r.get(2)?;
-        let tx: i64 = r.get(4)?;
-        let body = match r.get_ref(6)? {
-            rusqlite::types::ValueRef::Blob(b) => codec::decode(b)?,
-            _ => continue,
+        let rid = r.int(0)?;
+        let rtype = db.type_name(r.int(1)?)?;
+        let id = r.text(2)?;
+        let tx = r.int(4)?;
+        let Some(body) = r.blob(6)?.map(codec::decode).transpose()? else {
+            return Ok(true);
         };
         let needs_entries = keys.iter().any(|(k, _)| {
             matches!(
@@ -575,9 +550,8 @@ fn in_memory(
             values.extend(key_values(rtype, k, &body, &entries, &id, tx));
         }
         positions.push(SortPosition { values, rid });
-    }
-    drop(rows);
-    drop(stmt);
+        Ok(true)
+    })?;
     positions.sort_by(|a, b| cmp_positions(&keys, a, b));
     let start = match &q.sort_after {
         Some(after) => {
@@ -591,14 +565,16 @@ fn in_memory(
         .take(q.count + 1)
         .collect();
     let mut resources = Vec::with_capacity(page.len());
+    let text = format!(
+        "SELECT {COLUMNS} FROM resource r JOIN version v ON {CURRENT_VERSION} WHERE r.tenant = {} AND r.rid = {}",
+        s.tenant,
+        (s.dialect.placeholder)(1, &Arg::Int(0))
+    );
     for p in page.iter().take(q.count) {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version WHERE r.rid = ?1"
-        ))?;
-        let mut rows = stmt.query([p.rid])?;
-        if let Some(r) = rows.next()? {
-            resources.push(version_of(store, r)?);
-        }
+        db.query(&text, &[Arg::Int(p.rid)], &mut |r| {
+            resources.push(version_of(db, r)?);
+            Ok(false)
+        })?;
     }
     // `page` holds one position more than the page when another page follows.
     let next_sort = (page.len() > q.count)

@@ -3,19 +3,31 @@
 //! Integers the store computes itself (tenant, parameter and value hashes, surrogate keys) are
 //! written into the text; everything that comes from the query as text or a decimal is bound.
 
-use rusqlite::types::Value as SqlValue;
-
+use super::db::{Arg, Dialect};
 use crate::search::{DateBound, DatePrefix, NumberBound};
 
-#[derive(Default)]
+/// Always true and always false, in both dialects (PostgreSQL has no integer truth values).
+pub(crate) const TRUE: &str = "(1 = 1)";
+pub(crate) const FALSE: &str = "(1 = 0)";
+
 pub(crate) struct Sql {
-    pub args: Vec<SqlValue>,
+    pub args: Vec<Arg>,
+    dialect: &'static Dialect,
 }
 
 impl Sql {
-    pub fn arg(&mut self, v: impl Into<SqlValue>) -> String {
-        self.args.push(v.into());
-        format!("?{}", self.args.len())
+    pub fn new(dialect: &'static Dialect) -> Sql {
+        Sql {
+            args: Vec::new(),
+            dialect,
+        }
+    }
+
+    pub fn arg(&mut self, v: impl Into<Arg>) -> String {
+        let v = v.into();
+        let p = (self.dialect.placeholder)(self.args.len() + 1, &v);
+        self.args.push(v);
+        p
     }
 }
 
