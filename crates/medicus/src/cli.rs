@@ -50,6 +50,12 @@ pub struct DataArgs {
     /// Data directory [default: ./medicus-data]
     #[arg(long, env = "MEDICUS_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+
+    /// Store the resources in PostgreSQL instead of SQLite in the data directory:
+    /// `postgres://user[:password]@host[:port]/database` (the data directory still holds import
+    /// reports and Bulk Data files) [default: SQLite in the data directory]
+    #[arg(long, env = "MEDICUS_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

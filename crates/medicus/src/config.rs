@@ -35,6 +35,7 @@ pub enum ConfigError {
 ///
 /// ```toml
 /// data = "/var/lib/medicus"     # relative paths are relative to this file
+/// database = "postgres://medicus@db.example/medicus"   # default: SQLite in `data`
 /// listen = "127.0.0.1:8080"
 /// log = "info"
 ///
@@ -50,6 +51,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data: Option<PathBuf>,
+    pub database: Option<String>,
     pub listen: Option<String>,
     pub log: Option<String>,
     #[serde(default)]
@@ -127,10 +129,70 @@ pub fn data_dir(args: &DataArgs, file: &FileConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
 }
 
+/// Where the resources are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite in this directory (the data directory unless `sqlite:DIR` says otherwise).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Where the store is, for logs and messages (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(dir) => format!("SQLite in {}", dir.display()),
+            Database::Postgres(url) => format!("PostgreSQL {}", redact_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// The store: `--database`/`MEDICUS_DATABASE`, then the file's `database`, else SQLite in the data
+/// directory. A `postgres://` or `postgresql://` URL selects PostgreSQL, `sqlite:DIR` SQLite in
+/// DIR; anything else is an error, so a typo never silently falls back to a local store.
+pub fn database(args: &DataArgs, file: &FileConfig) -> Result<Database, ConfigError> {
+    let data = data_dir(args, file);
+    let Some(value) = args.database.as_ref().or(file.database.as_ref()) else {
+        return Ok(Database::Sqlite(data));
+    };
+    let value = value.trim();
+    if medicus_store::postgres::is_postgres_url(value) {
+        return Ok(Database::Postgres(value.to_owned()));
+    }
+    if let Some(dir) = value.strip_prefix("sqlite:") {
+        if dir.is_empty() {
+            return Ok(Database::Sqlite(data));
+        }
+        return Ok(Database::Sqlite(PathBuf::from(dir)));
+    }
+    Err(invalid(
+        "database",
+        "expected postgres://user@host[:port]/database, postgresql://…, or sqlite:DIR",
+    ))
+}
+
 /// Effective settings of `serve` and `demo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeSettings {
     pub data: PathBuf,
+    pub database: Database,
     pub listen: String,
     pub server: ServerConfig,
 }
@@ -199,9 +261,11 @@ impl ServeSettings {
         }
 
         let data = data_dir(&args.data, file);
+        let database = database(&args.data, file)?;
         server.bulk_dir = data.join("bulk");
         Ok(ServeSettings {
             data,
+            database,
             listen,
             server,
         })
@@ -235,8 +299,9 @@ mod tests {
 
     /// Tests that let clap read the process environment hold this lock.
     static ENV_LOCK: Mutex<()> = Mutex::new(());
-    const VARS: [&str; 6] = [
+    const VARS: [&str; 7] = [
         "MEDICUS_BASE_URL",
+        "MEDICUS_DATABASE",
         "MEDICUS_DATA",
         "MEDICUS_LISTEN",
         "MEDICUS_MAX_BODY_BYTES",
@@ -426,6 +491,72 @@ mod tests {
         assert_eq!(
             data_dir(&DataArgs::default(), &FileConfig::default()),
             PathBuf::from("./medicus-data")
+        );
+    }
+
+    #[test]
+    fn database_follows_flag_env_file_and_defaults_to_sqlite() {
+        let args = |cli: &Cli| serve_args(cli).data.clone();
+        let cli = parse_with_env(&["medicus", "serve", "--data", "/d"], &[]);
+        assert_eq!(
+            database(&args(&cli), &FileConfig::default()).unwrap(),
+            Database::Sqlite(PathBuf::from("/d"))
+        );
+        let f = file("database = \"postgres://file@db/medicus\"\n");
+        assert_eq!(
+            database(&args(&cli), &f).unwrap(),
+            Database::Postgres("postgres://file@db/medicus".into())
+        );
+        let cli = parse_with_env(
+            &["medicus", "serve"],
+            &[("MEDICUS_DATABASE", "postgresql://env@db:5433/m")],
+        );
+        assert_eq!(
+            database(&args(&cli), &f).unwrap(),
+            Database::Postgres("postgresql://env@db:5433/m".into())
+        );
+        let cli = parse_with_env(
+            &[
+                "medicus",
+                "import",
+                "--database",
+                "sqlite:/flag",
+                "x.ndjson",
+            ],
+            &[("MEDICUS_DATABASE", "postgresql://env@db/m")],
+        );
+        let Command::Import(import) = &cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            database(&import.data, &f).unwrap(),
+            Database::Sqlite(PathBuf::from("/flag"))
+        );
+        for bad in ["mysql://x/y", "/var/lib/medicus", "postgres:/x"] {
+            let args = DataArgs {
+                database: Some(bad.into()),
+                ..DataArgs::default()
+            };
+            assert!(database(&args, &FileConfig::default()).is_err(), "{bad}");
+        }
+        let s = ServeSettings::resolve(&ServeArgs::default(), &f).unwrap();
+        assert_eq!(
+            s.database,
+            Database::Postgres("postgres://file@db/medicus".into())
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h:5432/db?sslmode=disable"),
+            "postgres://u:***@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            Database::Postgres("postgresql://a:b@c/d".into()).describe(),
+            "PostgreSQL postgresql://a:***@c/d"
         );
     }
 

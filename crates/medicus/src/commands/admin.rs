@@ -1,10 +1,9 @@
 //! `medicus admin tenant create|list`.
 
-use medicus_store::Store;
 use medicus_store::tenant::validate_tenant_id;
 
 use crate::cli::{AdminArgs, AdminCommand, TenantCommand};
-use crate::config::{FileConfig, data_dir};
+use crate::config::{Database, FileConfig, database};
 use crate::error::CliError;
 
 pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
@@ -12,7 +11,7 @@ pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
         AdminCommand::Tenant(TenantCommand::Create { id, data }) => {
             // Check the id before anything touches the data directory.
             validate_tenant_id(&id)?;
-            let store = super::open_store(&data_dir(&data, file))?;
+            let store = super::open_store(&database(&data, file)?)?;
             if store.create_tenant(&id)? {
                 super::say(format_args!("created tenant {id}"));
             } else {
@@ -21,11 +20,14 @@ pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::Tenant(TenantCommand::List { data }) => {
-            let dir = data_dir(&data, file);
-            if !dir.is_dir() {
-                return Err(CliError::NoDataDir(dir));
+            let database = database(&data, file)?;
+            // Listing never creates a local store.
+            if let Database::Sqlite(dir) = &database
+                && !dir.is_dir()
+            {
+                return Err(CliError::NoDataDir(dir.clone()));
             }
-            let store = super::open_store(&dir)?;
+            let store = super::open_store(&database)?;
             for tenant in store.list_tenants()? {
                 super::say(format_args!("{tenant}"));
             }

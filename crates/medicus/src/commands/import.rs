@@ -5,18 +5,16 @@
 //! and the failures are in the report file), 2 for usage errors (no such path, unknown tenant).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use medicus_bulk::import::{
     BarProgress, ImportError, ImportOptions, ImportSummary, Importer, ProgressSink,
     default_report_path, expand,
 };
-use medicus_store::Store;
 use medicus_store::tenant::validate_tenant_id;
 
 use crate::cli::DataArgs;
-use crate::config::{FileConfig, data_dir};
+use crate::config::{FileConfig, data_dir, database};
 use crate::error::CliError;
 
 /// The tenant every data directory has (created on first use, as by `serve`).
@@ -52,7 +50,7 @@ pub fn run(args: ImportArgs, file: &FileConfig) -> Result<(), CliError> {
     // Check the inputs before touching the data directory, so a typo changes nothing.
     let files = expand(&args.paths).map_err(CliError::Import)?;
     let data = data_dir(&args.data, file);
-    let store = super::open_store(&data)?;
+    let store = super::open_store(&database(&args.data, file)?)?;
     if args.tenant == DEFAULT_TENANT {
         store.create_tenant(DEFAULT_TENANT)?;
     }
@@ -67,7 +65,6 @@ pub fn run(args: ImportArgs, file: &FileConfig) -> Result<(), CliError> {
     };
     let total: u64 = files.iter().map(|f| f.size).sum();
     let bar = BarProgress::new(total);
-    let store: Arc<dyn Store> = store;
     let importer = Importer::new(store, args.tenant.clone(), options);
     let summary = importer
         .import_files(&files, &bar as &dyn ProgressSink)

@@ -9,13 +9,12 @@ pub mod serve;
 
 use std::fmt::Arguments;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
-use medicus_store::SqliteStore;
+use medicus_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, FileConfig};
+use crate::config::{self, Database, FileConfig};
 use crate::error::CliError;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -36,13 +35,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Open (and on first use create) the store in `data`.
-pub(crate) fn open_store(data: &Path) -> Result<Arc<SqliteStore>, CliError> {
-    std::fs::create_dir_all(data).map_err(|source| CliError::DataDir {
-        path: data.to_owned(),
-        source,
-    })?;
-    Ok(Arc::new(SqliteStore::open(data)?))
+/// Open (and on first use create) the store: SQLite in a directory, or a PostgreSQL database
+/// (connected, its schema migrated). An unreachable database is an error right here.
+pub(crate) fn open_store(database: &Database) -> Result<Arc<dyn Store>, CliError> {
+    match database {
+        Database::Sqlite(data) => {
+            std::fs::create_dir_all(data).map_err(|source| CliError::DataDir {
+                path: data.to_owned(),
+                source,
+            })?;
+            Ok(Arc::new(SqliteStore::open(data)?))
+        }
+        Database::Postgres(url) => Ok(Arc::new(PostgresStore::connect(
+            url,
+            PostgresOptions::default(),
+        )?)),
+    }
 }
 
 /// Print a line on stdout. A closed stdout (`medicus admin tenant list | head -0`, a supervisor

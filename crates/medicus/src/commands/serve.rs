@@ -57,11 +57,15 @@ impl Server {
                 message: "resolves to no address".into(),
             });
         }
-        let store = super::open_store(&settings.data)?;
+        let store = super::open_store(&settings.database)?;
         if store.create_tenant(DEFAULT_TENANT)? {
             tracing::info!(tenant = DEFAULT_TENANT, "created tenant");
         }
-        tracing::info!(data = %settings.data.display(), "store open");
+        tracing::info!(
+            data = %settings.data.display(),
+            store = %settings.database.describe(),
+            "store open"
+        );
         Ok(Server {
             store,
             addrs,
