@@ -16,7 +16,11 @@ const ASYNC: (&str, &str) = ("prefer", "respond-async");
 const ACCEPT: (&str, &str) = ("accept", "application/fhir+json");
 
 fn seed(app: &TestApp, tenant: &str) {
-    let mut s = app.store.write_session(tenant).unwrap();
+    app.with_store(|store| seed_store(store, tenant));
+}
+
+fn seed_store(store: &dyn Store, tenant: &str) {
+    let mut s = store.write_session(tenant).unwrap();
     for i in 0..6 {
         let pid = format!("p{i}");
         s.put("Patient", &pid, json!({"resourceType": "Patient", "gender": if i % 2 == 0 { "female" } else { "male" }}), Precondition::None).unwrap();
@@ -108,13 +112,15 @@ async fn download(app: &TestApp, manifest: &Value) -> BTreeMap<String, Value> {
 }
 
 fn stored(app: &TestApp, keys: &[&str]) -> BTreeMap<String, Value> {
-    let mut s = app.store.read_session("default").unwrap();
-    keys.iter()
-        .map(|k| {
-            let (t, id) = k.split_once('/').unwrap();
-            (k.to_string(), s.read(t, id).unwrap().unwrap().body.unwrap())
-        })
-        .collect()
+    app.with_store(|store| {
+        let mut s = store.read_session("default").unwrap();
+        keys.iter()
+            .map(|k| {
+                let (t, id) = k.split_once('/').unwrap();
+                (k.to_string(), s.read(t, id).unwrap().unwrap().body.unwrap())
+            })
+            .collect()
+    })
 }
 
 #[tokio::test]

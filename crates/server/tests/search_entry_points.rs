@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use common::{TestApp, entry_keys};
 use medicus_server::ServerConfig;
-use medicus_store::Store;
 use medicus_store::api::Precondition;
 use serde_json::{Value, json};
 
@@ -640,8 +639,8 @@ async fn included_resources_are_bounded_and_truncation_is_said() {
     app.put_all(&[json!({"resourceType": "Patient", "id": "many"})])
         .await;
     // Straight into the store: 1001 HTTP creates would only slow the test down.
-    {
-        let mut s = app.store.write_session("default").unwrap();
+    app.with_store(|store| {
+        let mut s = store.write_session("default").unwrap();
         for i in 0..1001 {
             s.put(
                 "Observation",
@@ -653,7 +652,7 @@ async fn included_resources_are_bounded_and_truncation_is_said() {
             .unwrap();
         }
         s.commit().unwrap();
-    }
+    });
     let r = app
         .get("/fhir/default/Patient?_id=many&_revinclude=Observation:subject")
         .await;

@@ -1,5 +1,6 @@
-//! Test harness: the router over a real SqliteStore in a temporary directory, driven with
-//! `tower::ServiceExt::oneshot` (no sockets).
+//! Test harness: the router over a real store, driven with `tower::ServiceExt::oneshot` (no
+//! sockets). The store is SQLite in a temporary directory, or PostgreSQL in a scratch database
+//! when `MEDICUS_TEST_DATABASE` names a server (`.ci/run` runs the suite both ways).
 
 #![allow(dead_code)]
 
@@ -9,6 +10,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use medicus_server::{AppState, ServerConfig, router};
+use medicus_store::postgres::{PostgresOptions, PostgresStore, ScratchDatabase};
 use medicus_store::{SqliteStore, Store};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -17,8 +19,10 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 
 pub struct TestApp {
     pub router: Router,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
+    /// Dropped after the store (fields drop in order): the database goes last.
+    _database: Option<ScratchDatabase>,
 }
 
 pub struct TestResponse {
@@ -69,9 +73,24 @@ impl TestApp {
 
     pub fn with_config(config: ServerConfig) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("open store"));
-        store.create_tenant("default").expect("tenant");
-        store.create_tenant("other").expect("tenant");
+        // A thread of its own: the PostgreSQL store blocks on its runtime, which an async test's
+        // thread must not do.
+        let path = dir.path().to_path_buf();
+        let (store, database) = std::thread::spawn(move || {
+            let database = ScratchDatabase::from_env().expect("scratch database");
+            let store: Arc<dyn Store> = match &database {
+                Some(db) => Arc::new(
+                    PostgresStore::connect(db.url(), PostgresOptions::default())
+                        .expect("connect to PostgreSQL"),
+                ),
+                None => Arc::new(SqliteStore::open(&path).expect("open store")),
+            };
+            store.create_tenant("default").expect("tenant");
+            store.create_tenant("other").expect("tenant");
+            (store, database)
+        })
+        .join()
+        .expect("store setup");
         let config = ServerConfig {
             bulk_dir: dir.path().join("bulk"),
             ..config
@@ -81,7 +100,14 @@ impl TestApp {
             router: router(state),
             store,
             _dir: dir,
+            _database: database,
         }
+    }
+
+    /// Runs `f` on the store directly, on a thread of its own (see `with_config`).
+    pub fn with_store<T: Send>(&self, f: impl FnOnce(&dyn Store) -> T + Send) -> T {
+        let store = &*self.store;
+        std::thread::scope(|s| s.spawn(|| f(store)).join().expect("store operation"))
     }
 
     pub async fn request(

@@ -43,6 +43,8 @@
 mod index_rows;
 mod read;
 mod schema;
+mod scratch;
+mod search;
 mod session;
 
 use std::collections::HashMap;
@@ -61,6 +63,7 @@ use crate::error::StoreError;
 use crate::tenant::validate_tenant_id;
 
 pub use schema::SCHEMA_VERSION;
+pub use scratch::{ScratchDatabase, TEST_SERVER_ENV};
 pub use session::{PostgresReadSession, PostgresWriteSession};
 
 /// Settings of [`PostgresStore::connect`].

@@ -12,6 +12,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::index_rows::{COPY_MIN_ROWS, Rows};
 use super::read::{self, CurrentRow};
+use super::search::{self, PgDb};
 use super::schema::{FEED_LOCK, partition};
 use super::{PostgresStore, in_snapshot};
 use crate::api::*;
@@ -27,8 +28,6 @@ use crate::stamp::stamp;
 const MAX_BUFFERED_ROWS: usize = 500_000;
 /// Buffered compressed bodies flushed early in very large sessions.
 const MAX_BUFFERED_BYTES: usize = 64 << 20;
-
-const NOT_YET: &str = "search on PostgreSQL is not implemented yet";
 
 pub(crate) fn now_us() -> i64 {
     SystemTime::now()
@@ -98,18 +97,45 @@ impl ReadSession for PostgresReadSession<'_> {
 
     fn search(
         &mut self,
-        _resource_type: Option<&str>,
-        _query: &SearchQuery,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
-        Err(StoreError::Database(NOT_YET.into()))
+        let db = PgDb {
+            store: self.store,
+            conn: &self.conn,
+        };
+        search::in_snapshot(&db, |db| {
+            search::search(db, self.tenant, resource_type, query)
+        })
     }
 
     fn search_raw(
         &mut self,
-        _resource_type: Option<&str>,
-        _query: &SearchQuery,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
-        Err(StoreError::Database(NOT_YET.into()))
+        let db = PgDb {
+            store: self.store,
+            conn: &self.conn,
+        };
+        search::in_snapshot(&db, |db| {
+            search::search_raw(db, self.tenant, resource_type, query)
+        })
+    }
+
+    fn scan_raw(
+        &mut self,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
+        each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let db = PgDb {
+            store: self.store,
+            conn: &self.conn,
+        };
+        search::in_snapshot(&db, |db| {
+            search::scan_raw(db, self.tenant, resource_type, query, each)
+        })
     }
 }
 
@@ -588,18 +614,35 @@ impl ReadSession for PostgresWriteSession<'_> {
 
     fn search(
         &mut self,
-        _resource_type: Option<&str>,
-        _query: &SearchQuery,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
-        Err(StoreError::Database(NOT_YET.into()))
+        let tenant = self.tenant;
+        let db = self.searchable()?;
+        search::search(&db, tenant, resource_type, query)
     }
 
     fn search_raw(
         &mut self,
-        _resource_type: Option<&str>,
-        _query: &SearchQuery,
+        resource_type: Option<&str>,
+        query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
-        Err(StoreError::Database(NOT_YET.into()))
+        let tenant = self.tenant;
+        let db = self.searchable()?;
+        search::search_raw(&db, tenant, resource_type, query)
+    }
+}
+
+impl PostgresWriteSession<'_> {
+    /// The session's connection for a search, after its buffered rows are written (a session
+    /// sees its own writes). The search runs in the session's transaction.
+    fn searchable(&mut self) -> Result<PgDb<'_>, StoreError> {
+        self.run(async |s| s.flush().await)?;
+        let conn = self.conn.as_ref().ok_or_else(gone)?;
+        Ok(PgDb {
+            store: self.store,
+            conn,
+        })
     }
 }
 
