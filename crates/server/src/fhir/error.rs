@@ -53,6 +53,9 @@ pub enum FhirError {
     /// Something on our side failed; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
+    /// The database cannot be reached (503): the request can be retried; the detail is logged.
+    #[error("the database is unavailable; retry later")]
+    Unavailable(String),
     /// A failure inside entry `index` of a transaction or batch Bundle.
     #[error("Bundle.entry[{index}]: {source}")]
     InEntry {
@@ -96,6 +99,7 @@ impl FhirError {
             FhirError::MethodNotAllowed(_) => 405,
             FhirError::NotSupported(_) => 501,
             FhirError::Internal(_) => 500,
+            FhirError::Unavailable(_) => 503,
             FhirError::InEntry { source, .. } => source.status(),
         }
     }
@@ -174,6 +178,7 @@ impl FhirError {
             FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => "not-supported",
             FhirError::PayloadTooLarge(_) => "too-costly",
             FhirError::Internal(_) => "exception",
+            FhirError::Unavailable(_) => "transient",
             FhirError::InEntry { source, .. } => source.issue_code(),
         }
     }
@@ -232,8 +237,8 @@ impl From<StoreError> for FhirError {
             StoreError::InvalidSearch(message) => {
                 FhirError::BadRequest(format!("invalid search: {message}"))
             }
-            // Unavailable becomes a 503 once the edge maps it (PostgreSQL backend).
-            e @ (StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Unavailable(_)) => {
+            StoreError::Unavailable(detail) => FhirError::Unavailable(detail),
+            e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => {
                 FhirError::Internal(e.to_string())
             }
         }
@@ -292,6 +297,10 @@ mod tests {
         assert_eq!(
             FhirError::from(StoreError::InvalidSearch("x".into())).status(),
             400
+        );
+        assert_eq!(
+            FhirError::from(StoreError::Unavailable("x".into())).status(),
+            503
         );
         assert_eq!(
             FhirError::from(StoreError::Database("x".into())).status(),

@@ -114,6 +114,17 @@ impl IntoResponse for FhirError {
             // Internal details are for the operator, not the client; they never contain bodies.
             tracing::error!(error = %detail, "internal error");
         }
+        if let FhirError::Unavailable(detail) = &self {
+            tracing::warn!(error = %detail, "database unavailable");
+            let mut response =
+                FhirResponse::new(status, Some(self.to_operation_outcome())).into_response();
+            // Pooled connections are re-established on the next request once the database is back.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            return response;
+        }
         FhirResponse::new(status, Some(self.to_operation_outcome())).into_response()
     }
 }
