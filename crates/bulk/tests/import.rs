@@ -11,22 +11,28 @@ use std::sync::atomic::Ordering;
 use medicus_bulk::import::{
     ImportError, ImportOptions, ImportSummary, Importer, NoProgress, Progress, ProgressSink,
 };
-use medicus_store::SqliteStore;
 use medicus_store::api::{HistoryQuery, HistoryScope, Store};
 use medicus_store::search::parse_search;
+use medicus_store::testing::TestStore;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 struct Env {
+    store: Arc<dyn Store>,
+    _test_store: TestStore,
     dir: TempDir,
-    store: Arc<SqliteStore>,
 }
 
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+    let test_store = TestStore::open(&dir.path().join("data")).unwrap();
+    let store = test_store.store.clone();
     store.create_tenant("t1").unwrap();
-    Env { dir, store }
+    Env {
+        store,
+        _test_store: test_store,
+        dir,
+    }
 }
 
 impl Env {

@@ -14,6 +14,7 @@ pub mod sqlite;
 mod sql_search;
 mod stamp;
 pub mod tenant;
+pub mod testing;
 
 pub use api::*;
 pub use error::StoreError;

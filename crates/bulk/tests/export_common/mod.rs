@@ -10,25 +10,29 @@ use std::sync::Arc;
 use medicus_bulk::export::{ExportLevel, ExportRequest, ExportSettings, run};
 use medicus_bulk::jobs::{Job, JobKind, JobRegistry, JobState};
 use medicus_store::search::parse_search;
-use medicus_store::{Precondition, SqliteStore, Store};
+use medicus_store::testing::TestStore;
+use medicus_store::{Precondition, Store};
 use serde_json::{Value, json};
 
 pub struct Fixture {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub jobs: JobRegistry,
+    _test_store: TestStore,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let test_store = TestStore::open(&dir.path().join("db")).unwrap();
+        let store = test_store.store.clone();
         store.create_tenant("t").unwrap();
         store.create_tenant("fresh").unwrap();
         let jobs = JobRegistry::new(dir.path().join("bulk"));
         Fixture {
             store,
             jobs,
+            _test_store: test_store,
             _dir: dir,
         }
     }

@@ -10,8 +10,8 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use medicus_server::{AppState, ServerConfig, router};
-use medicus_store::postgres::{PostgresOptions, PostgresStore, ScratchDatabase};
-use medicus_store::{SqliteStore, Store};
+use medicus_store::Store;
+use medicus_store::testing::TestStore;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -20,9 +20,9 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
+    /// Dropped after the store and the router (fields drop in order): a scratch database goes last.
+    _test_store: TestStore,
     _dir: tempfile::TempDir,
-    /// Dropped after the store (fields drop in order): the database goes last.
-    _database: Option<ScratchDatabase>,
 }
 
 pub struct TestResponse {
@@ -73,24 +73,16 @@ impl TestApp {
 
     pub fn with_config(config: ServerConfig) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        // A thread of its own: the PostgreSQL store blocks on its runtime, which an async test's
-        // thread must not do.
-        let path = dir.path().to_path_buf();
-        let (store, database) = std::thread::spawn(move || {
-            let database = ScratchDatabase::from_env().expect("scratch database");
-            let store: Arc<dyn Store> = match &database {
-                Some(db) => Arc::new(
-                    PostgresStore::connect(db.url(), PostgresOptions::default())
-                        .expect("connect to PostgreSQL"),
-                ),
-                None => Arc::new(SqliteStore::open(&path).expect("open store")),
-            };
-            store.create_tenant("default").expect("tenant");
-            store.create_tenant("other").expect("tenant");
-            (store, database)
-        })
-        .join()
-        .expect("store setup");
+        let test_store = TestStore::open(dir.path()).expect("open store");
+        let store = test_store.store.clone();
+        // Tenants on a thread of their own: the PostgreSQL store blocks on its runtime, which
+        // an async test's thread must not do.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                store.create_tenant("default").expect("tenant");
+                store.create_tenant("other").expect("tenant");
+            });
+        });
         let config = ServerConfig {
             bulk_dir: dir.path().join("bulk"),
             ..config
@@ -100,7 +92,7 @@ impl TestApp {
             router: router(state),
             store,
             _dir: dir,
-            _database: database,
+            _test_store: test_store,
         }
     }
 

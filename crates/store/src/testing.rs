@@ -1,0 +1,47 @@
+//! The store a test suite runs against: SQLite in a directory, or PostgreSQL in a scratch
+//! database when `MEDICUS_TEST_DATABASE` names a server (the second pass of `scripts/test`).
+//! One switch for every suite, so each runs unchanged on both backends.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::api::Store;
+use crate::error::StoreError;
+use crate::postgres::{PostgresOptions, PostgresStore, ScratchDatabase};
+use crate::sqlite::SqliteStore;
+
+/// A store for one test; for PostgreSQL its scratch database is dropped with it.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    /// Declared after `store`: fields drop in order, so the database goes after the store.
+    _database: Option<ScratchDatabase>,
+}
+
+impl TestStore {
+    /// Opens the test store: `dir` is the SQLite data directory (unused for PostgreSQL). Runs on
+    /// a thread of its own, so it may be called from async tests.
+    pub fn open(dir: &Path) -> Result<TestStore, StoreError> {
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let database = ScratchDatabase::from_env()?;
+            let store: Arc<dyn Store> = match &database {
+                Some(db) => Arc::new(PostgresStore::connect(
+                    db.url(),
+                    PostgresOptions::default(),
+                )?),
+                None => Arc::new(SqliteStore::open(&dir)?),
+            };
+            Ok(TestStore {
+                store,
+                _database: database,
+            })
+        })
+        .join()
+        .map_err(|_| StoreError::Database("test store setup panicked".into()))?
+    }
+
+    /// Whether this is the PostgreSQL pass.
+    pub fn is_postgres(&self) -> bool {
+        self._database.is_some()
+    }
+}
