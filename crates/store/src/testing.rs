@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::api::Store;
+use crate::api::{Change, ReadSession, Store, TxId, WriteSession};
 use crate::error::StoreError;
 use crate::postgres::{PostgresOptions, PostgresStore, ScratchDatabase};
 use crate::sqlite::SqliteStore;
@@ -43,5 +43,36 @@ impl TestStore {
     /// Whether this is the PostgreSQL pass.
     pub fn is_postgres(&self) -> bool {
         self._database.is_some()
+    }
+}
+
+/// The test store is used as the store it wraps.
+impl Store for TestStore {
+    fn create_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
+        self.store.create_tenant(tenant)
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> Result<bool, StoreError> {
+        self.store.tenant_exists(tenant)
+    }
+
+    fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.store.list_tenants()
+    }
+
+    fn read_session(&self, tenant: &str) -> Result<Box<dyn ReadSession + '_>, StoreError> {
+        self.store.read_session(tenant)
+    }
+
+    fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError> {
+        self.store.write_session(tenant)
+    }
+
+    fn checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.store.checkpoint(key)
+    }
+
+    fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.store.changes(after, limit)
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use medicus_store::search::{SearchResolver, parse_search_with};
-use medicus_store::{Precondition, SqliteStore, Store, StoreError};
+use medicus_store::testing::TestStore;
+use medicus_store::{Precondition, Store, StoreError};
 use serde_json::{Value, json};
 
 const ICD_BFARM: &str = "http://fhir.de/CodeSystem/bfarm/icd-10-gm";
@@ -67,14 +68,14 @@ fn value_sets() -> ValueSets {
     )
 }
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+fn store() -> (tempfile::TempDir, TestStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
     store.create_tenant("a").unwrap();
     (dir, store)
 }
 
-fn put(store: &SqliteStore, rt: &str, id: &str, body: Value) {
+fn put(store: &dyn Store, rt: &str, id: &str, body: Value) {
     let mut s = store.write_session("a").unwrap();
     s.put(rt, id, body, Precondition::None).unwrap();
     s.commit().unwrap();
@@ -87,7 +88,7 @@ fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn search_ids(store: &SqliteStore, rt: &str, query: &[(&str, &str)]) -> Vec<String> {
+fn search_ids(store: &dyn Store, rt: &str, query: &[(&str, &str)]) -> Vec<String> {
     let q = parse_search_with(medicus_fhir::r4(), Some(rt), &pairs(query), &value_sets())
         .unwrap_or_else(|e| panic!("{rt}?{query:?}: {e}"));
     let mut s = store.read_session("a").unwrap();
@@ -124,7 +125,7 @@ fn coded(rt: &str, system: &str, code: &str) -> Value {
     json!({"resourceType": rt, "status": "completed", "code": {"coding": [{"system": system, "code": code}]}})
 }
 
-fn seed(store: &SqliteStore) {
+fn seed(store: &dyn Store) {
     let mut c1 = condition(
         ICD_DIMDI,
         "E11.90",
@@ -267,7 +268,7 @@ fn seed(store: &SqliteStore) {
 /// A search on a type, its query pairs and the ids it must find.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
 
-fn run(store: &SqliteStore, cases: &[Case]) {
+fn run(store: &dyn Store, cases: &[Case]) {
     for (rt, query, expected) in cases {
         assert_eq!(
             search_ids(store, rt, query),

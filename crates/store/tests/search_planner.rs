@@ -2,18 +2,19 @@
 //! paging under concurrent writes, the plan report, and `_total=estimate`.
 
 use medicus_store::search::{SearchQuery, parse_search, parse_search_opts};
+use medicus_store::testing::TestStore;
 use medicus_store::{Precondition, SqliteStore, Store, StoreError};
 use serde_json::{Value, json};
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
+fn open() -> (tempfile::TempDir, TestStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
     store.create_tenant("a").unwrap();
     store.create_tenant("b").unwrap();
     (dir, store)
 }
 
-fn put_all(store: &SqliteStore, tenant: &str, items: &[(&str, &str, Value)]) {
+fn put_all(store: &dyn Store, tenant: &str, items: &[(&str, &str, Value)]) {
     let mut s = store.write_session(tenant).unwrap();
     for (rt, id, body) in items {
         s.put(rt, id, body.clone(), Precondition::None).unwrap();
@@ -30,7 +31,7 @@ fn query(rt: &str, q: &[(&str, &str)]) -> Result<SearchQuery, StoreError> {
 }
 
 /// Ids of every match, following the pages.
-fn ids_paged(store: &SqliteStore, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
+fn ids_paged(store: &dyn Store, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
     let mut q = query(rt, q).unwrap();
     let mut out = Vec::new();
     loop {
@@ -44,7 +45,7 @@ fn ids_paged(store: &SqliteStore, tenant: &str, rt: &str, q: &[(&str, &str)]) ->
     }
 }
 
-fn ids(store: &SqliteStore, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
+fn ids(store: &dyn Store, tenant: &str, rt: &str, q: &[(&str, &str)]) -> Vec<String> {
     let mut v = ids_paged(store, tenant, rt, q);
     v.sort();
     v
@@ -76,7 +77,7 @@ fn observation(
     ("Observation", id.to_owned(), o)
 }
 
-fn fixture(store: &SqliteStore) {
+fn fixture(store: &dyn Store) {
     let mut items = vec![
         (
             "Practitioner",
@@ -575,7 +576,11 @@ fn full_text_over_narrative_and_content() {
 
 #[test]
 fn reindex_rebuilds_every_index_row() {
-    let (_d, store) = open();
+    // SQLite's reindex (PostgreSQL has none yet).
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.create_tenant("a").unwrap();
+    store.create_tenant("b").unwrap();
     fixture(&store);
     let before = ids(
         &store,

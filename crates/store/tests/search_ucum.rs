@@ -2,7 +2,8 @@
 //! the UCUM system are compared in canonical units, through a real SQLite store.
 
 use medicus_store::search::parse_search;
-use medicus_store::{Precondition, SqliteStore, Store};
+use medicus_store::testing::TestStore;
+use medicus_store::{Precondition, Store};
 use serde_json::{Value, json};
 
 const UCUM: &str = "http://unitsofmeasure.org";
@@ -20,13 +21,13 @@ fn observation(value: f64, system: Option<&str>, code: &str) -> Value {
     })
 }
 
-fn put(store: &SqliteStore, id: &str, body: Value) {
+fn put(store: &dyn Store, id: &str, body: Value) {
     let mut s = store.write_session("a").unwrap();
     s.put("Observation", id, body, Precondition::None).unwrap();
     s.commit().unwrap();
 }
 
-fn search_ids(store: &SqliteStore, value: &str) -> Vec<String> {
+fn search_ids(store: &dyn Store, value: &str) -> Vec<String> {
     let pairs = vec![("value-quantity".to_owned(), value.to_owned())];
     let q = parse_search(medicus_fhir::r4(), Some("Observation"), &pairs).unwrap();
     let mut s = store.read_session("a").unwrap();
@@ -41,9 +42,9 @@ fn search_ids(store: &SqliteStore, value: &str) -> Vec<String> {
     ids
 }
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+fn store() -> (tempfile::TempDir, TestStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
     store.create_tenant("a").unwrap();
     let rows: &[(&str, f64, Option<&str>, &str)] = &[
         // mass concentration: 1000, 1200 and 800 g/m3
