@@ -1,16 +1,23 @@
 //! Shared harness of the integration tests: start the real `medicus` binary on a free loopback
 //! port with its own data directory, wait until it is ready, speak FHIR over HTTP, and stop it
 //! when the test ends (also when it fails: [`Server`] kills its process on drop).
+//!
+//! With `MEDICUS_TEST_DATABASE` set (the PostgreSQL pass of `scripts/test`), every [`TestDir`]
+//! also gets a scratch PostgreSQL database, and the servers and commands the harness starts on
+//! its data directory use it (`--database`).
 
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use medicus_store::postgres::ScratchDatabase;
 use reqwest::Method;
 use reqwest::blocking::Client;
 use reqwest::header::HeaderMap;
@@ -25,8 +32,9 @@ const START_LIMIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(20);
 
 /// Every variable the binary reads, removed so the developer's environment cannot leak in.
-const MEDICUS_VARS: [&str; 7] = [
+const MEDICUS_VARS: [&str; 8] = [
     "MEDICUS_DATA",
+    "MEDICUS_DATABASE",
     "MEDICUS_LISTEN",
     "MEDICUS_CONFIG",
     "MEDICUS_LOG",
@@ -35,9 +43,35 @@ const MEDICUS_VARS: [&str; 7] = [
     "RUST_LOG",
 ];
 
-/// A temporary folder with the server's data directory and its logs.
+/// The scratch database of each live `TestDir`, by data directory.
+static DATABASES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+
+/// The scratch database URL of the `TestDir` whose data directory is `data`.
+pub fn database_of(data: &Path) -> Option<String> {
+    DATABASES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|m| m.get(data).cloned())
+}
+
+/// `--database URL` for the commands in `args` that name a data directory with a scratch database.
+fn database_args(args: &[&str]) -> Vec<String> {
+    if args.contains(&"--database") {
+        return Vec::new();
+    }
+    args.windows(2)
+        .find(|w| w[0] == "--data")
+        .and_then(|w| database_of(Path::new(w[1])))
+        .map(|url| vec!["--database".to_owned(), url])
+        .unwrap_or_default()
+}
+
+/// A temporary folder with the server's data directory and its logs (and, in the PostgreSQL
+/// pass, a scratch database).
 pub struct TestDir {
     tmp: TempDir,
+    database: Option<ScratchDatabase>,
 }
 
 impl TestDir {
@@ -47,7 +81,28 @@ impl TestDir {
             .tempdir()
             .unwrap();
         std::fs::create_dir(tmp.path().join("logs")).unwrap();
-        TestDir { tmp }
+        let database = ScratchDatabase::from_env().expect("scratch database");
+        if let Some(db) = &database {
+            DATABASES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(HashMap::new)
+                .insert(tmp.path().join("data"), db.url().to_owned());
+        }
+        TestDir { tmp, database }
+    }
+
+    /// The scratch database, in the PostgreSQL pass.
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_ref().map(ScratchDatabase::url)
+    }
+
+    /// `--database URL` in the PostgreSQL pass, nothing otherwise: for commands a test builds
+    /// with `medicus_command()` itself.
+    pub fn database_args(&self) -> Vec<String> {
+        self.database()
+            .map(|url| vec!["--database".to_owned(), url.to_owned()])
+            .unwrap_or_default()
     }
 
     /// The data directory (not created: the binary creates it).
@@ -61,6 +116,18 @@ impl TestDir {
 
     fn logs(&self) -> PathBuf {
         self.tmp.path().join("logs")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Some(m) = DATABASES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            m.remove(&self.data());
+        }
     }
 }
 
@@ -91,7 +158,11 @@ pub fn medicus_command() -> Command {
 
 /// Run `medicus ARGS...` to completion.
 pub fn medicus(args: &[&str]) -> Output {
-    medicus_command().args(args).output().unwrap()
+    medicus_command()
+        .args(args)
+        .args(database_args(args))
+        .output()
+        .unwrap()
 }
 
 /// A server on a fresh data directory (keep the `TestDir` alive as long as the server).
@@ -191,6 +262,17 @@ impl Server {
             .arg("127.0.0.1:0")
             .args(&self.options.args)
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
+            .envs(
+                database_of(&self.data)
+                    .filter(|_| {
+                        !self
+                            .options
+                            .env
+                            .iter()
+                            .any(|(k, _)| k == "MEDICUS_DATABASE")
+                    })
+                    .map(|url| ("MEDICUS_DATABASE", url)),
+            )
             .stdout(stdout)
             .stderr(stderr);
         self.child = Some(cmd.spawn().unwrap());
