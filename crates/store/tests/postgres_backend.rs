@@ -590,10 +590,28 @@ fn a_session_sees_its_own_writes_and_rewrites_index_rows() {
     let mut r = store.read_session("a").unwrap();
     assert_eq!(r.read("Patient", "p1").unwrap().unwrap().version, 2);
     assert!(r.read("Patient", "p2").unwrap().unwrap().is_deleted());
-    // Search is the lead's next step on these tables: until then it says so.
-    let q = medicus_store::search::SearchQuery::default();
-    let err = r.search(Some("Patient"), &q).unwrap_err();
-    assert!(err.to_string().contains("not implemented"), "{err}");
+    drop(r);
+    // Search reads the same rows: the committed state, and in a session its own writes.
+    let q = |family: &str| {
+        let pairs = vec![("family".to_string(), family.to_string())];
+        medicus_store::search::parse_search(medicus_fhir::r4(), Some("Patient"), &pairs).unwrap()
+    };
+    let ids = |page: medicus_store::search::SearchPage| {
+        page.resources.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let mut r = store.read_session("a").unwrap();
+    assert_eq!(ids(r.search(Some("Patient"), &q("beta")).unwrap()), ["p1"]);
+    assert!(ids(r.search(Some("Patient"), &q("alpha")).unwrap()).is_empty());
+    drop(r);
+    let mut w = store.write_session("a").unwrap();
+    w.put(
+        "Patient",
+        "p3",
+        patient("Alpha", "1970"),
+        Precondition::None,
+    )
+    .unwrap();
+    assert_eq!(ids(w.search(Some("Patient"), &q("alpha")).unwrap()), ["p3"]);
 }
 
 // ---------------------------------------------------------------------------------------------

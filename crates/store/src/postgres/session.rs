@@ -400,6 +400,8 @@ impl<'s> PostgresWriteSession<'s> {
 
     /// Writes the buffered versions and index rows.
     async fn flush(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let (versions, rows) = (self.versions.len(), self.index.len());
         let conn = self.conn.as_ref().ok_or_else(gone)?;
         if !self.versions.is_empty() {
             let versions = std::mem::take(&mut self.versions);
@@ -410,6 +412,14 @@ impl<'s> PostgresWriteSession<'s> {
         }
         self.version_bytes = 0;
         self.buffered.clear();
+        if versions + rows > 0 {
+            tracing::debug!(
+                versions,
+                rows,
+                ms = started.elapsed().as_millis() as u64,
+                "flushed a write session's buffers"
+            );
+        }
         Ok(())
     }
 
