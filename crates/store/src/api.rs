@@ -215,6 +215,15 @@ pub trait WriteSession: ReadSession {
         id: &str,
         precondition: Precondition,
     ) -> Result<Option<ResourceVersion>, StoreError>;
+    /// The writes that follow carry `us` (µs since the epoch) as their `lastUpdated` instead of
+    /// the session's own time. For copying a store (`medicus migrate`), which keeps every
+    /// version's time: it replays versions in commit order, so times still never go backwards.
+    fn set_timestamp_us(&mut self, us: i64) -> Result<(), StoreError> {
+        let _ = us;
+        Err(StoreError::Database(
+            "setting write timestamps is not supported by this backend".into(),
+        ))
+    }
     /// Records `value` under `key` in the same transaction as the writes (e.g. how far an import
     /// got), so progress and data become durable together.
     fn set_checkpoint(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
@@ -234,6 +243,8 @@ pub trait Store: Send + Sync + 'static {
     fn write_session(&self, tenant: &str) -> Result<Box<dyn WriteSession + '_>, StoreError>;
     /// The value last committed with `WriteSession::set_checkpoint` under `key`.
     fn checkpoint(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Committed changes with `tx > after`, oldest first, at most `limit`.
+    /// Committed changes with `tx > after`, oldest first: at most `limit`, except that a page
+    /// never ends inside a transaction (its remaining changes are added), so a reader can
+    /// continue after the last `tx` it saw.
     fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError>;
 }

@@ -287,6 +287,32 @@ fn change_feed_is_ordered_and_resumable() {
 }
 
 #[test]
+fn a_change_feed_page_never_ends_inside_a_transaction() {
+    let (_d, store) = store();
+    put(&store, "a", "Patient", "p0", patient("Z", "1970"));
+    let mut w = store.write_session("a").unwrap();
+    for i in 1..=5 {
+        w.put(
+            "Patient",
+            &format!("p{i}"),
+            patient("A", "1980"),
+            Precondition::None,
+        )
+        .unwrap();
+    }
+    w.commit().unwrap();
+    put(&store, "a", "Patient", "p9", patient("Y", "1990"));
+    // Two asked for: the first transaction, then all five of the second.
+    let first = store.changes(0, 2).unwrap();
+    assert_eq!(first.len(), 6, "{first:?}");
+    assert!(first[1..].iter().all(|c| c.tx == first[1].tx));
+    // Reading on after the last position seen misses nothing.
+    let next = store.changes(first[5].tx, 2).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, "p9");
+}
+
+#[test]
 fn reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -238,16 +238,48 @@ pub(crate) fn changes(
     after: TxId,
     limit: usize,
 ) -> Result<Vec<Change>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.tx, tn.name, v.rtype, r.id, v.version, v.body IS NULL
+    const SELECT: &str = "SELECT t.tx, tn.name, v.rtype, r.id, v.version, v.body IS NULL, v.vid
          FROM tx_log t
          JOIN version v ON v.tenant = t.tenant AND v.tx = t.tx
          JOIN resource r ON r.rid = v.rid
-         JOIN tenant tn ON tn.tid = t.tenant
-         WHERE t.tx > ?1 ORDER BY t.tx, v.vid LIMIT ?2",
-    )?;
-    let mut rows = stmt.query(params![after, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+         JOIN tenant tn ON tn.tid = t.tenant";
     let mut out = Vec::new();
+    let mut last_vid = 0;
+    let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE t.tx > ?1 ORDER BY t.tx, v.vid LIMIT ?2"
+    ))?;
+    collect_changes(
+        store,
+        &mut stmt.query(params![after, limit])?,
+        &mut out,
+        &mut last_vid,
+    )?;
+    // A page never ends inside a transaction: a reader continues after the last `tx` it saw, so
+    // the rest of that transaction is added here.
+    if let Some(last_tx) = out.last().map(|c| c.tx)
+        && i64::try_from(out.len()).is_ok_and(|n| n == limit)
+    {
+        let mut rest = conn.prepare_cached(&format!(
+            "{SELECT} WHERE t.tx = ?1 AND v.vid > ?2 ORDER BY v.vid"
+        ))?;
+        let vid = last_vid;
+        collect_changes(
+            store,
+            &mut rest.query(params![last_tx, vid])?,
+            &mut out,
+            &mut last_vid,
+        )?;
+    }
+    Ok(out)
+}
+
+fn collect_changes(
+    store: &SqliteStore,
+    rows: &mut rusqlite::Rows<'_>,
+    out: &mut Vec<Change>,
+    last_vid: &mut i64,
+) -> Result<(), StoreError> {
     while let Some(r) = rows.next()? {
         out.push(Change {
             tx: r.get(0)?,
@@ -257,6 +289,7 @@ pub(crate) fn changes(
             version: r.get(4)?,
             deleted: r.get(5)?,
         });
+        *last_vid = r.get(6)?;
     }
-    Ok(out)
+    Ok(())
 }

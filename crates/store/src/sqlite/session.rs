@@ -346,6 +346,12 @@ impl WriteSession for SqliteWriteSession<'_> {
         self.timestamp_us
     }
 
+    fn set_timestamp_us(&mut self, us: i64) -> Result<(), StoreError> {
+        self.timestamp_us = us;
+        self.last_updated = format_instant_us(us);
+        Ok(())
+    }
+
     fn put_extracted(
         &mut self,
         resource_type: &str,
