@@ -394,6 +394,73 @@ fn version_preconditions() {
     assert!(r.read("Patient", "nope").unwrap().is_none());
 }
 
+/// A copying store (`medicus migrate`) keeps each version's time: writes after
+/// `set_timestamp_us` carry it, on both the INSERT and the COPY path.
+#[test]
+fn set_timestamp_us_stamps_the_following_writes() {
+    let db = db!("set_timestamp_us_stamps_the_following_writes");
+    let store = db.store_ab();
+    let t1 = 1_600_000_000_000_000; // 2020-09-13T12:26:40Z
+    let mut w = store.write_session("a").unwrap();
+    let own = w.timestamp_us();
+    w.put("Patient", "own", patient("O", "1980"), Precondition::None)
+        .unwrap();
+    w.set_timestamp_us(t1).unwrap();
+    assert_eq!(w.timestamp_us(), t1);
+    let out = w
+        .put("Patient", "p1", patient("A", "1980"), Precondition::None)
+        .unwrap();
+    assert_eq!(out.version.last_updated_us, t1);
+    assert_eq!(
+        out.version.body.unwrap()["meta"]["lastUpdated"],
+        "2020-09-13T12:26:40.000Z"
+    );
+    w.set_timestamp_us(t1 + 1_000_000).unwrap();
+    w.delete("Patient", "p1", Precondition::None).unwrap();
+    for i in 0..300 {
+        w.put(
+            "Patient",
+            &format!("bulk{i}"),
+            patient("B", "1980"),
+            Precondition::None,
+        )
+        .unwrap();
+    }
+    w.commit().unwrap();
+    let mut r = store.read_session("a").unwrap();
+    assert_eq!(
+        r.read("Patient", "own").unwrap().unwrap().last_updated_us,
+        own
+    );
+    assert_eq!(
+        r.vread("Patient", "p1", 1)
+            .unwrap()
+            .unwrap()
+            .last_updated_us,
+        t1
+    );
+    let deleted = r.read("Patient", "p1").unwrap().unwrap();
+    assert!(deleted.is_deleted());
+    assert_eq!(deleted.last_updated_us, t1 + 1_000_000);
+    let bulk = r.read("Patient", "bulk299").unwrap().unwrap();
+    assert_eq!(bulk.last_updated_us, t1 + 1_000_000);
+    assert_eq!(
+        bulk.body.unwrap()["meta"]["lastUpdated"],
+        "2020-09-13T12:26:41.000Z"
+    );
+    let since = r
+        .history(
+            HistoryScope::System,
+            &HistoryQuery {
+                count: 1,
+                before_us: Some(t1 + 1_000_000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(since.total, 302);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tenants and partitions
 

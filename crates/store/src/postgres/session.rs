@@ -12,8 +12,8 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::index_rows::{COPY_MIN_ROWS, Rows};
 use super::read::{self, CurrentRow};
-use super::search::{self, PgDb};
 use super::schema::{FEED_LOCK, partition};
+use super::search::{self, PgDb};
 use super::{PostgresStore, in_snapshot};
 use crate::api::*;
 use crate::codec;
@@ -144,6 +144,8 @@ struct VersionRow {
     rtype: i32,
     rid: i64,
     version: i64,
+    /// The session's time, or what `set_timestamp_us` set before this write.
+    updated_us: i64,
     body: Option<Vec<u8>>,
 }
 
@@ -405,7 +407,7 @@ impl<'s> PostgresWriteSession<'s> {
         let conn = self.conn.as_ref().ok_or_else(gone)?;
         if !self.versions.is_empty() {
             let versions = std::mem::take(&mut self.versions);
-            write_versions(conn, self.tenant, self.tx, self.timestamp_us, &versions).await?;
+            write_versions(conn, self.tenant, self.tx, &versions).await?;
         }
         if !self.index.is_empty() {
             self.index.write(conn, self.tenant).await?;
@@ -466,6 +468,7 @@ impl<'s> PostgresWriteSession<'s> {
             rtype,
             rid,
             version,
+            updated_us: self.timestamp_us,
             body: Some(blob),
         });
         for e in entries {
@@ -513,6 +516,7 @@ impl<'s> PostgresWriteSession<'s> {
             rtype,
             rid: row.rid,
             version,
+            updated_us: self.timestamp_us,
             body: None,
         });
         self.buffered.insert(row.rid);
@@ -534,24 +538,25 @@ async fn write_versions(
     conn: &ClientWrapper,
     tenant: i32,
     tx: i64,
-    at_us: i64,
     versions: &[VersionRow],
 ) -> Result<(), StoreError> {
     if versions.len() < COPY_MIN_ROWS {
         let stmt = conn
             .prepare_cached(
                 "INSERT INTO version (tenant, rtype, rid, version, tx, updated_us, body)
-                 SELECT $1, u.rtype, u.rid, u.version, $2, $3, u.body
-                 FROM unnest($4::int[], $5::bigint[], $6::bigint[], $7::bytea[]) AS u(rtype, rid, version, body)",
+                 SELECT $1, u.rtype, u.rid, u.version, $2, u.updated_us, u.body
+                 FROM unnest($3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bytea[])
+                   AS u(rtype, rid, version, updated_us, body)",
             )
             .await?;
         let rtypes: Vec<i32> = versions.iter().map(|v| v.rtype).collect();
         let rids: Vec<i64> = versions.iter().map(|v| v.rid).collect();
         let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
+        let times: Vec<i64> = versions.iter().map(|v| v.updated_us).collect();
         let bodies: Vec<Option<&[u8]>> = versions.iter().map(|v| v.body.as_deref()).collect();
         conn.execute(
             &stmt,
-            &[&tenant, &tx, &at_us, &rtypes, &rids, &numbers, &bodies],
+            &[&tenant, &tx, &rtypes, &rids, &numbers, &times, &bodies],
         )
         .await?;
         return Ok(());
@@ -576,8 +581,15 @@ async fn write_versions(
     pin_mut!(writer);
     for v in versions {
         let body = v.body.as_deref();
-        let row: [&(dyn ToSql + Sync); 7] =
-            [&tenant, &v.rtype, &v.rid, &v.version, &tx, &at_us, &body];
+        let row: [&(dyn ToSql + Sync); 7] = [
+            &tenant,
+            &v.rtype,
+            &v.rid,
+            &v.version,
+            &tx,
+            &v.updated_us,
+            &body,
+        ];
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
@@ -663,6 +675,12 @@ impl WriteSession for PostgresWriteSession<'_> {
 
     fn timestamp_us(&self) -> i64 {
         self.timestamp_us
+    }
+
+    fn set_timestamp_us(&mut self, us: i64) -> Result<(), StoreError> {
+        self.timestamp_us = us;
+        self.last_updated = format_instant_us(us);
+        Ok(())
     }
 
     fn put_extracted(
