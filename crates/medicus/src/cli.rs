@@ -42,6 +42,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Run a benchmark case and print its results as a Markdown table.
     Bench(BenchArgs),
+    /// Copy every tenant, resource and version from one store into another (e.g. a SQLite pilot
+    /// into PostgreSQL) with progress, then verify that both hold the same data.
+    Migrate(crate::commands::migrate::MigrateArgs),
 }
 
 /// Where the data lives.

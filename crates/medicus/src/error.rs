@@ -38,6 +38,8 @@ pub enum CliError {
     Synth(#[from] medicus_synth::SynthError),
     #[error("benchmark failed: {0}")]
     Bench(#[from] medicus_bench::BenchError),
+    #[error("migrate: {0}")]
+    Migrate(String),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -60,6 +62,7 @@ impl CliError {
             | CliError::Io { .. }
             | CliError::Synth(_)
             | CliError::Bench(_)
+            | CliError::Migrate(_)
             | CliError::ImportIncomplete(_) => 1,
             CliError::Import(e) => crate::commands::import::exit_code(e),
         }

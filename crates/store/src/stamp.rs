@@ -2,8 +2,9 @@
 
 use serde_json::{Map, Value};
 
-/// Puts `resourceType`, `id` and `meta` first and sets `meta.versionId` and `meta.lastUpdated`.
-/// (The SQLite backend has its own copy in `sqlite::session`; both must stay identical.)
+/// Puts `resourceType`, `id` and `meta` first and sets `meta.versionId` and `meta.lastUpdated`;
+/// every other element keeps its place, so stamping a stored body again (a copy between stores)
+/// gives the same bytes.
 pub(crate) fn stamp(
     resource_type: &str,
     id: &str,
@@ -15,7 +16,8 @@ pub(crate) fn stamp(
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    let mut meta = match src.remove("meta") {
+    // `shift_remove`: `remove` would move the last element into meta's place.
+    let mut meta = match src.shift_remove("meta") {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
@@ -48,5 +50,17 @@ mod tests {
         assert_eq!(out["id"], "p1");
         assert_eq!(out["meta"]["versionId"], "2");
         assert_eq!(out["meta"]["profile"][0], "p");
+    }
+
+    #[test]
+    fn stamping_again_keeps_the_order() {
+        let body = serde_json::json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"}, "effectiveDateTime": "2024"});
+        let once = super::stamp("Observation", "o", 1, "2024-01-01T00:00:00Z", body);
+        let twice = super::stamp("Observation", "o", 1, "2024-01-01T00:00:00Z", once.clone());
+        assert_eq!(
+            serde_json::to_string(&once).unwrap(),
+            serde_json::to_string(&twice).unwrap()
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod import;
+pub mod migrate;
 pub mod serve;
 
 use std::fmt::Arguments;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Generate(args) => generate::run(&args),
         Command::Bench(args) => bench::run(args),
         Command::Import(args) => import::run(args, &file),
+        Command::Migrate(args) => migrate::run(&args, &file),
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::MutexGuard;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::read::{self, CurrentRow};
 use super::{PooledReader, SqliteStore, codec, index_rows, search};
@@ -14,6 +14,7 @@ use crate::index::datetime::format_instant_us;
 use crate::index::keys::hash;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
+use crate::stamp::stamp;
 
 /// Bounds the memory of pending index rows (about 100 bytes each) in very large sessions.
 const MAX_PENDING_INDEX_ROWS: usize = 500_000;
@@ -256,33 +257,6 @@ impl<'s> SqliteWriteSession<'s> {
             .execute(params![rid, version, self.tx, self.timestamp_us, deleted])?;
         Ok(())
     }
-}
-
-/// Puts `resourceType`, `id` and `meta` first and sets the server-owned meta fields.
-fn stamp(resource_type: &str, id: &str, version: i64, last_updated: &str, body: Value) -> Value {
-    let mut src = match body {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    let mut meta = match src.remove("meta") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    meta.insert("versionId".into(), Value::String(version.to_string()));
-    meta.insert("lastUpdated".into(), Value::String(last_updated.to_owned()));
-    let mut out = Map::with_capacity(src.len() + 3);
-    out.insert(
-        "resourceType".into(),
-        Value::String(resource_type.to_owned()),
-    );
-    out.insert("id".into(), Value::String(id.to_owned()));
-    out.insert("meta".into(), Value::Object(meta));
-    for (k, v) in src {
-        if k != "resourceType" && k != "id" {
-            out.insert(k, v);
-        }
-    }
-    Value::Object(out)
 }
 
 impl ReadSession for SqliteWriteSession<'_> {
