@@ -64,14 +64,17 @@ fn snapshot(server: &Server, tenants: &[&str]) -> Vec<Value> {
     out
 }
 
+/// Server options with `--database store`.
+fn database(store: &str) -> common::Options {
+    common::Options {
+        args: vec!["--database".into(), store.to_owned()],
+        ..common::Options::default()
+    }
+}
+
 /// A pilot on SQLite whatever the pass: the source of a migration.
 fn sqlite_server(dir: &TestDir) -> Server {
-    let mut options = common::Options::default();
-    options.args = vec![
-        "--database".into(),
-        format!("sqlite:{}", dir.data().display()),
-    ];
-    Server::start_with(dir, options)
+    Server::start_with(dir, database(&format!("sqlite:{}", dir.data().display())))
 }
 
 #[test]
@@ -130,9 +133,7 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
     assert!(stdout(&out).contains("verified"), "{}", stdout(&out));
 
     // The target serves the same data: versions, lastUpdated, deletions, search indexes.
-    let mut options = common::Options::default();
-    options.args = vec!["--database".into(), to.clone()];
-    let copy = Server::start_with(&target, options);
+    let copy = Server::start_with(&target, database(&to));
     assert_eq!(snapshot(&copy, &["default", "second"]), before);
     let found = copy
         .tenant("default")
@@ -162,9 +163,7 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
 
     let other = TestDir::new();
     create_tenant(&other, "default");
-    let mut options = common::Options::default();
-    options.args = vec!["--database".into(), target_store(&other)];
-    let busy = Server::start_with(&other, options);
+    let busy = Server::start_with(&other, database(&target_store(&other)));
     busy.tenant("default")
         .put("Patient/x", &json!({"resourceType": "Patient", "id": "x"}))
         .expect(201);
