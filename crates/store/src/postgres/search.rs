@@ -11,9 +11,8 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::PostgresStore;
 use super::index_rows::fold_text;
-use crate::api::{RawPage, RawResource};
 use crate::error::StoreError;
-use crate::search::{SearchPage, SearchQuery, SortValue};
+use crate::search::SortValue;
 use crate::sql_search::{self, Arg, Db, Dialect, FullTextQuery, Row};
 
 pub(crate) static DIALECT: Dialect = Dialect {
@@ -204,32 +203,4 @@ pub(crate) fn in_snapshot<T>(
     let value = result?;
     ended?;
     Ok(value)
-}
-
-pub(crate) fn search(
-    db: &PgDb<'_>,
-    tenant: i32,
-    rt: Option<&str>,
-    q: &SearchQuery,
-) -> Result<SearchPage, StoreError> {
-    sql_search::search(db, i64::from(tenant), rt, q)
-}
-
-pub(crate) fn search_raw(
-    db: &PgDb<'_>,
-    tenant: i32,
-    rt: Option<&str>,
-    q: &SearchQuery,
-) -> Result<RawPage, StoreError> {
-    sql_search::search_raw(db, i64::from(tenant), rt, q)
-}
-
-pub(crate) fn scan_raw(
-    db: &PgDb<'_>,
-    tenant: i32,
-    rt: Option<&str>,
-    q: &SearchQuery,
-    each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
-) -> Result<(), StoreError> {
-    sql_search::scan_raw(db, i64::from(tenant), rt, q, each)
 }

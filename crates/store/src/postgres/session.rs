@@ -22,6 +22,7 @@ use crate::index::datetime::format_instant_us;
 use crate::index::keys::hash;
 use crate::index::{IndexEntry, extract_entries};
 use crate::search::{SearchPage, SearchQuery};
+use crate::sql_search;
 use crate::stamp::stamp;
 
 /// Buffered index rows (about 100 bytes each) flushed early in very large sessions.
@@ -100,13 +101,7 @@ impl ReadSession for PostgresReadSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
-        let db = PgDb {
-            store: self.store,
-            conn: &self.conn,
-        };
-        search::in_snapshot(&db, |db| {
-            search::search(db, self.tenant, resource_type, query)
-        })
+        self.in_snapshot(|db, tenant| sql_search::search(db, tenant, resource_type, query))
     }
 
     fn search_raw(
@@ -114,13 +109,7 @@ impl ReadSession for PostgresReadSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
-        let db = PgDb {
-            store: self.store,
-            conn: &self.conn,
-        };
-        search::in_snapshot(&db, |db| {
-            search::search_raw(db, self.tenant, resource_type, query)
-        })
+        self.in_snapshot(|db, tenant| sql_search::search_raw(db, tenant, resource_type, query))
     }
 
     fn scan_raw(
@@ -129,13 +118,21 @@ impl ReadSession for PostgresReadSession<'_> {
         query: &SearchQuery,
         each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
+        self.in_snapshot(|db, tenant| sql_search::scan_raw(db, tenant, resource_type, query, each))
+    }
+}
+
+impl PostgresReadSession<'_> {
+    /// Runs `f` on this session's connection in a read-only snapshot, with the tenant's id.
+    fn in_snapshot<T>(
+        &self,
+        f: impl FnOnce(&PgDb<'_>, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let db = PgDb {
             store: self.store,
             conn: &self.conn,
         };
-        search::in_snapshot(&db, |db| {
-            search::scan_raw(db, self.tenant, resource_type, query, each)
-        })
+        search::in_snapshot(&db, |db| f(db, i64::from(self.tenant)))
     }
 }
 
@@ -639,9 +636,9 @@ impl ReadSession for PostgresWriteSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<SearchPage, StoreError> {
-        let tenant = self.tenant;
+        let tenant = i64::from(self.tenant);
         let db = self.searchable()?;
-        search::search(&db, tenant, resource_type, query)
+        sql_search::search(&db, tenant, resource_type, query)
     }
 
     fn search_raw(
@@ -649,9 +646,9 @@ impl ReadSession for PostgresWriteSession<'_> {
         resource_type: Option<&str>,
         query: &SearchQuery,
     ) -> Result<RawPage, StoreError> {
-        let tenant = self.tenant;
+        let tenant = i64::from(self.tenant);
         let db = self.searchable()?;
-        search::search_raw(&db, tenant, resource_type, query)
+        sql_search::search_raw(&db, tenant, resource_type, query)
     }
 }
 
