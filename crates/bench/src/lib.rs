@@ -3,14 +3,16 @@
 //! (`medicus bench …`) prints them as a table. Timing claims live here, never in tests.
 
 pub mod cases;
+mod cpu;
 mod fixture;
 pub mod loader;
+mod pg;
 mod report;
 mod rss;
 mod server;
 mod stats;
 
-pub use report::{Report, Row};
+pub use report::{Report, Row, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -28,6 +30,8 @@ pub enum BenchError {
     Synth(#[from] medicus_synth::SynthError),
     #[error("import: {0}")]
     Import(#[from] medicus_bulk::import::ImportError),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
 impl From<reqwest::Error> for BenchError {

@@ -1,6 +1,6 @@
 //! A small built-in concurrent HTTP loader: N workers, each with its own keep-alive connection,
-//! send GET requests to the in-process loopback server for a fixed time or a fixed number of
-//! requests (whichever ends first), and record every request's latency.
+//! send requests (GETs, or any method with a JSON body) to loopback servers for a fixed time or a
+//! fixed number of requests (whichever ends first), and record every request's latency.
 //!
 //! Built in rather than an external tool (wrk, oha) so `medicus bench` needs nothing installed;
 //! it runs in the same tokio runtime as the server, so on a 2-core machine the loader competes
@@ -117,7 +117,34 @@ pub fn client(concurrency: usize) -> Result<reqwest::Client, BenchError> {
         .build()?)
 }
 
-/// Runs `spec` against the URLs that `url_for(rng)` picks, one per request.
+/// One request of a load run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: String,
+    /// A FHIR JSON body (sent as `application/fhir+json`).
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    pub fn get(url: String) -> Request {
+        Request {
+            method: reqwest::Method::GET,
+            url,
+            body: None,
+        }
+    }
+
+    pub fn put(url: String, body: Vec<u8>) -> Request {
+        Request {
+            method: reqwest::Method::PUT,
+            url,
+            body: Some(body),
+        }
+    }
+}
+
+/// Runs `spec` against the URLs that `url_for(rng)` picks, one GET per request.
 pub async fn run<F>(
     client: &reqwest::Client,
     spec: &LoadSpec,
@@ -126,7 +153,19 @@ pub async fn run<F>(
 where
     F: Fn(&mut XorShift) -> String + Send + Sync + 'static,
 {
-    let url_for = Arc::new(url_for);
+    run_requests(client, spec, move |rng| Request::get(url_for(rng))).await
+}
+
+/// Runs `spec` with the requests that `request_for(rng)` makes, one per request.
+pub async fn run_requests<F>(
+    client: &reqwest::Client,
+    spec: &LoadSpec,
+    request_for: F,
+) -> Result<LoadResult, BenchError>
+where
+    F: Fn(&mut XorShift) -> Request + Send + Sync + 'static,
+{
+    let request_for = Arc::new(request_for);
     let issued = Arc::new(AtomicU64::new(0));
     let limit = spec.max_requests.unwrap_or(u64::MAX);
     let start = Instant::now();
@@ -134,16 +173,16 @@ where
     let mut tasks = Vec::with_capacity(spec.concurrency.max(1));
     for w in 0..spec.concurrency.max(1) {
         let client = client.clone();
-        let url_for = Arc::clone(&url_for);
+        let request_for = Arc::clone(&request_for);
         let issued = Arc::clone(&issued);
         tasks.push(tokio::spawn(async move {
             let mut rng = XorShift::new(w as u64 + 1);
             let mut out = WorkerResult::default();
             // The ticket counter bounds the total; the deadline bounds the time.
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < limit {
-                let url = url_for(&mut rng);
+                let request = request_for(&mut rng);
                 let t = Instant::now();
-                match get(&client, &url).await {
+                match send(&client, request).await {
                     Ok(()) => {
                         out.ok += 1;
                         if out.latencies.len() < MAX_SAMPLES_PER_WORKER {
@@ -172,15 +211,26 @@ where
     Ok(result)
 }
 
-/// One GET whose body is read completely (the server's work includes sending it).
-async fn get(client: &reqwest::Client, url: &str) -> Result<(), String> {
-    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+/// One request whose answer is read completely (the server's work includes sending it).
+async fn send(client: &reqwest::Client, request: Request) -> Result<(), String> {
+    let Request { method, url, body } = request;
+    let mut builder = client.request(method.clone(), &url);
+    if let Some(body) = body {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+            .body(body);
+    }
+    let resp = builder.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
-    resp.bytes().await.map_err(|e| e.to_string())?;
+    let answer = resp.bytes().await.map_err(|e| e.to_string())?;
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{url} answered {status}"))
+        // The start of the answer (an OperationOutcome) says why.
+        Err(format!(
+            "{method} {url} answered {status}: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(300)])
+        ))
     }
 }
 
@@ -245,7 +295,21 @@ mod tests {
                 .await
                 .expect("bind");
             let addr = listener.local_addr().expect("addr");
-            let app = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+            let app = axum::Router::new()
+                .route("/ok", axum::routing::get(|| async { "ok" }))
+                .route(
+                    "/echo",
+                    axum::routing::put(|headers: axum::http::HeaderMap, body: String| async move {
+                        let fhir = headers
+                            .get("content-type")
+                            .is_some_and(|v| v == "application/fhir+json");
+                        if fhir && body == "{}" {
+                            axum::http::StatusCode::CREATED
+                        } else {
+                            axum::http::StatusCode::BAD_REQUEST
+                        }
+                    }),
+                );
             let server = tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             });
@@ -265,6 +329,13 @@ mod tests {
                 .expect("load");
             assert_eq!((bad.ok, bad.errors), (0, 50));
             assert!(bad.first_error.is_some());
+            // Bodies arrive with the FHIR content type.
+            let r = run_requests(&c, &spec, move |_| {
+                Request::put(format!("http://{addr}/echo"), b"{}".to_vec())
+            })
+            .await
+            .expect("load");
+            assert_eq!((r.ok, r.errors), (50, 0), "{:?}", r.first_error);
             server.abort();
         });
     }

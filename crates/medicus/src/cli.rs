@@ -182,6 +182,42 @@ pub enum BenchCase {
         /// Skip the $export phase
         #[arg(long)]
         skip_export: bool,
+        /// Measure PostgreSQL instead of SQLite: postgres://user@host[:port]/database (tenant
+        /// `bench`; with --data, a later run reuses the tenant when it holds the data set).
+        /// Deliberately no environment variable: a benchmark never picks up MEDICUS_DATABASE
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Run SQLite and this PostgreSQL database side by side: one generate, an import into
+        /// each, every phase on both, and a table with the ratios PostgreSQL ÷ SQLite
+        #[arg(long, value_name = "URL", conflicts_with = "database")]
+        compare_postgres: Option<String>,
+    },
+    /// Several medicus nodes on one PostgreSQL database: 1, 2, … in-process servers, each with
+    /// its own connection pool, runtime and port, under a read mix and a write mix spread over
+    /// them by the concurrent loader; throughput, latencies and CPU use per node count.
+    Nodes {
+        /// The shared database: postgres://user@host[:port]/database (tenant `bench`)
+        #[arg(long, value_name = "URL")]
+        database: String,
+        /// Data size: about this many resources (100 per patient)
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        resources: u64,
+        /// Largest number of nodes; runs with 1, 2, … up to N
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        nodes: usize,
+        /// Concurrent loader connections, spread over the nodes
+        #[arg(long, default_value_t = 64, value_name = "N")]
+        concurrency: usize,
+        /// Seconds of each load run
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        load_secs: u64,
+        /// Where the temporary work directory goes [default: the system temp dir]
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// The kept directory of `bench suite --data DIR --database URL`: reuses its data set
+        /// (or generates and imports one and keeps it)
+        #[arg(long, value_name = "DIR", conflicts_with = "work_dir")]
+        data: Option<PathBuf>,
     },
 }
 

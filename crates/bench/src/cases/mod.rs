@@ -1,5 +1,6 @@
 //! Benchmark cases.
 
 pub mod export;
+pub mod nodes;
 pub mod suite;
 pub mod transactions;

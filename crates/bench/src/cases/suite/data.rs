@@ -153,11 +153,15 @@ pub fn parse_baseline(
     Ok(())
 }
 
-/// What a kept `--data` directory holds besides the store: the size and seed it was generated
-/// with, the resource count and the Patient ids (for read by id).
+/// What a kept `--data` directory holds besides the stores: the size and seed it was generated
+/// with, the resource count, the Patient ids (for read by id) and whether its SQLite store is
+/// complete. A PostgreSQL store is recognised by its resource count instead (it lives in the
+/// database, not in the directory).
 pub struct Kept {
     pub resources: u64,
     pub patient_ids: Vec<String>,
+    /// The import into `data/medicus.db` finished.
+    pub sqlite: bool,
 }
 
 const MANIFEST: &str = "suite.json";
@@ -165,7 +169,7 @@ const PATIENTS: &str = "patients.txt";
 
 impl Kept {
     /// The kept data of an earlier run with the same size and seed; `None` when there is none
-    /// (or it was made with other settings, or its import did not finish).
+    /// (or it was made with other settings).
     pub fn load(dir: &Path, opts: &SuiteOptions) -> Result<Option<Kept>, BenchError> {
         let Ok(text) = std::fs::read_to_string(dir.join(MANIFEST)) else {
             return Ok(None);
@@ -178,7 +182,7 @@ impl Kept {
         let Some(resources) = manifest["resources"].as_u64() else {
             return Ok(None);
         };
-        if !same || !dir.join("data").join("medicus.db").is_file() {
+        if !same {
             return Ok(None);
         }
         let patient_ids: Vec<String> = std::fs::read_to_string(dir.join(PATIENTS))?
@@ -189,27 +193,29 @@ impl Kept {
         if patient_ids.is_empty() {
             return Ok(None);
         }
+        // Manifests without the flag were written only after a finished SQLite import.
+        let sqlite = manifest["sqlite"].as_bool().unwrap_or(true);
         Ok(Some(Kept {
             resources,
             patient_ids,
+            sqlite,
         }))
     }
 
-    /// Marks the directory as not (yet) holding a complete store.
-    pub fn forget(dir: &Path) -> Result<(), BenchError> {
-        match std::fs::remove_file(dir.join(MANIFEST)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+    /// Whether the SQLite store in the directory holds this data set.
+    pub fn sqlite_ready(&self, dir: &Path) -> bool {
+        self.sqlite && dir.join("data").join("medicus.db").is_file()
     }
 
-    /// Written last, after the import: its presence means the store is complete.
+    /// Written before an import with `sqlite: false` and again after the SQLite import, so an
+    /// interrupted SQLite import is never taken for a complete store.
     pub fn save(&self, dir: &Path, opts: &SuiteOptions) -> Result<(), BenchError> {
         std::fs::write(dir.join(PATIENTS), self.patient_ids.join("\n"))?;
         let manifest = serde_json::json!({
             "target": opts.resources,
             "seed": opts.seed,
             "resources": self.resources,
+            "sqlite": self.sqlite,
         });
         std::fs::write(dir.join(MANIFEST), manifest.to_string())?;
         Ok(())
@@ -227,19 +233,24 @@ mod tests {
             resources: 1000,
             ..SuiteOptions::default()
         };
-        let kept = Kept {
+        let mut kept = Kept {
             resources: 987,
             patient_ids: vec!["p1".into(), "p2".into()],
+            sqlite: true,
         };
         kept.save(dir.path(), &opts).expect("save");
         // No store yet: an import that never finished is not reused.
-        assert!(Kept::load(dir.path(), &opts).expect("load").is_none());
+        let loaded = Kept::load(dir.path(), &opts)
+            .expect("load")
+            .expect("manifest");
+        assert!(!loaded.sqlite_ready(dir.path()));
 
         std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
         std::fs::write(dir.path().join("data").join("medicus.db"), b"").expect("db");
         let loaded = Kept::load(dir.path(), &opts)
             .expect("load")
             .expect("kept store");
+        assert!(loaded.sqlite_ready(dir.path()));
         assert_eq!(loaded.resources, 987);
         assert_eq!(loaded.patient_ids, ["p1", "p2"]);
 
@@ -254,9 +265,34 @@ mod tests {
         };
         assert!(Kept::load(dir.path(), &other_seed).expect("load").is_none());
 
-        Kept::forget(dir.path()).expect("forget");
-        assert!(Kept::load(dir.path(), &opts).expect("load").is_none());
-        // Forgetting twice is fine.
-        Kept::forget(dir.path()).expect("forget again");
+        // A SQLite import under way: the manifest says so, the database file does not count.
+        kept.sqlite = false;
+        kept.save(dir.path(), &opts).expect("save");
+        let loaded = Kept::load(dir.path(), &opts)
+            .expect("load")
+            .expect("manifest");
+        assert!(!loaded.sqlite_ready(dir.path()));
+        assert_eq!(loaded.resources, 987);
+    }
+
+    #[test]
+    fn manifests_of_older_runs_mean_a_finished_sqlite_import() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opts = SuiteOptions {
+            resources: 1000,
+            ..SuiteOptions::default()
+        };
+        std::fs::write(
+            dir.path().join(MANIFEST),
+            r#"{"target":1000,"seed":42,"resources":987}"#,
+        )
+        .expect("manifest");
+        std::fs::write(dir.path().join(PATIENTS), "p1\np2").expect("patients");
+        std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+        std::fs::write(dir.path().join("data").join("medicus.db"), b"").expect("db");
+        let loaded = Kept::load(dir.path(), &opts)
+            .expect("load")
+            .expect("manifest");
+        assert!(loaded.sqlite_ready(dir.path()));
     }
 }

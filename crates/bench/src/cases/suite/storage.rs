@@ -1,4 +1,5 @@
-//! Phases 2, 3 and 6: bulk import into a fresh store, disk per resource, and `$export`.
+//! Phases 2, 3 and 6: bulk import into a fresh store (SQLite or PostgreSQL), disk per resource,
+//! and `$export`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,20 +8,21 @@ use std::time::Instant;
 use medicus_bulk::export::{ExportLevel, ExportRequest, ExportSettings, export as bulk_export};
 use medicus_bulk::import::{BarProgress, ImportOptions, Importer, NoProgress, ProgressSink};
 use medicus_bulk::jobs::{JobKind, JobRegistry};
-use medicus_store::{SqliteStore, Store};
+use medicus_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
-use super::{SuiteOptions, TENANT};
-use crate::{BenchError, Report};
+use super::{Backend, SuiteOptions, TENANT};
+use crate::{BenchError, Report, pg};
 
 pub struct Imported {
     pub resources: u64,
     pub seconds: f64,
-    /// Database files as the import left them (db + WAL), before any checkpoint.
+    /// The store as the import left it: SQLite db + WAL before any checkpoint; the tenant's
+    /// PostgreSQL tables before `VACUUM`.
     pub bytes_as_left: u64,
 }
 
 impl Imported {
-    pub fn report(&self, report: &mut Report, detail: &str, peak_mib: f64) {
+    pub fn report(&self, report: &mut Report, backend: &Backend, detail: &str, peak_mib: f64) {
         let case = "import (validated, fully indexed)";
         report.push(
             case,
@@ -30,9 +32,13 @@ impl Imported {
             detail,
         );
         report.push(case, "peak RSS (VmHWM)", peak_mib, "MiB", detail);
+        let metric = match backend {
+            Backend::Sqlite => "disk as left (db + WAL)",
+            Backend::Postgres(_) => "disk as left (tenant tables; WAL not counted)",
+        };
         report.push(
             case,
-            "disk as left (db + WAL)",
+            metric,
             self.bytes_as_left as f64 / self.resources.max(1) as f64,
             "bytes/resource",
             detail,
@@ -40,20 +46,45 @@ impl Imported {
     }
 }
 
-pub fn open(data_dir: &Path) -> Result<Arc<dyn Store>, BenchError> {
-    Ok(Arc::new(SqliteStore::open(data_dir)?))
+/// Opens the store of `backend`: SQLite in `data` (created), or the PostgreSQL database with
+/// the store's default pool.
+pub fn open(backend: &Backend, data: &Path) -> Result<Arc<dyn Store>, BenchError> {
+    Ok(match backend {
+        Backend::Sqlite => {
+            std::fs::create_dir_all(data)?;
+            Arc::new(SqliteStore::open(data)?)
+        }
+        Backend::Postgres(url) => {
+            Arc::new(PostgresStore::connect(url, PostgresOptions::default())?)
+        }
+    })
 }
 
-/// Imports every generated file with the importer's defaults (validation on, all cores).
-pub fn import(opts: &SuiteOptions, ndjson: &Path, data: &Path) -> Result<Imported, BenchError> {
-    let store = open(data)?;
+/// Bytes of the store as it is now (see [`Imported::bytes_as_left`]).
+fn store_bytes(backend: &Backend, data: &Path) -> Result<u64, BenchError> {
+    match backend {
+        Backend::Sqlite => Ok(db_bytes(data)),
+        Backend::Postgres(url) => pg::tenant_bytes(url, TENANT),
+    }
+}
+
+/// Imports every generated file with the importer's defaults (validation on, all cores); on
+/// PostgreSQL the store writes the batches with `COPY`.
+pub fn import(
+    opts: &SuiteOptions,
+    backend: &Backend,
+    ndjson: &Path,
+    data: &Path,
+) -> Result<Imported, BenchError> {
+    let store = open(backend, data)?;
     store.create_tenant(TENANT)?;
     let files = medicus_bulk::import::expand(&[ndjson.to_path_buf()])?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     opts.say(format_args!(
-        "importing {} files ({:.1} MB) with validation and indexing",
+        "importing {} files ({:.1} MB) into {} with validation and indexing",
         files.len(),
-        total as f64 / 1e6
+        total as f64 / 1e6,
+        backend.label()
     ));
     let bar;
     let progress: &dyn ProgressSink = if opts.progress {
@@ -78,14 +109,17 @@ pub fn import(opts: &SuiteOptions, ndjson: &Path, data: &Path) -> Result<Importe
         )));
     }
     opts.say(format_args!(
-        "imported {} resources in {seconds:.1} s ({:.0}/s)",
+        "imported {} resources into {} in {seconds:.1} s ({:.0}/s)",
         summary.resources,
+        backend.label(),
         summary.resources as f64 / seconds.max(1e-9)
     ));
+    drop(importer);
+    drop(store);
     Ok(Imported {
         resources: summary.resources,
         seconds,
-        bytes_as_left: db_bytes(data),
+        bytes_as_left: store_bytes(backend, data)?,
     })
 }
 
@@ -100,35 +134,77 @@ fn db_bytes(data: &Path) -> u64 {
 
 pub struct Disk {
     pub bytes: u64,
+    /// PostgreSQL: how long `VACUUM (ANALYZE)` of the tenant's tables took.
+    pub vacuum_seconds: Option<f64>,
 }
 
 impl Disk {
-    pub fn report(&self, report: &mut Report, detail: &str, resources: u64, ndjson_bytes: u64) {
+    pub fn report(
+        &self,
+        report: &mut Report,
+        backend: &Backend,
+        detail: &str,
+        resources: u64,
+        ndjson_bytes: u64,
+    ) {
+        let case = disk_case(backend);
         report.push(
-            "disk (db after checkpoint, indexes incl.)",
+            case,
             "size",
             self.bytes as f64 / resources.max(1) as f64,
             "bytes/resource",
             detail,
         );
         report.push(
-            "disk (db after checkpoint, indexes incl.)",
+            case,
             "vs. NDJSON input",
             self.bytes as f64 / ndjson_bytes.max(1) as f64,
             "ratio",
             detail,
         );
+        if let Some(s) = self.vacuum_seconds {
+            report.push("VACUUM (ANALYZE) after import", "duration", s, "s", detail);
+        }
     }
 }
 
-/// Disk use once the WAL is folded into the database: the import dropped its store, and
-/// opening and closing it again makes SQLite checkpoint and remove the WAL on the last close.
-/// So this is the size of `medicus.db` (plus any WAL left, normally none).
-pub fn disk_after_close(data: &Path) -> Result<Disk, BenchError> {
-    drop(SqliteStore::open(data)?);
-    Ok(Disk {
-        bytes: db_bytes(data),
-    })
+/// The disk case of a backend; the side-by-side table pairs them.
+pub fn disk_case(backend: &Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "disk (db after checkpoint, indexes incl.)",
+        Backend::Postgres(_) => "disk (tenant tables after VACUUM ANALYZE, indexes incl.)",
+    }
+}
+
+/// Disk use once the store has settled. SQLite: the import dropped its store, and opening and
+/// closing it again makes SQLite checkpoint and remove the WAL on the last close, so this is
+/// the size of `medicus.db` (plus any WAL left, normally none). PostgreSQL: the tenant's tables
+/// with indexes and TOAST after `VACUUM (ANALYZE)` (which also gives the planner statistics and
+/// the visibility map before the searches, as autovacuum would later).
+pub fn disk_after_close(
+    opts: &SuiteOptions,
+    backend: &Backend,
+    data: &Path,
+) -> Result<Disk, BenchError> {
+    match backend {
+        Backend::Sqlite => {
+            drop(SqliteStore::open(data)?);
+            Ok(Disk {
+                bytes: db_bytes(data),
+                vacuum_seconds: None,
+            })
+        }
+        Backend::Postgres(url) => {
+            opts.say(format_args!("VACUUM (ANALYZE) of the tenant's tables"));
+            let t = Instant::now();
+            pg::vacuum_analyze(url, TENANT)?;
+            let vacuum_seconds = Some(t.elapsed().as_secs_f64());
+            Ok(Disk {
+                bytes: pg::tenant_bytes(url, TENANT)?,
+                vacuum_seconds,
+            })
+        }
+    }
 }
 
 /// A system-level `$export` of everything through the bulk engine (raw stored bodies, NDJSON
