@@ -971,6 +971,52 @@ fn usable_from_plain_threads_and_other_runtimes() {
     });
 }
 
+/// More threads than pooled connections, all calling at once: the thread that drives the
+/// runtime's I/O while it waits for a connection also completes the others' statements, so
+/// nobody waits forever.
+#[test]
+fn many_threads_share_a_small_pool() {
+    let db = db!("many_threads_share_a_small_pool");
+    drop(db.store_ab());
+    let store = Arc::new(
+        PostgresStore::connect(
+            &db.url,
+            PostgresOptions {
+                pool_size: 3,
+                acquire_timeout: Duration::from_secs(60),
+                ..PostgresOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    put(store.as_ref(), "a", "Patient", "p", patient("P", "1980"));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..24)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let mut r = store.read_session("a").unwrap();
+                    assert!(r.read("Patient", "p").unwrap().is_some());
+                    drop(r);
+                    put(
+                        store.as_ref(),
+                        "a",
+                        "Patient",
+                        &format!("t{t}i{i}"),
+                        patient("T", "1980"),
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    println!("480 sessions on 3 connections: {:?}", started.elapsed());
+    assert_eq!(count(&db.url, "SELECT count(*) FROM resource"), 241);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema and connections
 

@@ -3,12 +3,16 @@
 //!
 //! # Runtime and pooling
 //! The `Store` trait is synchronous (it is called from `spawn_blocking` threads and CLI threads),
-//! the client is async (`tokio-postgres` pooled by `deadpool-postgres`). The store owns a small
-//! multi-threaded tokio runtime that drives the connections; every trait method blocks the
-//! calling thread on it with `Handle::block_on`. That is allowed on plain threads and on the
-//! blocking threads of any other runtime, but not on an async worker thread: callers in async code
-//! go through `spawn_blocking`, as for SQLite. A session holds one pooled connection from its
-//! start to its end.
+//! the client is async (`tokio-postgres` pooled by `deadpool-postgres`). The store owns a
+//! current-thread tokio runtime without threads of its own: every trait method runs its future
+//! with `Runtime::block_on` on the calling thread, which then also drives the sockets and the
+//! connection tasks. A query thus costs one round trip and no thread hand-over (with a
+//! multi-threaded runtime every statement crossed threads twice: a bulk import was a third
+//! slower). When several threads call at once, one of them drives the I/O for all and the others
+//! wait on their own futures; tokio hands the driver over when it returns. Calling from plain
+//! threads and from the blocking threads of any other runtime is allowed, from an async worker
+//! thread it is not: callers in async code go through `spawn_blocking`, as for SQLite. A session
+//! holds one pooled connection from its start to its end.
 //!
 //! # Change feed
 //! A sequence alone does not order a feed: a session can take number 5, and commit after a
@@ -75,8 +79,6 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// How long a session waits for a free pooled connection before failing as unavailable.
     pub acquire_timeout: Duration,
-    /// Worker threads of the runtime that drives the connections.
-    pub runtime_threads: usize,
 }
 
 impl Default for PostgresOptions {
@@ -85,7 +87,6 @@ impl Default for PostgresOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(30),
-            runtime_threads: 2,
         }
     }
 }
@@ -98,9 +99,9 @@ pub fn is_postgres_url(url: &str) -> bool {
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
-    /// Dropped without blocking in `Drop` (the store may be dropped inside async code).
+    /// Driven by the threads that call the store; `None` only inside `Drop`, which shuts it
+    /// down without blocking (the store may be dropped inside async code).
     runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
     pool: Pool,
     /// `host:port/dbname`, never the password: for error messages.
     target: String,
@@ -122,9 +123,7 @@ impl PostgresStore {
             config.application_name("medicus");
         }
         let target = describe(&config);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.runtime_threads.max(1))
-            .thread_name("medicus-postgres")
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Database(format!("cannot start the database runtime: {e}")))?;
@@ -145,10 +144,8 @@ impl PostgresStore {
             .recycle_timeout(Some(opts.connect_timeout))
             .build()
             .map_err(|e| StoreError::Database(format!("connection pool: {e}")))?;
-        let handle = runtime.handle().clone();
         let mut store = PostgresStore {
             runtime: Some(runtime),
-            handle,
             pool,
             target,
             tenants: RwLock::new(HashMap::new()),
@@ -165,9 +162,13 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Runs `f` to completion on the store's runtime, blocking the calling thread.
+    /// Runs `f` to completion on the store's runtime, on the calling thread.
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.handle.block_on(f)
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(f),
+            // Only `Drop` takes the runtime, and nothing runs after it.
+            None => unreachable!("the store is used while it is dropped"),
+        }
     }
 
     /// A pooled connection; failing to get one within the timeouts is `Unavailable`.
