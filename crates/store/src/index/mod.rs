@@ -12,6 +12,10 @@ pub mod ucum;
 pub(crate) use extract::{STRING_LAST, composite_key, composite_string, is_range_kind};
 pub use extract::{extract_entries, reference_parts};
 
+/// Bumped whenever extraction produces different index rows for the same resource (new
+/// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
+pub const INDEX_VERSION: i64 = 5;
+
 /// One row of a search index table, without tenant and resource (the writer adds those).
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexEntry {

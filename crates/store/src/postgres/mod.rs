@@ -273,8 +273,15 @@ fn describe(config: &tokio_postgres::Config) -> String {
 
 /// SQLSTATEs that mean "the server is not there (any more)": connection exceptions (class 08),
 /// shutdown and startup (57P01–57P03), too many connections (53300).
+/// Server states a client should retry: connection exceptions, shutdown or startup, too many
+/// connections, and a transaction chosen as a deadlock victim or failed serialisation (the
+/// session is rolled back; repeating the request succeeds).
 fn is_unavailable_state(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40P01" | "40001"
+        )
 }
 
 impl From<tokio_postgres::Error> for StoreError {

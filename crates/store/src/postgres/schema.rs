@@ -17,9 +17,7 @@ use crate::error::StoreError;
 /// The schema this binary writes. A database with a higher version is refused.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// The extraction version of the index rows written by this binary (`sqlite::schema` keeps the
-/// same number for SQLite). A database indexed by another version needs a reindex.
-pub(crate) const INDEX_VERSION: i64 = 5;
+pub(crate) use crate::index::INDEX_VERSION;
 
 /// Serialises migrations of processes that start at the same time ("medicus" + 1).
 const MIGRATION_LOCK: i64 = 0x6d65_6469_6375_7301;

@@ -7,9 +7,7 @@
 /// range-searched tables have a by-resource index for the same purpose.
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// Bumped whenever extraction produces different index rows for the same resource (new
-/// parameters, modifiers or normalisation): the index is rebuilt from the stored bodies at open.
-pub const INDEX_VERSION: i64 = 5;
+pub use crate::index::INDEX_VERSION;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
