@@ -19,36 +19,61 @@ pub fn extract_entries(
     resource_type: &str,
     resource: &Value,
 ) -> Vec<IndexEntry> {
-    let env = Env { model: Some(defs) };
     let mut out = Vec::with_capacity(32);
     for param in defs.search_params(resource_type) {
-        // `_id` and `_lastUpdated` live in the resource table; special params (near, _text) are not indexed.
-        if matches!(param.code, "_id" | "_lastUpdated") || param.kind == SearchParamType::Special {
-            continue;
-        }
-        let Some(expr) = &param.expression else {
-            continue;
-        };
-        let Ok(items) = expr.evaluate(resource, &env) else {
-            continue;
-        };
-        let pk = param_key(resource_type, param.code);
-        if param.kind == SearchParamType::Composite {
-            let strings = keys::derived_param_key(resource_type, param.code, STRING_LAST);
-            composite_entries(param, pk, strings, &items, &env, &mut out);
-            continue;
-        }
-        // Quantities in UCUM units also get rows in canonical units (see `ucum`).
-        let canonical = (param.kind == SearchParamType::Quantity)
-            .then(|| keys::derived_param_key(resource_type, param.code, ucum::CANONICAL));
-        for item in &items {
-            entries_of_item(param.kind, pk, canonical, item, &mut out);
-            derived_entries(resource_type, param, item, &mut out);
-        }
+        param_entries_into(defs, resource_type, param, resource, &mut out);
     }
     super::code_date::add_code_dates(defs, resource_type, &mut out);
     out.extend(super::fulltext::fulltext_entry(resource));
     out
+}
+
+/// The entries of one search parameter (`code`) of `resource`: what `extract_entries` gives for
+/// it, without evaluating the other parameters (sorting needs only its key's values).
+pub(crate) fn param_entries(
+    defs: &Definitions,
+    resource_type: &str,
+    code: &str,
+    resource: &Value,
+) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    if let Some(param) = defs.search_param(resource_type, code) {
+        param_entries_into(defs, resource_type, param, resource, &mut out);
+    }
+    out
+}
+
+fn param_entries_into(
+    defs: &Definitions,
+    resource_type: &str,
+    param: &SearchParam,
+    resource: &Value,
+    out: &mut Vec<IndexEntry>,
+) {
+    // `_id` and `_lastUpdated` live in the resource table; special params (near, _text) are not indexed.
+    if matches!(param.code, "_id" | "_lastUpdated") || param.kind == SearchParamType::Special {
+        return;
+    }
+    let Some(expr) = &param.expression else {
+        return;
+    };
+    let env = Env { model: Some(defs) };
+    let Ok(items) = expr.evaluate(resource, &env) else {
+        return;
+    };
+    let pk = param_key(resource_type, param.code);
+    if param.kind == SearchParamType::Composite {
+        let strings = keys::derived_param_key(resource_type, param.code, STRING_LAST);
+        composite_entries(param, pk, strings, &items, &env, out);
+        return;
+    }
+    // Quantities in UCUM units also get rows in canonical units (see `ucum`).
+    let canonical = (param.kind == SearchParamType::Quantity)
+        .then(|| keys::derived_param_key(resource_type, param.code, ucum::CANONICAL));
+    for item in &items {
+        entries_of_item(param.kind, pk, canonical, item, out);
+        derived_entries(resource_type, param, item, out);
+    }
 }
 
 /// `canonical` is the derived key of a quantity parameter's canonical-unit rows; `None` leaves

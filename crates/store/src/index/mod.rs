@@ -9,7 +9,9 @@ pub mod hierarchy;
 pub mod keys;
 pub mod ucum;
 
-pub(crate) use extract::{STRING_LAST, composite_key, composite_string, is_range_kind};
+pub(crate) use extract::{
+    STRING_LAST, composite_key, composite_string, is_range_kind, param_entries,
+};
 pub use extract::{extract_entries, reference_parts};
 
 /// Bumped whenever extraction produces different index rows for the same resource (new

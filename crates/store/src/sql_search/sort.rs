@@ -24,7 +24,7 @@ use crate::codec;
 use crate::error::StoreError;
 use crate::index::code_date::CODE_PARAM;
 use crate::index::keys::param_key;
-use crate::index::{IndexEntry, extract_entries};
+use crate::index::{IndexEntry, param_entries};
 use crate::search::{CriterionValue, SearchPage, SearchQuery, SortKey, SortPosition, SortValue};
 
 /// Most matches sorted in memory.
@@ -540,8 +540,11 @@ fn in_memory(
                 )
             )
         });
-        let entries = if needs_entries {
-            extract_entries(defs, rtype, &body)
+        // Only the keys' own parameters: extracting every parameter would cost most of the sort.
+        let entries: Vec<IndexEntry> = if needs_entries {
+            keys.iter()
+                .flat_map(|(k, _)| param_entries(defs, rtype, &k.code, &body))
+                .collect()
         } else {
             Vec::new()
         };
