@@ -426,7 +426,9 @@ mod tests {
     fn unavailable_states() {
         // Retryable: connection trouble, shutdown, too many connections, deadlock victims and
         // serialisation failures.
-        for code in ["08006", "08001", "57P01", "57P03", "53300", "40P01", "40001"] {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "40P01", "40001",
+        ] {
             assert!(is_unavailable_state(code), "{code}");
         }
         for code in ["23505", "42P01", "XX000"] {
