@@ -841,6 +841,7 @@ async fn load(rng: &mut Rng) -> (TestApp, Dataset) {
             .await;
         assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     }
+    app.analyze();
     // The dataset as stored (with meta.lastUpdated), read back in one page per type.
     let mut stored = Vec::new();
     for ty in [

@@ -40,6 +40,15 @@ impl TestStore {
         .map_err(|_| StoreError::Database("test store setup panicked".into()))?
     }
 
+    /// After loading test data: statistics for the planner where the backend keeps them (see
+    /// `ScratchDatabase::analyze`); nothing for SQLite, whose planner works without them.
+    pub fn analyze(&self) -> Result<(), StoreError> {
+        match &self._database {
+            Some(db) => db.analyze(),
+            None => Ok(()),
+        }
+    }
+
     /// Whether this is the PostgreSQL pass.
     pub fn is_postgres(&self) -> bool {
         self._database.is_some()

@@ -96,6 +96,11 @@ impl TestApp {
         }
     }
 
+    /// Planner statistics after loading data (PostgreSQL pass; nothing on SQLite).
+    pub fn analyze(&self) {
+        self._test_store.analyze().expect("ANALYZE");
+    }
+
     /// Runs `f` on the store directly, on a thread of its own (see `with_config`).
     pub fn with_store<T: Send>(&self, f: impl FnOnce(&dyn Store) -> T + Send) -> T {
         let store = &*self.store;

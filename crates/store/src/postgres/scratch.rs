@@ -45,6 +45,13 @@ impl ScratchDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Gathers planner statistics (`ANALYZE`) now instead of when autovacuum gets to it: a
+    /// test that loads data and then searches must not depend on that timing (without
+    /// statistics PostgreSQL can choose plans for nested `_has` that run for minutes).
+    pub fn analyze(&self) -> Result<(), StoreError> {
+        run(&self.url, "ANALYZE")
+    }
 }
 
 impl Drop for ScratchDatabase {
