@@ -6,7 +6,7 @@
 
 use medicus_fhir::SearchParamType;
 
-use super::db::{Dialect, FullTextQuery};
+use super::db::{Db, Dialect, FullTextQuery};
 use super::sql::{FALSE, Sql, TRUE, date_condition, escape_like, number_condition};
 use crate::index::keys::{self, hash, normalize_string};
 use crate::search::{
@@ -20,11 +20,16 @@ const MAX_CHAR: char = '\u{10FFFF}';
 /// What a clause needs from the store to be written as SQL.
 pub(crate) struct Scope<'a> {
     pub tenant: i64,
-    pub type_code: &'a dyn Fn(&str) -> Option<i64>,
+    pub db: &'a dyn Db,
     pub dialect: &'static Dialect,
 }
 
 impl Scope<'_> {
+    /// The code of a resource type in `resource.rtype`; `None` for a type the store never saw.
+    pub fn type_code(&self, resource_type: &str) -> Option<i64> {
+        self.db.type_code(resource_type)
+    }
+
     /// `alias` is a live resource.
     pub fn live(&self, alias: &str) -> String {
         (self.dialect.live)(alias)
@@ -204,7 +209,7 @@ fn value_rows(
     }
     match v {
         V::Id(id) => {
-            let code = (s.type_code)(rt?)?;
+            let code = s.type_code(rt?)?;
             let idv = sql.arg(id.clone());
             Some(Rows {
                 sql: format!(
@@ -218,7 +223,7 @@ fn value_rows(
         }
         V::Chain(chain) => {
             let target = keys::type_key(&chain.target_type);
-            let Some(code) = (s.type_code)(&chain.target_type) else {
+            let Some(code) = s.type_code(&chain.target_type) else {
                 return Some(Rows {
                     sql: NO_ROWS.into(),
                     ordered: true,
@@ -243,7 +248,7 @@ fn value_rows(
                 narrative_only: *narrative_only,
                 words,
             };
-            let rtype = rt.and_then(|t| (s.type_code)(t));
+            let rtype = rt.and_then(|t| s.type_code(t));
             Some(Rows {
                 sql: (s.dialect.fulltext_rows)(sql, t, rtype, &q),
                 ordered: false,
@@ -252,7 +257,7 @@ fn value_rows(
         }
         V::Has(has) => {
             let rt = rt?;
-            let code = (s.type_code)(rt)?;
+            let code = s.type_code(rt)?;
             Some(Rows {
                 sql: format!(
                     "SELECT h.rid FROM resource h WHERE h.tenant = {t} AND h.rtype = {code} AND {}
@@ -275,7 +280,7 @@ fn has_targets(
     rt: &str,
     has: &crate::search::HasValue,
 ) -> Option<String> {
-    let source = (s.type_code)(&has.source_type)?;
+    let source = s.type_code(&has.source_type)?;
     let inner = filter_on(s, sql, &has.source_type, source, &has.criteria, "hs");
     // By source resource (the `(rid, param)` index): from the matching sources to their targets.
     Some(format!(
@@ -475,7 +480,7 @@ pub(crate) fn compartment_rows(
 ) -> Option<Rows> {
     let rt = rt?;
     if rt == "Patient" {
-        let code = (s.type_code)("Patient")?;
+        let code = s.type_code("Patient")?;
         let ids = f.patients.as_ref()?;
         if ids.is_empty() {
             return Some(Rows {

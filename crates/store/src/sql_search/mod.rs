@@ -149,12 +149,7 @@ struct Prepared<'a> {
     rt_code: Option<i64>,
 }
 
-fn prepare<'a>(
-    db: &'a dyn Db,
-    tenant: i64,
-    rt: Option<&str>,
-    type_code: &'a dyn Fn(&str) -> Option<i64>,
-) -> Option<Prepared<'a>> {
+fn prepare<'a>(db: &'a dyn Db, tenant: i64, rt: Option<&str>) -> Option<Prepared<'a>> {
     let rt_code = match rt {
         Some(t) => Some(db.type_code(t)?),
         None => None,
@@ -162,7 +157,7 @@ fn prepare<'a>(
     Some(Prepared {
         scope: Scope {
             tenant,
-            type_code,
+            db,
             dialect: db.dialect(),
         },
         rt_code,
@@ -202,8 +197,7 @@ pub(crate) fn search(
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let type_code = |t: &str| db.type_code(t);
-    let Some(p) = prepare(db, tenant, rt, &type_code) else {
+    let Some(p) = prepare(db, tenant, rt) else {
         return Ok(SearchPage {
             resources: Vec::new(),
             total: q.total.then_some(0),
@@ -311,8 +305,7 @@ pub(crate) fn search_raw(
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<RawPage, StoreError> {
-    let type_code = |t: &str| db.type_code(t);
-    let Some(p) = prepare(db, tenant, rt, &type_code) else {
+    let Some(p) = prepare(db, tenant, rt) else {
         return Ok(RawPage::default());
     };
     if q.count == 0 {
@@ -374,8 +367,7 @@ pub(crate) fn scan_raw(
     q: &SearchQuery,
     each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let type_code = |t: &str| db.type_code(t);
-    let Some(p) = prepare(db, tenant, rt, &type_code) else {
+    let Some(p) = prepare(db, tenant, rt) else {
         return Ok(());
     };
     let plan = plan::plan(db, &p.scope, rt, q)?;
