@@ -15,7 +15,7 @@ use medicus_fhir::SearchParamType;
 use medicus_fhirpath::{Env, Item};
 
 use super::clause::Scope;
-use super::db::{Arg, Db};
+use super::db::{Arg, Db, Row};
 use super::plan::Plan;
 use super::sql::Sql;
 use super::{COLUMNS, CURRENT_VERSION, conditions_except, match_query, version_of};
@@ -135,13 +135,8 @@ fn walk_last_updated(
         conds.join(" AND ")
     );
     let (mut resources, mut positions) = (Vec::new(), Vec::new());
-    db.query(&text, &sql.args, &mut |r| {
-        positions.push(SortPosition {
-            values: vec![SortValue::Int(r.int(4)?)],
-            rid: r.int(0)?,
-        });
-        resources.push(version_of(db, r)?);
-        Ok(true)
+    collect_sorted(db, &text, &sql.args, &mut resources, &mut positions, |r| {
+        Ok(vec![SortValue::Int(r.int(4)?)])
     })?;
     Ok(sorted_page(
         resources,
@@ -152,6 +147,26 @@ fn walk_last_updated(
             if key.descending { " backwards" } else { "" }
         ),
     ))
+}
+
+/// Runs `text` (rows of `COLUMNS` first) and appends each row's resource, with its position:
+/// the sort values `values` reads from the row, and its surrogate key.
+fn collect_sorted(
+    db: &dyn Db,
+    text: &str,
+    args: &[Arg],
+    resources: &mut Vec<ResourceVersion>,
+    positions: &mut Vec<SortPosition>,
+    values: impl Fn(&dyn Row) -> Result<Vec<SortValue>, StoreError>,
+) -> Result<(), StoreError> {
+    db.query(text, args, &mut |r| {
+        positions.push(SortPosition {
+            values: values(r)?,
+            rid: r.int(0)?,
+        });
+        resources.push(version_of(db, r)?);
+        Ok(true)
+    })
 }
 
 /// A sorted page from up to `count + 1` resources and their positions: the extra one only says
@@ -266,17 +281,8 @@ fn walk(
             conds.join(" AND "),
             order.join(", ")
         );
-        db.query(&text, &sql.args, &mut |r| {
-            let mut values = Vec::with_capacity(cols.len());
-            for i in 0..cols.len() {
-                values.push(r.sort_value(7 + i)?);
-            }
-            positions.push(SortPosition {
-                values,
-                rid: r.int(0)?,
-            });
-            resources.push(version_of(db, r)?);
-            Ok(true)
+        collect_sorted(db, &text, &sql.args, &mut resources, &mut positions, |r| {
+            (0..cols.len()).map(|i| r.sort_value(7 + i)).collect()
         })?;
     }
     if resources.len() < want {
@@ -300,13 +306,8 @@ fn walk(
             Some(want - resources.len()),
             Some(&missing),
         );
-        db.query(&text, &sql.args, &mut |r| {
-            positions.push(SortPosition {
-                values: vec![SortValue::Missing; cols.len()],
-                rid: r.int(0)?,
-            });
-            resources.push(version_of(db, r)?);
-            Ok(true)
+        collect_sorted(db, &text, &sql.args, &mut resources, &mut positions, |_| {
+            Ok(vec![SortValue::Missing; cols.len()])
         })?;
     }
     Ok(sorted_page(
