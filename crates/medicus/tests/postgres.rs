@@ -9,6 +9,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{Options, Server, TestDir, medicus_command};
+use medicus_store::postgres::ScratchDatabase;
 use serde_json::json;
 
 fn stderr(out: &Output) -> String {
@@ -88,65 +89,15 @@ fn an_unknown_database_url_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
-/// A fresh database on the server of `MEDICUS_TEST_DATABASE`, dropped at the end.
-struct Database {
-    server: String,
-    name: String,
-    url: String,
-}
-
-fn run_sql(url: &str, statement: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute(statement).await.unwrap();
-    });
-}
-
-impl Database {
-    fn create(test: &str) -> Option<Database> {
-        let Ok(server) = std::env::var("MEDICUS_TEST_DATABASE") else {
-            println!("{test}: skipped, MEDICUS_TEST_DATABASE is not set");
-            return None;
-        };
-        let name = format!(
-            "medicus_test_cli_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        run_sql(&server, &format!("CREATE DATABASE {name}"));
-        let (scheme, rest) = server.split_once("://").unwrap_or(("postgres", &server));
-        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-        let url = format!("{scheme}://{authority}/{name}");
-        Some(Database { server, name, url })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        run_sql(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
 #[test]
 fn two_servers_and_import_share_one_postgres_database() {
-    let Some(db) = Database::create("two_servers_and_import_share_one_postgres_database") else {
+    // A database of its own (dropped at the end), shared by both servers and the import.
+    let Some(db) = ScratchDatabase::from_env().unwrap() else {
+        println!("skipped: MEDICUS_TEST_DATABASE is not set");
         return;
     };
     let options = Options {
-        args: vec!["--database".into(), db.url.clone()],
+        args: vec!["--database".into(), db.url().to_owned()],
         ..Options::default()
     };
     let (dir1, dir2) = (TestDir::new(), TestDir::new());
@@ -174,7 +125,7 @@ fn two_servers_and_import_share_one_postgres_database() {
     )
     .unwrap();
     let out = medicus_command()
-        .args(["import", "--database", &db.url, "--data"])
+        .args(["import", "--database", db.url(), "--data"])
         .arg(dir1.data())
         .arg(&ndjson)
         .output()
@@ -182,13 +133,20 @@ fn two_servers_and_import_share_one_postgres_database() {
     assert!(out.status.success(), "{}", stderr(&out));
     two.fhir().get("Patient/i2").expect(200);
     let out = medicus_command()
-        .args(["admin", "tenant", "create", "second", "--database", &db.url])
+        .args([
+            "admin",
+            "tenant",
+            "create",
+            "second",
+            "--database",
+            db.url(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let out = medicus_command()
         .args(["admin", "tenant", "list"])
-        .env("MEDICUS_DATABASE", &db.url)
+        .env("MEDICUS_DATABASE", db.url())
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "default\nsecond\n");

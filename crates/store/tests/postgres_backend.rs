@@ -13,6 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use medicus_store::index::extract_entries;
+use medicus_store::postgres::ScratchDatabase;
 use medicus_store::{
     Change, HistoryQuery, HistoryScope, PostgresOptions, PostgresStore, Precondition, Store,
     StoreError,
@@ -23,20 +24,9 @@ use serde_json::{Value, json};
 // A database per test
 
 struct TestDb {
-    server: String,
-    name: String,
     url: String,
-}
-
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, format!("?{q}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
-    format!("{scheme}://{authority}/{name}{query}")
+    /// Dropped (with the database) after the test.
+    _scratch: ScratchDatabase,
 }
 
 /// Runs `sql` on `url` with a connection of its own; returns the rows of the last statement.
@@ -58,43 +48,18 @@ fn count(url: &str, statement: &str) -> i64 {
     sql(url, statement)[0].get(0)
 }
 
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
-}
-
 /// A fresh database on the server named by `MEDICUS_TEST_DATABASE`, or `None` (test skipped).
 fn test_db(test: &str) -> Option<TestDb> {
-    let Ok(server) = std::env::var("MEDICUS_TEST_DATABASE") else {
+    let Some(scratch) = ScratchDatabase::from_env().unwrap() else {
         println!(
             "{test}: skipped, MEDICUS_TEST_DATABASE is not set (scripts/pg-test-cluster start)"
         );
         return None;
     };
-    let name = format!("medicus_test_{}", random_suffix());
-    sql(
-        &server,
-        &format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"),
-    );
-    let url = with_database(&server, &name);
-    Some(TestDb { server, name, url })
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        sql(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
+    Some(TestDb {
+        url: scratch.url().to_owned(),
+        _scratch: scratch,
+    })
 }
 
 impl TestDb {
@@ -1143,12 +1108,9 @@ fn lost_connections_are_unavailable_and_recover() {
     put(&store, "a", "Patient", "p1", patient("A", "1980"));
     let mut r = store.read_session("a").unwrap();
     sql(
-        &db.server,
-        &format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = '{}' AND pid <> pg_backend_pid()",
-            db.name
-        ),
+        &db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
     );
     // The backend needs a moment to go.
     std::thread::sleep(Duration::from_millis(200));
