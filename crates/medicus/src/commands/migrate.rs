@@ -10,12 +10,11 @@
 //! JSON, and the number of versions.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use medicus_store::api::{HistoryQuery, HistoryScope, Precondition, Store, WriteSession};
+use medicus_store::api::{HistoryQuery, HistoryScope, Precondition, Store};
 use medicus_store::search::SearchQuery;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -187,14 +186,9 @@ fn copy(source: &dyn Store, target: &dyn Store, key: &str) -> Result<(), CliErro
                 copied += 1;
                 progress.inc(1);
             }
-            let position = if end == changes.len() {
-                last_tx
-            } else {
-                // Resume after the last change of this run (feed positions group a session's
-                // changes; a run ends where the next tenant's session begins).
-                changes[end - 1].tx
-            };
-            set_position(&mut *writer, key, position)?;
+            // Resume after the last change of this run: a feed page never ends inside a
+            // session, and a run ends where the next tenant's session begins.
+            writer.set_checkpoint(key, &changes[end - 1].tx.to_string())?;
             writer.commit()?;
             start = end;
         }
@@ -209,11 +203,6 @@ fn copy(source: &dyn Store, target: &dyn Store, key: &str) -> Result<(), CliErro
     Ok(())
 }
 
-fn set_position(writer: &mut dyn WriteSession, key: &str, tx: i64) -> Result<(), CliError> {
-    writer.set_checkpoint(key, &tx.to_string())?;
-    Ok(())
-}
-
 /// Per resource type: the number of current resources and the sum of digests of their stored JSON.
 type Digest = BTreeMap<String, (u64, u64)>;
 
@@ -221,12 +210,11 @@ fn digest(store: &dyn Store, tenant: &str, progress: &ProgressBar) -> Result<Dig
     let mut out = Digest::new();
     let mut session = store.read_session(tenant)?;
     for rt in medicus_fhir::r4().resource_types() {
-        let mut q = SearchQuery {
+        let q = SearchQuery {
             count: medicus_store::search::MAX_COUNT,
             total: false,
             ..SearchQuery::default()
         };
-        q.cursor = None;
         let (mut n, mut sum) = (0u64, 0u64);
         session.scan_raw(Some(rt), &q, &mut |r| {
             n += 1;
@@ -288,7 +276,3 @@ fn verify(source: &dyn Store, target: &dyn Store) -> Result<(), CliError> {
     ));
     Ok(())
 }
-
-/// Keeps the store handles alive for the command's duration in tests.
-#[allow(dead_code)]
-fn _assert_send(_: Arc<dyn Store>) {}
