@@ -27,6 +27,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A platform document write whose `DocExpect` did not hold.
+    #[error("document {ns}/{key} changed concurrently or does not match the expected version")]
+    DocConflict { ns: String, key: String },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -8,6 +8,7 @@ pub mod api;
 mod codec;
 mod error;
 pub mod index;
+pub mod platform;
 pub mod postgres;
 pub mod search;
 mod sql_search;
@@ -18,5 +19,6 @@ pub mod testing;
 
 pub use api::*;
 pub use error::StoreError;
+pub use platform::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -55,6 +55,66 @@ impl TestStore {
     }
 }
 
+/// The test store delegates platform records to the store it wraps.
+impl crate::platform::PlatformRecords for TestStore {
+    fn doc_get(&self, ns: &str, key: &str) -> Result<Option<crate::platform::Doc>, StoreError> {
+        self.store.doc_get(ns, key)
+    }
+    fn doc_put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_us: Option<i64>,
+        expect: crate::platform::DocExpect,
+    ) -> Result<i64, StoreError> {
+        self.store.doc_put(ns, key, value, expires_us, expect)
+    }
+    fn doc_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: crate::platform::DocExpect,
+    ) -> Result<bool, StoreError> {
+        self.store.doc_delete(ns, key, expect)
+    }
+    fn doc_take(&self, ns: &str, key: &str) -> Result<Option<crate::platform::Doc>, StoreError> {
+        self.store.doc_take(ns, key)
+    }
+    fn doc_list(
+        &self,
+        ns: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::platform::Doc>, StoreError> {
+        self.store.doc_list(ns, prefix, after, limit)
+    }
+    fn doc_purge_expired(&self, now_us: i64) -> Result<u64, StoreError> {
+        self.store.doc_purge_expired(now_us)
+    }
+    fn audit_append(
+        &self,
+        chain: &str,
+        build: &mut crate::platform::AuditBuilder<'_>,
+    ) -> Result<(), StoreError> {
+        self.store.audit_append(chain, build)
+    }
+    fn audit_head(&self, chain: &str) -> Result<Option<crate::platform::AuditLink>, StoreError> {
+        self.store.audit_head(chain)
+    }
+    fn audit_query(
+        &self,
+        chain: &str,
+        query: &crate::platform::AuditQuery,
+    ) -> Result<Vec<crate::platform::AuditEntry>, StoreError> {
+        self.store.audit_query(chain, query)
+    }
+    fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
+        self.store.audit_chains()
+    }
+}
+
 /// The test store is used as the store it wraps.
 impl Store for TestStore {
     fn create_tenant(&self, tenant: &str) -> Result<bool, StoreError> {

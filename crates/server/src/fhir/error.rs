@@ -238,6 +238,7 @@ impl From<StoreError> for FhirError {
                 FhirError::BadRequest(format!("invalid search: {message}"))
             }
             StoreError::Unavailable(detail) => FhirError::Unavailable(detail),
+            e @ StoreError::DocConflict { .. } => FhirError::Conflict(e.to_string()),
             e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => {
                 FhirError::Internal(e.to_string())
             }
