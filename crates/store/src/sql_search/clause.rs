@@ -18,10 +18,14 @@ use crate::search::{
 const MAX_CHAR: char = '\u{10FFFF}';
 
 /// What a clause needs from the store to be written as SQL.
+#[derive(Clone, Copy)]
 pub(crate) struct Scope<'a> {
     pub tenant: i64,
     pub db: &'a dyn Db,
     pub dialect: &'static Dialect,
+    /// Inside per-candidate `EXISTS` checks: the dialect's fence once the plan drives from a
+    /// small exact set (see `Dialect::check_fence`), else empty.
+    pub fence: &'static str,
 }
 
 impl Scope<'_> {
@@ -452,14 +456,15 @@ fn value_check(
             };
             if seekable {
                 format!(
-                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE tenant = {t} AND param = {} AND {cond} AND {scratch}.rid = {alias}.rid)",
-                    c.param
+                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE tenant = {t} AND param = {} AND {cond} AND {scratch}.rid = {alias}.rid{})",
+                    c.param, s.fence
                 )
             } else if has_rid_index(table) {
                 format!(
-                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE {}{scratch}.rid = {alias}.rid AND param = {} AND {cond})",
+                    "EXISTS (SELECT 1 FROM {table} {scratch} WHERE {}{scratch}.rid = {alias}.rid AND param = {} AND {cond}{})",
                     s.rid_tenant(&format!("{scratch}.")),
-                    c.param
+                    c.param,
+                    s.fence
                 )
             } else {
                 format!(

@@ -55,6 +55,20 @@ pub(crate) trait Db {
         each: &mut dyn FnMut(&dyn Row) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError>;
 
+    /// Runs independent statements in order, handing each row to `each` with the index of its
+    /// statement (until `each` returns `Ok(false)` for that statement). A backend with a
+    /// network between it and the data sends them together: one round trip for all.
+    fn query_all(
+        &self,
+        statements: &[(&str, &[Arg])],
+        each: &mut dyn FnMut(usize, &dyn Row) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for (i, (sql, args)) in statements.iter().enumerate() {
+            self.query(sql, args, &mut |r| each(i, r))?;
+        }
+        Ok(())
+    }
+
     /// The first column of the first row, as an integer (a `count(*)`).
     fn count(&self, sql: &str, args: &[Arg]) -> Result<i64, StoreError> {
         let mut n = 0;
@@ -84,6 +98,20 @@ pub(crate) struct Dialect {
     /// the driver's order through `CROSS JOIN` but would sort every row again, losing the early
     /// stop of a page.
     pub order_after_join: bool,
+    /// Appended inside a per-candidate `EXISTS` check when the driving set is small and exactly
+    /// counted, so that the check stays a seek per candidate. PostgreSQL otherwise flattens
+    /// the check into a semi-join planned for the estimated (often far larger) driver and reads
+    /// the check's whole index range (`OFFSET 0` keeps a subquery from being pulled up).
+    pub check_fence: &'static str,
+    /// A total over a driver with other clauses to check is counted by default (without
+    /// `_total=accurate`) only up to this many driving rows: the checks cost a seek per
+    /// candidate, which SQLite does in-process and PostgreSQL through its executor at several
+    /// times the cost.
+    pub checked_count_limit: u64,
+    /// Whether the planner's first probes of the ordered clauses go out as one statement
+    /// (a round trip and a plan per statement cost more than counting a few thousand index
+    /// rows that a sequence of probes with shrinking bounds would skip).
+    pub batch_probes: bool,
     /// The hint to read `version` by its `(tenant, rtype, tx)` index.
     pub version_by_type: &'static str,
     /// Rows of the full-text table matching the words in `column` (`None`: every string) as

@@ -105,14 +105,14 @@ fn match_query(
     (text, sql)
 }
 
-/// The number of matches: distinct resources of the driving clause that pass the checks.
-fn count(
-    db: &dyn Db,
+/// The statement counting the matches: distinct resources of the driving clause that pass the
+/// checks.
+fn count_query(
     plan: &Plan<'_>,
     s: &Scope<'_>,
     rt_code: Option<i64>,
     rt: Option<&str>,
-) -> Result<u64, StoreError> {
+) -> (String, Sql) {
     let mut sql = Sql::new(s.dialect);
     let driver = plan
         .driver
@@ -138,8 +138,11 @@ fn count(
             format!("SELECT count(*) FROM resource r WHERE {conds}")
         }
     };
-    let n = db.count(&text, &sql.args)?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    (text, sql)
+}
+
+fn count_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// The store's view for the planner and the searched type's code (`None` for a system-wide
@@ -159,6 +162,7 @@ fn prepare<'a>(db: &'a dyn Db, tenant: i64, rt: Option<&str>) -> Option<Prepared
             tenant,
             db,
             dialect: db.dialect(),
+            fence: "",
         },
         rt_code,
     })
@@ -176,28 +180,13 @@ fn version_of(db: &dyn Db, r: &dyn Row) -> Result<ResourceVersion, StoreError> {
     })
 }
 
-/// Runs `text` and collects its rows of `COLUMNS` as resource versions with their keys.
-fn versions(
-    db: &dyn Db,
-    text: &str,
-    args: &[Arg],
-) -> Result<(Vec<ResourceVersion>, Vec<i64>), StoreError> {
-    let (mut resources, mut rids) = (Vec::new(), Vec::new());
-    db.query(text, args, &mut |r| {
-        rids.push(r.int(0)?);
-        resources.push(version_of(db, r)?);
-        Ok(true)
-    })?;
-    Ok((resources, rids))
-}
-
 pub(crate) fn search(
     db: &dyn Db,
     tenant: i64,
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let Some(p) = prepare(db, tenant, rt) else {
+    let Some(mut p) = prepare(db, tenant, rt) else {
         return Ok(SearchPage {
             resources: Vec::new(),
             total: q.total.then_some(0),
@@ -208,36 +197,47 @@ pub(crate) fn search(
                 .then(|| "unknown resource type: no matches".to_owned()),
         });
     };
-    let plan = plan::plan(db, &p.scope, rt, q)?;
-    let exact_estimate = plan
-        .driver
-        .and_then(|d| plan.estimates[d])
-        .filter(|e| e.exact && plan.clauses.len() == 1);
+    let mut plan = plan::plan(db, &p.scope, rt, q)?;
+    p.scope = statement_scope(&plan, &p.scope);
+    let exact_estimate = plan.exact_driver().filter(|_| plan.clauses.len() == 1);
     // Without `_total=accurate`, a total is given when it is cheap (few candidates) or falls
     // out of the page itself: counting a million matches must not slow down every page.
-    let total = if !q.total {
+    let mut total = None;
+    let counting = if !q.total {
         None
     } else if q.total_estimate
         && let Some(e) = exact_estimate
     {
-        Some(e.rows)
-    } else if q.total_accurate || q.count == 0 || cheap_to_count(db, &plan, &p)? {
-        Some(count(db, &plan, &p.scope, p.rt_code, rt)?)
+        total = Some(e.rows);
+        None
+    } else if q.total_accurate || q.count == 0 {
+        Some(Counting::Exact(count_query(&plan, &p.scope, p.rt_code, rt)))
+    } else if plan.unprobed() {
+        plan.unprobed_total(&p.scope, rt).map(Counting::Bounded)
+    } else if cheap_to_count(db, &plan, &p)? {
+        Some(Counting::Exact(count_query(&plan, &p.scope, p.rt_code, rt)))
     } else {
         None
     };
-    let explain = q.explain.then(|| plan.describe(rt));
-    if q.count == 0 {
-        return Ok(SearchPage {
-            resources: Vec::new(),
-            total,
-            next_cursor: None,
-            next_sort: None,
-            plan: explain,
-        });
-    }
     let first_page = q.cursor.is_none() && q.sort_after.is_none();
-    if !q.sort.is_empty() {
+    if q.count == 0 || !q.sort.is_empty() {
+        if let Some(c) = &counting {
+            let (text, sql) = c.statement();
+            db.query(text, &sql.args, &mut |r| {
+                total = c.total(&mut plan, r)?;
+                Ok(false)
+            })?;
+        }
+        let explain = q.explain.then(|| plan.describe(rt));
+        if q.count == 0 {
+            return Ok(SearchPage {
+                resources: Vec::new(),
+                total,
+                next_cursor: None,
+                next_sort: None,
+                plan: explain,
+            });
+        }
         let mut page = sort::page(db, &plan, &p.scope, p.rt_code, rt, q)?;
         page.total = total.or_else(|| {
             (q.total && first_page && page.next_sort.is_none())
@@ -258,7 +258,28 @@ pub(crate) fn search(
         Some(q.count + 1),
         None,
     );
-    let (mut resources, rids) = versions(db, &text, &sql.args)?;
+    // The count and the page need nothing from each other: one round trip for both.
+    let (mut resources, mut rids) = (Vec::new(), Vec::new());
+    let page: (&str, &[Arg]) = (&text, &sql.args);
+    let statements = match &counting {
+        Some(c) => {
+            let (count_text, count_sql) = c.statement();
+            vec![(count_text.as_str(), &count_sql.args[..]), page]
+        }
+        None => vec![page],
+    };
+    let page_index = statements.len() - 1;
+    db.query_all(&statements, &mut |i, r| {
+        if i < page_index {
+            if let Some(c) = &counting {
+                total = c.total(&mut plan, r)?;
+            }
+            return Ok(false);
+        }
+        rids.push(r.int(0)?);
+        resources.push(version_of(db, r)?);
+        Ok(true)
+    })?;
     let next_cursor = if resources.len() > q.count {
         resources.truncate(q.count);
         rids.get(q.count - 1).copied()
@@ -273,15 +294,59 @@ pub(crate) fn search(
         total,
         next_cursor,
         next_sort: None,
-        plan: explain,
+        plan: q.explain.then(|| plan.describe(rt)),
     })
+}
+
+/// How the total of a search is counted.
+enum Counting {
+    /// Every match (`count_query`).
+    Exact((String, Sql)),
+    /// The rows of an unprobed single clause up to a bound (`Plan::unprobed_total`): the
+    /// total when below it, else unknown.
+    Bounded((String, Sql)),
+}
+
+impl Counting {
+    fn statement(&self) -> &(String, Sql) {
+        match self {
+            Counting::Exact(s) | Counting::Bounded(s) => s,
+        }
+    }
+
+    /// The total from the count's row; a bounded count also tells the plan what it found.
+    fn total(&self, plan: &mut Plan<'_>, r: &dyn Row) -> Result<Option<u64>, StoreError> {
+        Ok(match self {
+            Counting::Exact(_) => Some(count_of(r.int(0)?)),
+            Counting::Bounded(_) => {
+                let rows = count_of(r.int(0)?);
+                plan.set_unprobed_estimate(rows);
+                (rows < plan::PROBE_CAP).then_some(count_of(r.int(1)?))
+            }
+        })
+    }
+}
+
+/// The scope for the statements of `plan`: per-candidate checks fenced (where the dialect
+/// wants it) when the driver is small enough to be counted exactly.
+fn statement_scope<'a>(plan: &Plan<'_>, s: &Scope<'a>) -> Scope<'a> {
+    Scope {
+        fence: if plan.exact_driver().is_some() {
+            s.dialect.check_fence
+        } else {
+            ""
+        },
+        ..*s
+    }
 }
 
 /// Whether counting costs little: the driver has few rows, or (without one) the type has few
 /// resources.
 fn cheap_to_count(db: &dyn Db, plan: &Plan<'_>, p: &Prepared<'_>) -> Result<bool, StoreError> {
     if let Some(d) = plan.driver {
-        return Ok(plan.estimates[d].is_some_and(|e| e.exact));
+        return Ok(plan.estimates[d].is_some_and(|e| {
+            e.exact && (plan.clauses.len() == 1 || e.rows <= db.dialect().checked_count_limit)
+        }));
     }
     let Some(code) = p.rt_code else {
         return Ok(false);
@@ -305,13 +370,14 @@ pub(crate) fn search_raw(
     rt: Option<&str>,
     q: &SearchQuery,
 ) -> Result<RawPage, StoreError> {
-    let Some(p) = prepare(db, tenant, rt) else {
+    let Some(mut p) = prepare(db, tenant, rt) else {
         return Ok(RawPage::default());
     };
     if q.count == 0 {
         return Ok(RawPage::default());
     }
     let plan = plan::plan(db, &p.scope, rt, q)?;
+    p.scope = statement_scope(&plan, &p.scope);
     let (text, sql) = match_query(
         &plan,
         &p.scope,
@@ -367,10 +433,11 @@ pub(crate) fn scan_raw(
     q: &SearchQuery,
     each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let Some(p) = prepare(db, tenant, rt) else {
+    let Some(mut p) = prepare(db, tenant, rt) else {
         return Ok(());
     };
     let plan = plan::plan(db, &p.scope, rt, q)?;
+    p.scope = statement_scope(&plan, &p.scope);
     let (text, sql) = match_query(&plan, &p.scope, p.rt_code, rt, q.cursor, None, None);
     db.query(&text, &sql.args, &mut |r| match raw_of(db, r)? {
         Some(res) => each(res),

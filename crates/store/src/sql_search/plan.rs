@@ -75,6 +75,42 @@ pub(crate) struct Plan<'q> {
 }
 
 impl Plan<'_> {
+    /// The driver was not probed (a single ordered clause).
+    pub fn unprobed(&self) -> bool {
+        self.driver.is_some_and(|d| self.estimates[d].is_none())
+    }
+
+    /// The driver's size is known exactly.
+    pub fn exact_driver(&self) -> Option<Estimate> {
+        self.driver
+            .and_then(|d| self.estimates[d])
+            .filter(|e| e.exact)
+    }
+
+    /// The bounded count that gives the total of an unprobed single clause when it has fewer
+    /// than `PROBE_CAP` rows (then every row was seen and the distinct count is exact).
+    pub fn unprobed_total(&self, s: &Scope<'_>, rt: Option<&str>) -> Option<(String, Sql)> {
+        let mut sql = Sql::new(s.dialect);
+        let rows = self.clauses.first()?.rows(s, &mut sql, rt)?;
+        let text = format!(
+            "SELECT count(*), count(DISTINCT rid) FROM ({}{} LIMIT {PROBE_CAP}) AS probe",
+            rows.sql,
+            rows.probe_order.unwrap_or("")
+        );
+        Some((text, sql))
+    }
+
+    /// Records what the bounded count of `unprobed_total` found (`rows` index rows), for the
+    /// plan's description.
+    pub fn set_unprobed_estimate(&mut self, rows: u64) {
+        if let Some(d) = self.driver {
+            self.estimates[d] = Some(Estimate {
+                rows,
+                exact: rows < PROBE_CAP,
+            });
+        }
+    }
+
     pub fn describe(&self, rt: Option<&str>) -> String {
         let mut out = String::new();
         match self.driver {
@@ -130,6 +166,54 @@ fn probe(db: &dyn Db, rows: &Rows, sql: &Sql, cap: u64) -> Result<Estimate, Stor
     })
 }
 
+/// The first probe of every clause whose rows come in key order, as one statement: one round
+/// trip and one plan where each probe would cost its own (`Dialect::batch_probes`). Every probe
+/// counts up to `PROBE_CAP`; the smallest exact count still wins.
+fn batch_probe(
+    db: &dyn Db,
+    s: &Scope<'_>,
+    rt: Option<&str>,
+    clauses: &[Clause<'_>],
+) -> Result<Vec<Option<Estimate>>, StoreError> {
+    let mut sql = Sql::new(s.dialect);
+    let mut probed = Vec::new();
+    let mut columns = Vec::new();
+    for (i, c) in clauses.iter().enumerate() {
+        let mut own = Sql::new(s.dialect);
+        if !c.rows(s, &mut own, rt).is_some_and(|r| r.ordered) {
+            continue;
+        }
+        // Written again into the shared argument list, so placeholders number on.
+        if let Some(rows) = c.rows(s, &mut sql, rt) {
+            columns.push(format!(
+                "(SELECT count(*) FROM ({}{} LIMIT {PROBE_CAP}) AS p)",
+                rows.sql,
+                rows.probe_order.unwrap_or("")
+            ));
+            probed.push(i);
+        }
+    }
+    let mut out = vec![None; clauses.len()];
+    if probed.len() < 2 {
+        return Ok(out);
+    }
+    db.query(
+        &format!("SELECT {}", columns.join(", ")),
+        &sql.args,
+        &mut |r| {
+            for (col, &i) in probed.iter().enumerate() {
+                let n = u64::try_from(r.int(col)?).unwrap_or(0);
+                out[i] = Some(Estimate {
+                    rows: n,
+                    exact: n < PROBE_CAP,
+                });
+            }
+            Ok(false)
+        },
+    )?;
+    Ok(out)
+}
+
 /// Static order in which clauses are probed: equality on a single key first. A small exact
 /// count found early bounds the probes of the rest.
 fn probe_rank(c: &Clause<'_>) -> u8 {
@@ -157,12 +241,42 @@ pub(crate) fn plan<'q>(
     if let Some(f) = &q.compartment {
         clauses.push(Clause::Compartment(f));
     }
+    // One clause whose rows come in key order drives whatever its size: a probe would only
+    // tell whether a total is cheap, which a bounded count beside the page answers as well
+    // (`unprobed_total`). Sorting and `_total=estimate` still take the estimate.
+    if let [only] = &clauses[..]
+        && q.sort.is_empty()
+        && !q.total_estimate
+        && only
+            .rows(s, &mut Sql::new(s.dialect), rt)
+            .is_some_and(|r| r.ordered)
+    {
+        return Ok(Plan {
+            clauses,
+            driver: Some(0),
+            estimates: vec![None],
+            ordered: vec![true],
+        });
+    }
     let mut order: Vec<usize> = (0..clauses.len()).collect();
     order.sort_by_key(|&i| probe_rank(&clauses[i]));
     let mut estimates = vec![None; clauses.len()];
     let mut ordered = vec![false; clauses.len()];
     let mut best: Option<(usize, Estimate)> = None;
+    let batched = if s.dialect.batch_probes {
+        batch_probe(db, s, rt, &clauses)?
+    } else {
+        vec![None; clauses.len()]
+    };
     for &i in &order {
+        if let Some(e) = batched[i] {
+            ordered[i] = true;
+            estimates[i] = Some(e);
+            if best.is_none_or(|(_, b)| smaller(e, b)) {
+                best = Some((i, e));
+            }
+            continue;
+        }
         let mut sql = Sql::new(s.dialect);
         let Some(rows) = clauses[i].rows(s, &mut sql, rt) else {
             continue;
