@@ -1,0 +1,2 @@
+
+pub struct Auth; pub struct AuthConfig; pub struct JwksFetcher; pub struct Records;
