@@ -49,6 +49,12 @@ impl TestStore {
         }
     }
 
+    /// The URL of the PostgreSQL scratch database (`None` on SQLite): for a test that opens a
+    /// second store on the same database or works on its tables directly.
+    pub fn database_url(&self) -> Option<&str> {
+        self._database.as_ref().map(ScratchDatabase::url)
+    }
+
     /// Whether this is the PostgreSQL pass.
     pub fn is_postgres(&self) -> bool {
         self._database.is_some()
@@ -92,6 +98,13 @@ impl crate::platform::PlatformRecords for TestStore {
     }
     fn doc_purge_expired(&self, now_us: i64) -> Result<u64, StoreError> {
         self.store.doc_purge_expired(now_us)
+    }
+    fn doc_scan(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, crate::platform::Doc)>, StoreError> {
+        self.store.doc_scan(after, limit)
     }
     fn audit_append(
         &self,

@@ -45,6 +45,7 @@
 //! `COPY … FROM STDIN`, a few with one `INSERT … SELECT FROM unnest(…)` per table, pipelined.
 
 mod index_rows;
+mod platform;
 mod read;
 mod schema;
 mod scratch;
@@ -333,86 +334,6 @@ where
             conn.batch_execute("ROLLBACK").await?;
             Err(e)
         }
-    }
-}
-
-/// Placeholder until the backend stores platform records (identities, grants, audit trail).
-impl crate::platform::PlatformRecords for PostgresStore {
-    fn doc_get(&self, _ns: &str, _key: &str) -> Result<Option<crate::platform::Doc>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn doc_put(
-        &self,
-        _ns: &str,
-        _key: &str,
-        _value: &[u8],
-        _expires_us: Option<i64>,
-        _expect: crate::platform::DocExpect,
-    ) -> Result<i64, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn doc_delete(
-        &self,
-        _ns: &str,
-        _key: &str,
-        _expect: crate::platform::DocExpect,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn doc_take(&self, _ns: &str, _key: &str) -> Result<Option<crate::platform::Doc>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn doc_list(
-        &self,
-        _ns: &str,
-        _prefix: &str,
-        _after: Option<&str>,
-        _limit: usize,
-    ) -> Result<Vec<crate::platform::Doc>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn doc_purge_expired(&self, _now_us: i64) -> Result<u64, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn audit_append(
-        &self,
-        _chain: &str,
-        _build: &mut crate::platform::AuditBuilder<'_>,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn audit_head(&self, _chain: &str) -> Result<Option<crate::platform::AuditLink>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn audit_query(
-        &self,
-        _chain: &str,
-        _query: &crate::platform::AuditQuery,
-    ) -> Result<Vec<crate::platform::AuditEntry>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
-    }
-    fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
-        Err(StoreError::Database(
-            "platform records not implemented".into(),
-        ))
     }
 }
 

@@ -15,7 +15,7 @@ use deadpool_postgres::Object;
 use crate::error::StoreError;
 
 /// The schema this binary writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) use crate::index::INDEX_VERSION;
 
@@ -28,7 +28,7 @@ const TENANT_LOCK: i64 = 0x6d65_6469_6375_7302;
 pub(crate) const FEED_LOCK: i64 = 0x6d65_6469_6375_7303;
 
 /// Migrations in order: `(version, SQL)`. Forward only; a released entry never changes.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The tables partitioned by tenant: `create_tenant` makes one partition of each.
 pub(crate) const PARTITIONED: &[&str] = &[
@@ -159,6 +159,43 @@ CREATE TABLE fts (
   PRIMARY KEY (tenant, rid)) PARTITION BY LIST (tenant);
 CREATE INDEX fts_narrative ON fts USING gin (narrative);
 CREATE INDEX fts_content ON fts USING gin (content);
+"#;
+
+/// Platform records (`crate::platform`), not partitioned: they are keyed by namespace or chain
+/// (a chain is a tenant name or `_platform`), not by tenant id.
+const V2: &str = r#"
+-- Documents: versioned, optionally expiring.
+CREATE TABLE doc (
+  ns text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, version bigint NOT NULL,
+  value bytea NOT NULL, expires_us bigint,
+  PRIMARY KEY (ns, key));
+CREATE INDEX doc_by_expiry ON doc (expires_us) WHERE expires_us IS NOT NULL;
+-- Audit chains: gapless seq per chain; subjects are a JSON list kept with the entry, so reading
+-- an entry is one lookup.
+CREATE TABLE audit (
+  chain text COLLATE "C" NOT NULL, seq bigint NOT NULL, at_us bigint NOT NULL, hash bytea NOT NULL,
+  subjects text NOT NULL, record bytea NOT NULL,
+  PRIMARY KEY (chain, seq));
+CREATE INDEX audit_by_time ON audit (chain, at_us);
+-- A patient's access log: the entries of a chain that concern one subject.
+CREATE TABLE audit_subject (
+  chain text COLLATE "C" NOT NULL, subject text COLLATE "C" NOT NULL, seq bigint NOT NULL,
+  PRIMARY KEY (chain, subject, seq));
+-- Append-only, as defence in depth below the API (which has no way to change an entry).
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+  FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_subject_append_only BEFORE UPDATE OR DELETE ON audit_subject
+  FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_subject_no_truncate BEFORE TRUNCATE ON audit_subject
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 "#;
 
 /// What `migrate` loads for the store.

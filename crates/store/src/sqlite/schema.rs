@@ -5,7 +5,9 @@
 /// Version 2: resources carry the hash of their id (`idh`) for chained and reverse-chained search;
 /// token and reference rows are clustered `(value, rid)` so a criterion can be checked by a seek;
 /// range-searched tables have a by-resource index for the same purpose.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Version 3: platform records (`doc`, `audit`, `audit_subject`); only new tables, which
+/// `SCHEMA` creates in a store of version 2.
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub use crate::index::INDEX_VERSION;
 
@@ -112,6 +114,32 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
   tokenize = 'unicode61 remove_diacritics 2');
 -- References by source: reverse chaining (`_has`) goes from the matching sources to their targets.
 CREATE INDEX IF NOT EXISTS idx_reference_by_rid ON idx_reference (rid, param);
+
+-- Platform records (crate::platform). Documents: versioned, optionally expiring.
+CREATE TABLE IF NOT EXISTS doc (
+  ns TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, value BLOB NOT NULL, expires_us INTEGER,
+  PRIMARY KEY (ns, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_by_expiry ON doc (expires_us) WHERE expires_us IS NOT NULL;
+-- Audit chains: gapless seq per chain. Records are larger than a WITHOUT ROWID row should be;
+-- subjects are a JSON list kept with the entry, so reading an entry is one lookup.
+CREATE TABLE IF NOT EXISTS audit (
+  chain TEXT NOT NULL, seq INTEGER NOT NULL, at_us INTEGER NOT NULL, hash BLOB NOT NULL,
+  subjects TEXT NOT NULL, record BLOB NOT NULL,
+  PRIMARY KEY (chain, seq));
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (chain, at_us);
+-- A patient's access log: the entries of a chain that concern one subject.
+CREATE TABLE IF NOT EXISTS audit_subject (
+  chain TEXT NOT NULL, subject TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY (chain, subject, seq)) WITHOUT ROWID;
+-- Append-only, as defence in depth below the API (which has no way to change an entry).
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_subject_no_update BEFORE UPDATE ON audit_subject
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_subject_no_delete BEFORE DELETE ON audit_subject
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 ";
 
 /// The index tables, dropped and recreated by a reindex.
