@@ -27,6 +27,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A search stopped because it ran longer than the backend allows (PostgreSQL's
+    /// `statement_timeout`): the client should narrow it.
+    #[error("the search was stopped: it ran longer than the server allows ({0})")]
+    TooCostly(String),
     /// A platform document write whose `DocExpect` did not hold.
     #[error("document {ns}/{key} changed concurrently or does not match the expected version")]
     DocConflict { ns: String, key: String },

@@ -1301,3 +1301,74 @@ fn bulk_session_copies_and_matches_the_small_path() {
         assert_eq!(dup, 0, "{table}: rows of no resource");
     }
 }
+
+/// A search that runs longer than `search_timeout` is stopped by the database and reported as
+/// too costly, and the connection serves the next search. The search is held up by a lock
+/// another connection holds, so the test does not depend on the machine's speed.
+#[test]
+fn a_search_past_the_timeout_is_too_costly() {
+    let db = db!("a_search_past_the_timeout_is_too_costly");
+    drop(db.store_ab());
+    let store = PostgresStore::connect(
+        &db.url,
+        PostgresOptions {
+            search_timeout: Duration::from_millis(300),
+            pool_size: 1,
+            ..PostgresOptions::default()
+        },
+    )
+    .unwrap();
+    put(&store, "a", "Patient", "p1", patient("Alpha", "1980"));
+    let pairs = vec![("family".to_owned(), "alpha".to_owned())];
+    let q =
+        medicus_store::search::parse_search(medicus_fhir::r4(), Some("Patient"), &pairs).unwrap();
+    let ta = db.tid("a");
+    let locked = Arc::new(Barrier::new(2));
+    // Without the timeout the search would wait for the lock: the holder gives up after 20 s,
+    // so a broken timeout fails the assertions below instead of hanging the suite.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let (url, locked) = (db.url.clone(), locked.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; LOCK TABLE idx_string_t{ta} IN ACCESS EXCLUSIVE MODE"
+                    ))
+                    .await
+                    .unwrap();
+                locked.wait();
+                let _ = released.recv_timeout(Duration::from_secs(20));
+                client.batch_execute("ROLLBACK").await.unwrap();
+            });
+        })
+    };
+    locked.wait();
+    let started = Instant::now();
+    let err = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Patient"), &q)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooCostly(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let _ = release.send(());
+    holder.join().unwrap();
+    // The same (only) pooled connection answers the next search.
+    let page = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Patient"), &q)
+        .unwrap();
+    assert_eq!(page.resources.len(), 1);
+    // Writes are not limited by the search timeout.
+    put(&store, "a", "Patient", "p2", patient("Alpha", "1990"));
+}

@@ -50,6 +50,9 @@ pub enum FhirError {
     /// one issue each).
     #[error("unknown or unsupported search parameters: {}", .0.join(", "))]
     UnsupportedParameters(Vec<String>),
+    /// A search the database stopped because it ran too long (400, `too-costly`): narrow it.
+    #[error("{0}")]
+    TooCostly(String),
     /// Something on our side failed; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -84,7 +87,8 @@ impl FhirError {
         match self {
             FhirError::BadRequest(_)
             | FhirError::Invalid(_)
-            | FhirError::UnsupportedParameters(_) => 400,
+            | FhirError::UnsupportedParameters(_)
+            | FhirError::TooCostly(_) => 400,
             FhirError::Unprocessable(_) => 422,
             FhirError::UnknownTenant
             | FhirError::UnsupportedType(_)
@@ -176,7 +180,7 @@ impl FhirError {
             FhirError::Gone { .. } => "deleted",
             FhirError::PreconditionFailed(_) | FhirError::Conflict(_) => "conflict",
             FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => "not-supported",
-            FhirError::PayloadTooLarge(_) => "too-costly",
+            FhirError::PayloadTooLarge(_) | FhirError::TooCostly(_) => "too-costly",
             FhirError::Internal(_) => "exception",
             FhirError::Unavailable(_) => "transient",
             FhirError::InEntry { source, .. } => source.issue_code(),
@@ -239,6 +243,9 @@ impl From<StoreError> for FhirError {
             }
             StoreError::Unavailable(detail) => FhirError::Unavailable(detail),
             e @ StoreError::DocConflict { .. } => FhirError::Conflict(e.to_string()),
+            e @ StoreError::TooCostly(_) => FhirError::TooCostly(format!(
+                "{e}; narrow the search (more selective parameters, a smaller _count, no _total=accurate)"
+            )),
             e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => {
                 FhirError::Internal(e.to_string())
             }
@@ -306,6 +313,16 @@ mod tests {
         assert_eq!(
             FhirError::from(StoreError::Database("x".into())).status(),
             500
+        );
+        let slow = FhirError::from(StoreError::TooCostly("statement timeout".into()));
+        assert_eq!((slow.status(), slow.issue_code()), (400, "too-costly"));
+        assert_eq!(
+            FhirError::from(StoreError::DocConflict {
+                ns: "user".into(),
+                key: "k".into()
+            })
+            .status(),
+            409
         );
     }
 }

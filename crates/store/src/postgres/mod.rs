@@ -80,6 +80,9 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// How long a session waits for a free pooled connection before failing as unavailable.
     pub acquire_timeout: Duration,
+    /// Longest a search may run (PostgreSQL's `statement_timeout` inside its snapshot); a
+    /// search stopped by it fails as `StoreError::TooCostly`. Writes are not limited.
+    pub search_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -88,6 +91,7 @@ impl Default for PostgresOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(30),
+            search_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct PostgresStore {
     tenants: RwLock<HashMap<String, i32>>,
     type_codes: HashMap<&'static str, i32>,
     type_names: HashMap<i32, &'static str>,
+    /// `PostgresOptions::search_timeout` in milliseconds (at least 1: 0 would mean none).
+    pub(crate) search_timeout_ms: u128,
 }
 
 impl PostgresStore {
@@ -152,6 +158,7 @@ impl PostgresStore {
             tenants: RwLock::new(HashMap::new()),
             type_codes: HashMap::new(),
             type_names: HashMap::new(),
+            search_timeout_ms: opts.search_timeout.as_millis().max(1),
         };
         let setup = store.block_on(async {
             let mut conn = store.connection().await?;
@@ -294,6 +301,9 @@ impl From<tokio_postgres::Error> for StoreError {
             }
             return if is_unavailable_state(db.code().code()) {
                 StoreError::Unavailable(message)
+            } else if db.code().code() == "57014" {
+                // query_canceled: the statement timeout of a search (or an operator's cancel).
+                StoreError::TooCostly(message)
             } else {
                 StoreError::Database(message)
             };

@@ -260,7 +260,10 @@ pub(crate) fn in_snapshot<T>(
     db: &PgDb<'_>,
     f: impl FnOnce(&PgDb<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    db.send_only("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    db.send_only(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {}",
+        db.store.search_timeout_ms
+    ));
     let result = f(db);
     db.send_only(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
     // Hands the queued end to the connection task now, so an idle connection does not hold
