@@ -6,6 +6,8 @@
 mod common;
 
 use common::{Server, TestDir, create_tenant, medicus, medicus_command};
+use medicus_store::platform::{AuditEntry, AuditQuery, DocExpect, PlatformRecords};
+use medicus_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use serde_json::{Value, json};
 
 fn stdout(out: &std::process::Output) -> String {
@@ -172,6 +174,207 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("already holds data"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The store behind `store` (a `migrate` argument), opened in the test process.
+fn open_store(store: &str) -> Box<dyn Store> {
+    match store.strip_prefix("sqlite:") {
+        Some(dir) => Box::new(SqliteStore::open(std::path::Path::new(dir)).unwrap()),
+        None => Box::new(PostgresStore::connect(store, PostgresOptions::default()).unwrap()),
+    }
+}
+
+fn audit_entries(chain: &str, first: i64, n: usize, subject: &str) -> Vec<AuditEntry> {
+    (0..n)
+        .map(|i| {
+            let seq = first + i64::try_from(i).unwrap();
+            AuditEntry {
+                seq,
+                at_us: 1_700_000_000_000_000 + seq,
+                hash: format!("{chain}-{seq}").into_bytes(),
+                subjects: vec![subject.to_owned(), "Organization/o".to_owned()],
+                record: format!("{{\"event\":{seq}}}").into_bytes(),
+            }
+        })
+        .collect()
+}
+
+fn append(s: &dyn Store, chain: &str, n: usize, subject: &str) {
+    s.audit_append(chain, &mut |head| {
+        Ok(audit_entries(
+            chain,
+            head.map_or(1, |h| h.seq + 1),
+            n,
+            subject,
+        ))
+    })
+    .unwrap();
+}
+
+/// Every entry of `chain`, in order.
+fn chain(s: &dyn Store, chain: &str) -> Vec<AuditEntry> {
+    s.audit_query(
+        chain,
+        &AuditQuery {
+            limit: usize::MAX,
+            ..AuditQuery::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Every unexpired document as `(namespace, key, value, expiry)`.
+fn documents(s: &dyn Store) -> Vec<(String, String, Vec<u8>, Option<i64>)> {
+    s.doc_scan(None, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(ns, d)| (ns, d.key, d.value, d.expires_us))
+        .collect()
+}
+
+#[test]
+fn platform_documents_and_audit_chains_are_copied_verbatim() {
+    let source = TestDir::new();
+    let later = 4_000_000_000_000_000; // 2096
+    {
+        let s = SqliteStore::open(&source.data()).unwrap();
+        s.doc_put(
+            "client",
+            "c1",
+            b"{\"name\":\"app\"}",
+            None,
+            DocExpect::Absent,
+        )
+        .unwrap();
+        s.doc_put(
+            "client",
+            "c1",
+            b"{\"name\":\"app2\"}",
+            None,
+            DocExpect::Version(1),
+        )
+        .unwrap();
+        s.doc_put("identity", "u/1", b"alice", None, DocExpect::Absent)
+            .unwrap();
+        s.doc_put("grant", "g1", b"refresh", Some(later), DocExpect::Absent)
+            .unwrap();
+        s.doc_put("grant", "expired", b"code", Some(1), DocExpect::Any)
+            .unwrap();
+        // More than one page of the copy (1000 entries).
+        append(&s, "default", 1_500, "Patient/p1");
+        append(&s, "_platform", 3, "Patient/p2");
+    }
+    let target = TestDir::new();
+    let to = target_store(&target);
+    let out = migrate(&source, &to);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("copied 3 platform documents"), "{text}");
+    assert!(
+        text.contains("copied 1503 audit entries of 2 chains"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verified: 3 platform documents and 1503 audit entries of 2 chains"),
+        "{text}"
+    );
+    {
+        let (s, t) = (
+            open_store(&format!("sqlite:{}", source.data().display())),
+            open_store(&to),
+        );
+        assert_eq!(documents(&*t), documents(&*s));
+        assert_eq!(documents(&*t).len(), 3);
+        for c in ["default", "_platform"] {
+            assert_eq!(chain(&*t, c), chain(&*s, c), "{c}");
+        }
+        assert_eq!(chain(&*t, "default").len(), 1_500);
+        assert_eq!(t.audit_chains().unwrap(), ["_platform", "default"]);
+        let patient_log = t
+            .audit_query(
+                "_platform",
+                &AuditQuery {
+                    subject: Some("Patient/p2".into()),
+                    limit: 10,
+                    ..AuditQuery::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(patient_log.len(), 3);
+
+        // The source goes on: a changed, a removed and a new document, new entries.
+        s.doc_put("client", "c1", b"{\"name\":\"app3\"}", None, DocExpect::Any)
+            .unwrap();
+        s.doc_delete("identity", "u/1", DocExpect::Any).unwrap();
+        s.doc_put("identity", "u/2", b"bob", None, DocExpect::Absent)
+            .unwrap();
+        append(&*s, "default", 2, "Patient/p3");
+        append(&*s, "t2", 1, "Patient/p3");
+    }
+    let out = migrate(&source, &to);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("copied 2 platform documents, removed 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("copied 3 audit entries of 3 chains"),
+        "{text}"
+    );
+    {
+        let (s, t) = (
+            open_store(&format!("sqlite:{}", source.data().display())),
+            open_store(&to),
+        );
+        assert_eq!(documents(&*t), documents(&*s));
+        for c in ["default", "_platform", "t2"] {
+            assert_eq!(chain(&*t, c), chain(&*s, c), "{c}");
+        }
+    }
+
+    // A target whose chain is not a beginning of the source's is refused; verification alone
+    // notices a difference.
+    let other = TestDir::new();
+    let elsewhere = target_store(&other);
+    {
+        let t = open_store(&elsewhere);
+        t.audit_append("default", &mut |_| {
+            let mut e = audit_entries("default", 1, 1, "Patient/p1");
+            e[0].hash = b"another chain".to_vec();
+            Ok(e)
+        })
+        .unwrap();
+    }
+    let out = migrate(&source, &elsewhere);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a part of the source's"),
+        "{}",
+        stderr(&out)
+    );
+    {
+        let t = open_store(&to);
+        t.doc_put("client", "c1", b"tampered", None, DocExpect::Any)
+            .unwrap();
+    }
+    let out = medicus_command()
+        .args([
+            "migrate",
+            "--from",
+            &format!("sqlite:{}", source.data().display()),
+            "--to",
+            &to,
+            "--verify-only",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("platform documents") && stderr(&out).contains("different contents"),
         "{}",
         stderr(&out)
     );
