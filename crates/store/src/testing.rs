@@ -157,4 +157,8 @@ impl Store for TestStore {
     fn changes(&self, after: TxId, limit: usize) -> Result<Vec<Change>, StoreError> {
         self.store.changes(after, limit)
     }
+
+    fn refresh_statistics(&self, tenant: &str) -> Result<(), StoreError> {
+        self.store.refresh_statistics(tenant)
+    }
 }

@@ -1372,3 +1372,28 @@ fn a_search_past_the_timeout_is_too_costly() {
     // Writes are not limited by the search timeout.
     put(&store, "a", "Patient", "p2", patient("Alpha", "1990"));
 }
+
+/// After a bulk load the tenant's partitions are vacuumed and analysed (and only its own).
+#[test]
+fn refresh_statistics_vacuums_and_analyses_the_tenants_partitions() {
+    let db = db!("refresh_statistics_vacuums_and_analyses_the_tenants_partitions");
+    let store = db.store_ab();
+    put(&store, "a", "Patient", "p1", patient("Alpha", "1980"));
+    store.refresh_statistics("a").unwrap();
+    let (ta, tb) = (db.tid("a"), db.tid("b"));
+    let done = |tid: i32| {
+        count(
+            &db.url,
+            &format!(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE relname LIKE '%\\_t{tid}'
+                 AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+            ),
+        )
+    };
+    assert_eq!(done(ta), 14, "every partition of tenant a");
+    assert_eq!(done(tb), 0, "nothing of tenant b");
+    assert!(matches!(
+        store.refresh_statistics("nobody"),
+        Err(StoreError::UnknownTenant(_))
+    ));
+}

@@ -217,6 +217,15 @@ impl Importer {
         if !self.store.tenant_exists(&self.tenant)? {
             return Err(ImportError::UnknownTenant(self.tenant.clone()));
         }
-        pipeline::run(&*self.store, &self.tenant, files, &self.options, progress)
+        let summary = pipeline::run(&*self.store, &self.tenant, files, &self.options, progress)?;
+        // The database's own maintenance catches up with small loads; a large one would
+        // otherwise be searched with plans made for the tables before it.
+        if summary.resources >= REFRESH_STATISTICS_AFTER {
+            self.store.refresh_statistics(&self.tenant)?;
+        }
+        Ok(summary)
     }
 }
+
+/// Resources written by one import from which the store's statistics are refreshed at its end.
+const REFRESH_STATISTICS_AFTER: u64 = 10_000;

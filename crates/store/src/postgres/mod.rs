@@ -408,6 +408,23 @@ impl Store for PostgresStore {
             read::changes(self, &conn, after, limit).await
         })
     }
+
+    fn refresh_statistics(&self, tenant: &str) -> Result<(), StoreError> {
+        let tid = self.tenant_id(tenant)?;
+        self.block_on(async {
+            let conn = self.connection().await?;
+            for table in schema::PARTITIONED {
+                // One statement per call: VACUUM cannot run inside a transaction block, which a
+                // multi-statement string would be.
+                conn.batch_execute(&format!(
+                    "VACUUM (ANALYZE) {}",
+                    schema::partition(table, tid)
+                ))
+                .await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
