@@ -1397,3 +1397,63 @@ fn refresh_statistics_vacuums_and_analyses_the_tenants_partitions() {
         Err(StoreError::UnknownTenant(_))
     ));
 }
+
+/// A database whose index was built by another release (`index_version` differs) gets its
+/// index rebuilt from the bodies when a store connects: the same rows as before, for every
+/// tenant, and the version set to the current one.
+#[test]
+fn a_stale_index_is_rebuilt_at_connect() {
+    let db = db!("a_stale_index_is_rebuilt_at_connect");
+    let store = db.store_ab();
+    for i in 0..30 {
+        let (tenant, family) = if i % 3 == 0 {
+            ("b", "Beta")
+        } else {
+            ("a", "Alpha")
+        };
+        put(
+            &store,
+            tenant,
+            "Patient",
+            &format!("p{i}"),
+            patient(family, "1980"),
+        );
+    }
+    drop(store);
+    let (ta, tb) = (db.tid("a"), db.tid("b"));
+    let rows = |tid: i32| -> Vec<i64> {
+        INDEX_COLUMNS
+            .iter()
+            .map(|(t, _)| count(&db.url, &format!("SELECT count(*) FROM {t}_t{tid}")))
+            .collect()
+    };
+    let before = (rows(ta), rows(tb));
+    assert!(before.0.iter().sum::<i64>() > 0 && before.1.iter().sum::<i64>() > 0);
+    sql(
+        &db.url,
+        &format!(
+            "UPDATE meta SET value = '0' WHERE key = 'index_version';
+             DELETE FROM idx_string_t{ta}; DELETE FROM idx_token_t{tb}; DELETE FROM fts_t{ta}"
+        ),
+    );
+    assert_ne!(rows(ta), before.0);
+    let store = db.store();
+    assert_eq!((rows(ta), rows(tb)), before);
+    let version = sql(
+        &db.url,
+        "SELECT value FROM meta WHERE key = 'index_version'",
+    )[0]
+    .get::<_, String>(0);
+    assert_eq!(version, medicus_store::index::INDEX_VERSION.to_string());
+    let pairs = vec![("family".to_owned(), "alpha".to_owned())];
+    let q =
+        medicus_store::search::parse_search(medicus_fhir::r4(), Some("Patient"), &pairs).unwrap();
+    let mut q = q;
+    q.count = 100;
+    let page = store
+        .read_session("a")
+        .unwrap()
+        .search(Some("Patient"), &q)
+        .unwrap();
+    assert_eq!(page.resources.len(), 20);
+}

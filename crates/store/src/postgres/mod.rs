@@ -47,6 +47,7 @@
 mod index_rows;
 mod platform;
 mod read;
+mod reindex;
 mod schema;
 mod scratch;
 mod search;

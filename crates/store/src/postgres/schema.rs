@@ -276,12 +276,7 @@ async fn migrate_in_transaction(conn: &Object) -> Result<Setup, StoreError> {
         // A new database: its (empty) index is current.
         set_meta(conn, "index_version", INDEX_VERSION).await?;
     }
-    if meta(conn, "index_version").await? != Some(INDEX_VERSION) {
-        // TODO(reindex): rebuild from the bodies as SQLite does; until then say so loudly.
-        tracing::warn!(
-            "the PostgreSQL search index was built by another release and is not rebuilt yet"
-        );
-    }
+    let stale_index = meta(conn, "index_version").await? != Some(INDEX_VERSION);
     ensure_partitions(conn).await?;
 
     let defs = medicus_fhir::r4();
@@ -300,6 +295,10 @@ async fn migrate_in_transaction(conn: &Object) -> Result<Setup, StoreError> {
             type_codes.insert(*t, code);
             type_names.insert(code, *t);
         }
+    }
+    if stale_index {
+        super::reindex::reindex(conn, &type_names).await?;
+        set_meta(conn, "index_version", INDEX_VERSION).await?;
     }
     let tenants = conn
         .query("SELECT name, tid FROM tenant", &[])
