@@ -132,6 +132,10 @@ fn documents_compare_and_set() {
         1
     );
     assert_eq!(s.doc_get("identity", "c1").unwrap().unwrap().value, b"i");
+    // An empty value is a value.
+    s.doc_put("client", "empty", b"", None, DocExpect::Absent)
+        .unwrap();
+    assert_eq!(s.doc_get("client", "empty").unwrap().unwrap().value, b"");
 }
 
 #[test]
