@@ -5,7 +5,7 @@
 //! (PostgreSQL)"): `tenant (tid, name)`, `resource (tenant, deleted, …)` and one partition
 //! `{table}_t{tid}` of every partitioned table per tenant.
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::BenchError;
 
@@ -37,8 +37,10 @@ fn with_client<T: Send>(
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            let (url, tls) = medicus_store::postgres::tls::split_url(url)?;
+            let tls = medicus_store::postgres::tls::connector(&tls)?;
             rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(url, NoTls)
+                let (client, conn) = tokio_postgres::connect(&url, tls)
                     .await
                     .map_err(store_error)?;
                 let driver = tokio::spawn(conn);

@@ -52,6 +52,7 @@ mod schema;
 mod scratch;
 mod search;
 mod session;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -62,7 +63,6 @@ use std::time::Duration;
 use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::NoTls;
 
 use crate::api::{Change, ReadSession, Store, TxId, WriteSession};
 use crate::error::StoreError;
@@ -122,8 +122,9 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`), migrates the schema
     /// forward (refusing a newer one) and registers the resource types.
     pub fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let (url, tls_options) = tls::split_url(url)?;
+        let tls = tls::connector(&tls_options)?;
         let mut config: tokio_postgres::Config = url
-            .trim()
             .parse()
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(opts.connect_timeout);
@@ -137,7 +138,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Database(format!("cannot start the database runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 // A connection the server closed is noticed by its task: the cheap check suffices,
                 // and a query on a connection that died unnoticed fails as `Unavailable` once.

@@ -89,8 +89,10 @@ fn run_here(url: &str, statement: &str) -> Result<(), StoreError> {
         .enable_all()
         .build()
         .map_err(|e| StoreError::Database(format!("runtime: {e}")))?;
+    let (url, tls) = super::tls::split_url(url)?;
+    let tls = super::tls::connector(&tls)?;
     rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let (client, conn) = tokio_postgres::connect(&url, tls).await?;
         let driver = tokio::spawn(conn);
         let result = client.batch_execute(statement).await;
         drop(client);
