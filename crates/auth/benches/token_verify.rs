@@ -15,7 +15,13 @@ use medicus_auth::{Auth, AuthConfig, Role, ScopeSet, ServerKey, SystemClock};
 fn percentiles(mut ns: Vec<u128>) -> String {
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0;
-    format!("p50 {:>7.2} µs   p90 {:>7.2} µs   p99 {:>7.2} µs   (n={})", at(0.5), at(0.9), at(0.99), ns.len())
+    format!(
+        "p50 {:>7.2} µs   p90 {:>7.2} µs   p99 {:>7.2} µs   (n={})",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        ns.len()
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,14 +37,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         subject: "user-1".into(),
         tenant: "hospital-a".into(),
         roles: vec![Role::Clinician],
-        scopes: ScopeSet::parse("launch/patient openid fhirUser offline_access patient/*.rs user/Observation.rs")?,
+        scopes: ScopeSet::parse(
+            "launch/patient openid fhirUser offline_access patient/*.rs user/Observation.rs",
+        )?,
         patient: Some("p-123".into()),
         fhir_user: Some("Practitioner/d-1".into()),
         client_id: "app".into(),
         family: Some("fam".into()),
     };
     let n = 5000;
-    let tokens: Vec<String> = (0..n).map(|_| auth.issue_access_token(&grant).map(|t| t.0)).collect::<Result<_, _>>()?;
+    let tokens: Vec<String> = (0..n)
+        .map(|_| auth.issue_access_token(&grant).map(|t| t.0))
+        .collect::<Result<_, _>>()?;
     println!("token size: {} bytes", tokens[0].len());
 
     // Warm-up (keys loaded, revocation view synced).
@@ -66,7 +76,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut policy = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        let d = decide(&principal, &Access { tenant: "hospital-a", interaction: Interaction::Search, resource_type: Some("Observation"), resource: None });
+        let d = decide(
+            &principal,
+            &Access {
+                tenant: "hospital-a",
+                interaction: Interaction::Search,
+                resource_type: Some("Observation"),
+                resource: None,
+            },
+        );
         policy.push(start.elapsed().as_nanos());
         std::hint::black_box(d);
     }

@@ -9,7 +9,7 @@ use crate::crypto::{random_id, random_token};
 use crate::docs;
 use crate::error::{AuthError, OAuthErrorCode, oauth};
 use crate::jws::{self, Alg, Jwks, PublicKey};
-use crate::password::{hash_password, verify_password, verify_dummy};
+use crate::password::{hash_password, verify_dummy, verify_password};
 use crate::scope::ScopeSet;
 use crate::service::Auth;
 use crate::tokens::Audience;
@@ -70,7 +70,10 @@ impl Client {
 #[derive(Debug, Clone)]
 pub enum NewClientKind {
     Public,
-    PrivateKeyJwt { jwks: Option<Jwks>, jwks_uri: Option<String> },
+    PrivateKeyJwt {
+        jwks: Option<Jwks>,
+        jwks_uri: Option<String>,
+    },
     /// A secret is generated and returned once.
     Secret,
 }
@@ -123,7 +126,9 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), AuthError> {
     // Private-use schemes of native apps (com.example.app:/callback).
     if let Some((scheme, _)) = uri.split_once(':')
         && scheme.contains('.')
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+')
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+')
     {
         return Ok(());
     }
@@ -144,11 +149,19 @@ struct AssertionClaims {
 impl Auth {
     /// Registers a client; returns it and, for a secret client, the secret (shown once).
     pub fn register_client(&self, new: NewClient) -> Result<(Client, Option<String>), AuthError> {
-        medicus_store::tenant::validate_tenant_id(&new.tenant).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        medicus_store::tenant::validate_tenant_id(&new.tenant)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let client_id = match new.client_id {
             Some(id) => {
-                if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-                    return Err(AuthError::Invalid("client ids are 1-128 of A-Z a-z 0-9 - . _".into()));
+                if id.is_empty()
+                    || id.len() > 128
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                {
+                    return Err(AuthError::Invalid(
+                        "client ids are 1-128 of A-Z a-z 0-9 - . _".into(),
+                    ));
                 }
                 id
             }
@@ -162,7 +175,9 @@ impl Auth {
         let kind = match new.kind {
             NewClientKind::Public => {
                 if new.redirect_uris.is_empty() {
-                    return Err(AuthError::Invalid("a public client needs a redirect URI".into()));
+                    return Err(AuthError::Invalid(
+                        "a public client needs a redirect URI".into(),
+                    ));
                 }
                 ClientKind::Public
             }
@@ -177,11 +192,18 @@ impl Auth {
                         }
                     }
                     (None, Some(uri)) => {
-                        if !uri.starts_with("https://") && !uri.starts_with("http://localhost") && !uri.starts_with("http://127.0.0.1") {
+                        if !uri.starts_with("https://")
+                            && !uri.starts_with("http://localhost")
+                            && !uri.starts_with("http://127.0.0.1")
+                        {
                             return Err(AuthError::Invalid("jwks_uri must be https".into()));
                         }
                     }
-                    _ => return Err(AuthError::Invalid("give either a JWKS or a jwks_uri".into())),
+                    _ => {
+                        return Err(AuthError::Invalid(
+                            "give either a JWKS or a jwks_uri".into(),
+                        ));
+                    }
                 }
                 ClientKind::PrivateKeyJwt { jwks, jwks_uri }
             }
@@ -202,8 +224,15 @@ impl Auth {
             disabled: false,
             created_s: self.now(),
         };
-        docs::put(&*self.records, NS_CLIENT, &client_id, &client, None, DocExpect::Absent)?
-            .ok_or_else(|| AuthError::Exists(format!("client {client_id}")))?;
+        docs::put(
+            &*self.records,
+            NS_CLIENT,
+            &client_id,
+            &client,
+            None,
+            DocExpect::Absent,
+        )?
+        .ok_or_else(|| AuthError::Exists(format!("client {client_id}")))?;
         Ok((client, secret))
     }
 
@@ -219,7 +248,11 @@ impl Auth {
             .collect())
     }
 
-    pub fn set_client_disabled(&self, client_id: &str, disabled: bool) -> Result<Client, AuthError> {
+    pub fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<Client, AuthError> {
         docs::update::<Client>(&*self.records, NS_CLIENT, client_id, None, |c| {
             c.disabled = disabled;
             Ok(())
@@ -235,7 +268,10 @@ impl Auth {
             }
             return self.verify_client_assertion(assertion, creds.client_id.as_deref());
         }
-        let client_id = creds.client_id.as_deref().ok_or_else(|| fail("client authentication required"))?;
+        let client_id = creds
+            .client_id
+            .as_deref()
+            .ok_or_else(|| fail("client authentication required"))?;
         let Some(client) = self.client(client_id)? else {
             if let Some(secret) = &creds.client_secret {
                 verify_dummy(secret, self.config.password_cost);
@@ -247,21 +283,33 @@ impl Auth {
         }
         match (&client.kind, &creds.client_secret) {
             (ClientKind::Public, None) => Ok(client),
-            (ClientKind::Secret { hash }, Some(secret)) if verify_password(secret, hash) => Ok(client),
-            (ClientKind::PrivateKeyJwt { .. }, _) => Err(fail("client must authenticate with private_key_jwt")),
+            (ClientKind::Secret { hash }, Some(secret)) if verify_password(secret, hash) => {
+                Ok(client)
+            }
+            (ClientKind::PrivateKeyJwt { .. }, _) => {
+                Err(fail("client must authenticate with private_key_jwt"))
+            }
             _ => Err(fail("client authentication failed")),
         }
     }
 
     fn client_keys(&self, client: &Client) -> Result<Jwks, AuthError> {
         match &client.kind {
-            ClientKind::PrivateKeyJwt { jwks: Some(jwks), .. } => Ok(jwks.clone()),
-            ClientKind::PrivateKeyJwt { jwks_uri: Some(uri), .. } => {
-                let fetch = self
-                    .jwks_fetcher
-                    .as_ref()
-                    .ok_or_else(|| oauth(OAuthErrorCode::InvalidClient, "jwks_uri cannot be fetched here"))?;
-                fetch(uri).map_err(|_| oauth(OAuthErrorCode::InvalidClient, "client JWKS unavailable"))
+            ClientKind::PrivateKeyJwt {
+                jwks: Some(jwks), ..
+            } => Ok(jwks.clone()),
+            ClientKind::PrivateKeyJwt {
+                jwks_uri: Some(uri),
+                ..
+            } => {
+                let fetch = self.jwks_fetcher.as_ref().ok_or_else(|| {
+                    oauth(
+                        OAuthErrorCode::InvalidClient,
+                        "jwks_uri cannot be fetched here",
+                    )
+                })?;
+                fetch(uri)
+                    .map_err(|_| oauth(OAuthErrorCode::InvalidClient, "client JWKS unavailable"))
             }
             _ => Err(oauth(OAuthErrorCode::InvalidClient, "client has no keys")),
         }
@@ -270,7 +318,11 @@ impl Auth {
     /// Verifies a `private_key_jwt` client assertion (RFC 7523, SMART Backend Services):
     /// RS384 or ES384 by a key of the client's JWKS, `iss` = `sub` = client id, `aud` = the
     /// token endpoint, `exp` at most 5 minutes ahead, `jti` used once.
-    pub fn verify_client_assertion(&self, assertion: &str, client_id: Option<&str>) -> Result<Client, AuthError> {
+    pub fn verify_client_assertion(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+    ) -> Result<Client, AuthError> {
         let fail = |why: &str| oauth(OAuthErrorCode::InvalidClient, why);
         let now = self.now();
         let leeway = self.config.leeway_s;
@@ -279,11 +331,14 @@ impl Auth {
             return Err(fail("client assertions must be RS384 or ES384"));
         }
         // The claims are read before the signature is checked only to find the client.
-        let claims: AssertionClaims = serde_json::from_slice(&parsed.payload).map_err(|_| fail("malformed assertion claims"))?;
+        let claims: AssertionClaims = serde_json::from_slice(&parsed.payload)
+            .map_err(|_| fail("malformed assertion claims"))?;
         if claims.iss != claims.sub || client_id.is_some_and(|id| id != claims.iss) {
             return Err(fail("assertion iss/sub do not name the client"));
         }
-        let client = self.client(&claims.iss)?.ok_or_else(|| fail("unknown client"))?;
+        let client = self
+            .client(&claims.iss)?
+            .ok_or_else(|| fail("unknown client"))?;
         if client.disabled || !matches!(client.kind, ClientKind::PrivateKeyJwt { .. }) {
             return Err(fail("client cannot use private_key_jwt"));
         }
@@ -296,7 +351,13 @@ impl Auth {
             .collect();
         let verified = candidates.iter().any(|jwk| {
             PublicKey::from_jwk(jwk)
-                .and_then(|key| key.verify(parsed.alg, parsed.signing_input.as_bytes(), &parsed.signature))
+                .and_then(|key| {
+                    key.verify(
+                        parsed.alg,
+                        parsed.signing_input.as_bytes(),
+                        &parsed.signature,
+                    )
+                })
                 .is_ok()
         });
         if !verified {
@@ -308,14 +369,25 @@ impl Auth {
         if claims.exp + leeway <= now {
             return Err(fail("client assertion expired"));
         }
-        if claims.exp > now + MAX_ASSERTION_LIFETIME_S + leeway || claims.iat.is_some_and(|iat| iat > now + leeway) {
+        if claims.exp > now + MAX_ASSERTION_LIFETIME_S + leeway
+            || claims.iat.is_some_and(|iat| iat > now + leeway)
+        {
             return Err(fail("client assertion lifetime too long"));
         }
         if claims.jti.is_empty() || claims.jti.len() > 256 {
             return Err(fail("assertion jti missing"));
         }
         let key = format!("{}:{}", client.client_id, claims.jti);
-        if docs::put(&*self.records, NS_ASSERTION, &key, &serde_json::json!({}), Some(claims.exp + leeway), DocExpect::Absent)?.is_none() {
+        if docs::put(
+            &*self.records,
+            NS_ASSERTION,
+            &key,
+            &serde_json::json!({}),
+            Some(claims.exp + leeway),
+            DocExpect::Absent,
+        )?
+        .is_none()
+        {
             return Err(fail("client assertion replayed"));
         }
         Ok(client)
@@ -338,7 +410,12 @@ pub(crate) mod tests {
             client_id: Some("svc".into()),
             tenant: "t1".into(),
             name: "Service".into(),
-            kind: NewClientKind::PrivateKeyJwt { jwks: Some(Jwks { keys: vec![key.public_jwk().clone()] }), jwks_uri: None },
+            kind: NewClientKind::PrivateKeyJwt {
+                jwks: Some(Jwks {
+                    keys: vec![key.public_jwk().clone()],
+                }),
+                jwks_uri: None,
+            },
             redirect_uris: vec![],
             scopes: "system/*.rs".into(),
         })
@@ -356,10 +433,22 @@ pub(crate) mod tests {
 
     #[test]
     fn redirect_uris() {
-        for ok in ["https://app.example/cb", "http://localhost:8080/cb", "http://127.0.0.1/cb", "com.example.app:/cb"] {
+        for ok in [
+            "https://app.example/cb",
+            "http://localhost:8080/cb",
+            "http://127.0.0.1/cb",
+            "com.example.app:/cb",
+        ] {
             assert!(validate_redirect_uri(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://app.example/cb", "https://app.example/cb#x", "javascript:alert(1)", "https://", "ftp://x", "/cb"] {
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "javascript:alert(1)",
+            "https://",
+            "ftp://x",
+            "/cb",
+        ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }
     }
@@ -378,15 +467,34 @@ pub(crate) mod tests {
             })
             .unwrap();
         let secret = secret.unwrap();
-        assert!(!String::from_utf8(records.raw("client")[0].value.clone()).unwrap().contains(&secret));
-        let creds = |s: Option<&str>| ClientCredentials { client_id: Some("conf".into()), client_secret: s.map(Into::into), ..Default::default() };
-        assert_eq!(auth.authenticate_client(&creds(Some(&secret))).unwrap(), client);
+        assert!(
+            !String::from_utf8(records.raw("client")[0].value.clone())
+                .unwrap()
+                .contains(&secret)
+        );
+        let creds = |s: Option<&str>| ClientCredentials {
+            client_id: Some("conf".into()),
+            client_secret: s.map(Into::into),
+            ..Default::default()
+        };
+        assert_eq!(
+            auth.authenticate_client(&creds(Some(&secret))).unwrap(),
+            client
+        );
         assert!(auth.authenticate_client(&creds(Some("wrong"))).is_err());
         assert!(auth.authenticate_client(&creds(None)).is_err());
-        assert!(auth.register_client(NewClient {
-            client_id: Some("conf".into()), tenant: "t1".into(), name: "x".into(), kind: NewClientKind::Public,
-            redirect_uris: vec!["https://a.example/cb".into()], scopes: String::new(),
-        }).is_err(), "duplicate id");
+        assert!(
+            auth.register_client(NewClient {
+                client_id: Some("conf".into()),
+                tenant: "t1".into(),
+                name: "x".into(),
+                kind: NewClientKind::Public,
+                redirect_uris: vec!["https://a.example/cb".into()],
+                scopes: String::new(),
+            })
+            .is_err(),
+            "duplicate id"
+        );
     }
 
     #[test]
@@ -395,27 +503,58 @@ pub(crate) mod tests {
             let (auth, _, _) = auth();
             let key = service_client(&auth, alg);
             let a = assertion(&key, good_claims("j1"));
-            assert_eq!(auth.verify_client_assertion(&a, None).unwrap().client_id, "svc");
-            assert!(auth.verify_client_assertion(&a, None).is_err(), "replayed jti");
+            assert_eq!(
+                auth.verify_client_assertion(&a, None).unwrap().client_id,
+                "svc"
+            );
+            assert!(
+                auth.verify_client_assertion(&a, None).is_err(),
+                "replayed jti"
+            );
             let mut bad = good_claims("j2");
             bad["aud"] = json!("https://m.example/auth/other");
-            assert!(auth.verify_client_assertion(&assertion(&key, bad), None).is_err(), "aud");
+            assert!(
+                auth.verify_client_assertion(&assertion(&key, bad), None)
+                    .is_err(),
+                "aud"
+            );
             let mut bad = good_claims("j3");
             bad["exp"] = json!(T0 + 3600);
-            assert!(auth.verify_client_assertion(&assertion(&key, bad), None).is_err(), "lifetime");
+            assert!(
+                auth.verify_client_assertion(&assertion(&key, bad), None)
+                    .is_err(),
+                "lifetime"
+            );
             let mut bad = good_claims("j4");
             bad["exp"] = json!(T0 - 60);
-            assert!(auth.verify_client_assertion(&assertion(&key, bad), None).is_err(), "expired");
+            assert!(
+                auth.verify_client_assertion(&assertion(&key, bad), None)
+                    .is_err(),
+                "expired"
+            );
             let mut bad = good_claims("j5");
             bad["sub"] = json!("other");
-            assert!(auth.verify_client_assertion(&assertion(&key, bad), None).is_err(), "sub");
+            assert!(
+                auth.verify_client_assertion(&assertion(&key, bad), None)
+                    .is_err(),
+                "sub"
+            );
             // Signed by a key the client never registered.
             let stranger = SigningKey::generate_ec("svc-key", Alg::ES384).unwrap().0;
-            assert!(auth.verify_client_assertion(&assertion(&stranger, good_claims("j6")), None).is_err());
+            assert!(
+                auth.verify_client_assertion(&assertion(&stranger, good_claims("j6")), None)
+                    .is_err()
+            );
             // RS256/ES256 are not accepted for assertions.
             let rs256 = crate::jws::tests::rsa_key("svc-key", Alg::RS256);
-            assert!(auth.verify_client_assertion(&assertion(&rs256, good_claims("j7")), None).is_err());
-            assert!(auth.verify_client_assertion(&assertion(&key, good_claims("j8")), Some("other")).is_err());
+            assert!(
+                auth.verify_client_assertion(&assertion(&rs256, good_claims("j7")), None)
+                    .is_err()
+            );
+            assert!(
+                auth.verify_client_assertion(&assertion(&key, good_claims("j8")), Some("other"))
+                    .is_err()
+            );
         }
     }
 
@@ -425,13 +564,29 @@ pub(crate) mod tests {
         let key = SigningKey::generate_ec("k", Alg::ES384).unwrap().0;
         let jwk = key.public_jwk().clone();
         let auth = auth.with_jwks_fetcher(std::sync::Arc::new(move |uri: &str| {
-            if uri == "https://svc.example/jwks" { Ok(Jwks { keys: vec![jwk.clone()] }) } else { Err("unknown".into()) }
+            if uri == "https://svc.example/jwks" {
+                Ok(Jwks {
+                    keys: vec![jwk.clone()],
+                })
+            } else {
+                Err("unknown".into())
+            }
         }));
         auth.register_client(NewClient {
-            client_id: Some("svc".into()), tenant: "t1".into(), name: "S".into(),
-            kind: NewClientKind::PrivateKeyJwt { jwks: None, jwks_uri: Some("https://svc.example/jwks".into()) },
-            redirect_uris: vec![], scopes: "system/*.rs".into(),
-        }).unwrap();
-        assert!(auth.verify_client_assertion(&assertion(&key, good_claims("x")), None).is_ok());
+            client_id: Some("svc".into()),
+            tenant: "t1".into(),
+            name: "S".into(),
+            kind: NewClientKind::PrivateKeyJwt {
+                jwks: None,
+                jwks_uri: Some("https://svc.example/jwks".into()),
+            },
+            redirect_uris: vec![],
+            scopes: "system/*.rs".into(),
+        })
+        .unwrap();
+        assert!(
+            auth.verify_client_assertion(&assertion(&key, good_claims("x")), None)
+                .is_ok()
+        );
     }
 }

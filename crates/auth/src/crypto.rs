@@ -89,7 +89,9 @@ impl ServerKey {
         let plain = self
             .aead()?
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
-            .map_err(|_| AuthError::Corrupt("sealed value does not open with this server key".into()))?;
+            .map_err(|_| {
+                AuthError::Corrupt("sealed value does not open with this server key".into())
+            })?;
         Ok(plain.to_vec())
     }
 }
@@ -164,7 +166,10 @@ mod tests {
         let key = ServerKey::generate().unwrap();
         let sealed = key.seal("totp:u1", b"secret").unwrap();
         assert_eq!(key.open("totp:u1", &sealed).unwrap(), b"secret");
-        assert!(key.open("totp:u2", &sealed).is_err(), "moved to another record");
+        assert!(
+            key.open("totp:u2", &sealed).is_err(),
+            "moved to another record"
+        );
         let other = ServerKey::generate().unwrap();
         assert!(other.open("totp:u1", &sealed).is_err(), "wrong server key");
         let mut tampered = sealed.clone();

@@ -1,7 +1,7 @@
 //! JSON documents over `PlatformRecords`: typed get/put and compare-and-set updates.
 
-use medicus_store::platform::{DocExpect, PlatformRecords};
 use medicus_store::StoreError;
+use medicus_store::platform::{DocExpect, PlatformRecords};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -90,7 +90,16 @@ pub(crate) fn update<T: Serialize + DeserializeOwned>(
             return Err(AuthError::NotFound(format!("{ns} {key}")));
         };
         change(&mut value)?;
-        if put(records, ns, key, &value, expires_s, DocExpect::Version(version))?.is_some() {
+        if put(
+            records,
+            ns,
+            key,
+            &value,
+            expires_s,
+            DocExpect::Version(version),
+        )?
+        .is_some()
+        {
             return Ok(value);
         }
     }

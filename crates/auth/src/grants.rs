@@ -52,7 +52,11 @@ pub enum AuthorizeError {
     /// redirect (an open redirector otherwise).
     NoRedirect(OAuthError),
     /// Send the error back to the client's redirect URI.
-    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
 }
 
 impl AuthorizeError {
@@ -60,8 +64,15 @@ impl AuthorizeError {
     pub fn redirect_url(&self) -> Option<String> {
         match self {
             AuthorizeError::NoRedirect(_) => None,
-            AuthorizeError::Redirect { redirect_uri, state, error } => {
-                let mut params = vec![("error", error.code.as_str()), ("error_description", error.description.as_str())];
+            AuthorizeError::Redirect {
+                redirect_uri,
+                state,
+                error,
+            } => {
+                let mut params = vec![
+                    ("error", error.code.as_str()),
+                    ("error_description", error.description.as_str()),
+                ];
                 if let Some(s) = state {
                     params.push(("state", s));
                 }
@@ -72,7 +83,11 @@ impl AuthorizeError {
 }
 
 /// Everything but RFC 3986 unreserved characters.
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
     let mut out = uri.to_owned();
@@ -205,7 +220,9 @@ fn grant_err(description: &str) -> AuthError {
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Za-z0-9-._~]`.
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// `BASE64URL(SHA256(verifier))` (S256; `plain` is never accepted).
@@ -217,8 +234,18 @@ impl Auth {
     /// Creates an EHR launch context (the `launch` parameter an EHR hands to an app).
     pub fn create_launch(&self, tenant: &str, patient: Option<&str>) -> Result<String, AuthError> {
         let id = random_token()?;
-        let doc = LaunchDoc { tenant: tenant.to_owned(), patient: patient.map(Into::into) };
-        docs::put(&*self.records, NS_LAUNCH, &secret_key(&id), &doc, Some(self.now() + self.config.launch_ttl_s), DocExpect::Absent)?;
+        let doc = LaunchDoc {
+            tenant: tenant.to_owned(),
+            patient: patient.map(Into::into),
+        };
+        docs::put(
+            &*self.records,
+            NS_LAUNCH,
+            &secret_key(&id),
+            &doc,
+            Some(self.now() + self.config.launch_ttl_s),
+            DocExpect::Absent,
+        )?;
         Ok(id)
     }
 
@@ -226,16 +253,25 @@ impl Auth {
     pub fn authorize(&self, req: &AuthorizeRequest) -> Result<ValidAuthorize, AuthorizeError> {
         let no_redirect = |code, d: &str| AuthorizeError::NoRedirect(OAuthError::new(code, d));
         let store_err = |_| no_redirect(OAuthErrorCode::ServerError, "temporarily unavailable");
-        let client_id = req.client_id.as_deref().ok_or_else(|| no_redirect(OAuthErrorCode::InvalidRequest, "client_id missing"))?;
+        let client_id = req
+            .client_id
+            .as_deref()
+            .ok_or_else(|| no_redirect(OAuthErrorCode::InvalidRequest, "client_id missing"))?;
         let client = self
             .client(client_id)
             .map_err(store_err)?
             .filter(|c| !c.disabled)
             .ok_or_else(|| no_redirect(OAuthErrorCode::InvalidClient, "unknown client"))?;
-        let redirect_uri = req.redirect_uri.as_deref().ok_or_else(|| no_redirect(OAuthErrorCode::InvalidRequest, "redirect_uri missing"))?;
+        let redirect_uri = req
+            .redirect_uri
+            .as_deref()
+            .ok_or_else(|| no_redirect(OAuthErrorCode::InvalidRequest, "redirect_uri missing"))?;
         // Exact string match, no normalisation, no prefix.
         if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-            return Err(no_redirect(OAuthErrorCode::InvalidRequest, "redirect_uri is not registered for this client"));
+            return Err(no_redirect(
+                OAuthErrorCode::InvalidRequest,
+                "redirect_uri is not registered for this client",
+            ));
         }
         let state = req.state.clone();
         let redirect = |code, d: &str| AuthorizeError::Redirect {
@@ -244,21 +280,51 @@ impl Auth {
             error: OAuthError::new(code, d),
         };
         if req.response_type.as_deref() != Some("code") {
-            return Err(redirect(OAuthErrorCode::UnsupportedResponseType, "response_type must be code"));
+            return Err(redirect(
+                OAuthErrorCode::UnsupportedResponseType,
+                "response_type must be code",
+            ));
         }
         match req.state.as_deref() {
             Some(s) if !s.is_empty() && s.len() <= 1024 => {}
-            _ => return Err(redirect(OAuthErrorCode::InvalidRequest, "state is required")),
+            _ => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "state is required",
+                ));
+            }
         }
         match req.code_challenge_method.as_deref() {
             Some("S256") => {}
-            Some("plain") => return Err(redirect(OAuthErrorCode::InvalidRequest, "PKCE method plain is not allowed, use S256")),
-            Some(_) => return Err(redirect(OAuthErrorCode::InvalidRequest, "unsupported code_challenge_method")),
-            None => return Err(redirect(OAuthErrorCode::InvalidRequest, "PKCE (S256) is required")),
+            Some("plain") => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "PKCE method plain is not allowed, use S256",
+                ));
+            }
+            Some(_) => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "unsupported code_challenge_method",
+                ));
+            }
+            None => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "PKCE (S256) is required",
+                ));
+            }
         }
         let challenge = req.code_challenge.clone().unwrap_or_default();
-        if challenge.len() != 43 || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(redirect(OAuthErrorCode::InvalidRequest, "code_challenge must be a base64url SHA-256"));
+        if challenge.len() != 43
+            || !challenge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(redirect(
+                OAuthErrorCode::InvalidRequest,
+                "code_challenge must be a base64url SHA-256",
+            ));
         }
         let scopes = ScopeSet::parse(req.scope.as_deref().unwrap_or(""))
             .map_err(|_| redirect(OAuthErrorCode::InvalidScope, "malformed or unknown scope"))?;
@@ -266,32 +332,61 @@ impl Auth {
             return Err(redirect(OAuthErrorCode::InvalidScope, "no scope requested"));
         }
         if let Some(outside) = scopes.first_outside(&client.allowed_scopes()) {
-            return Err(redirect(OAuthErrorCode::InvalidScope, &format!("scope {outside} is not allowed for this client")));
+            return Err(redirect(
+                OAuthErrorCode::InvalidScope,
+                &format!("scope {outside} is not allowed for this client"),
+            ));
         }
-        if scopes.resource_scopes().any(|s| s.context == Context::System) {
-            return Err(redirect(OAuthErrorCode::InvalidScope, "system scopes need client_credentials"));
+        if scopes
+            .resource_scopes()
+            .any(|s| s.context == Context::System)
+        {
+            return Err(redirect(
+                OAuthErrorCode::InvalidScope,
+                "system scopes need client_credentials",
+            ));
         }
         let tenant = client.tenant.clone();
-        let needs_fhir = scopes.resource_scopes().next().is_some() || scopes.has(&Scope::Launch) || scopes.has(&Scope::LaunchPatient);
+        let needs_fhir = scopes.resource_scopes().next().is_some()
+            || scopes.has(&Scope::Launch)
+            || scopes.has(&Scope::LaunchPatient);
         match req.aud.as_deref() {
             Some(aud) if aud.trim_end_matches('/') == self.config.audience(&tenant) => {}
-            Some(_) => return Err(redirect(OAuthErrorCode::InvalidRequest, "aud is not this tenant's FHIR base")),
-            None if needs_fhir => return Err(redirect(OAuthErrorCode::InvalidRequest, "aud (the FHIR base) is required")),
+            Some(_) => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "aud is not this tenant's FHIR base",
+                ));
+            }
+            None if needs_fhir => {
+                return Err(redirect(
+                    OAuthErrorCode::InvalidRequest,
+                    "aud (the FHIR base) is required",
+                ));
+            }
             None => {}
         }
         let mut launch_patient = None;
         if let Some(launch) = req.launch.as_deref() {
             if !scopes.has(&Scope::Launch) {
-                return Err(redirect(OAuthErrorCode::InvalidScope, "launch parameter without launch scope"));
+                return Err(redirect(
+                    OAuthErrorCode::InvalidScope,
+                    "launch parameter without launch scope",
+                ));
             }
             let doc = docs::get::<LaunchDoc>(&*self.records, NS_LAUNCH, &secret_key(launch))
                 .map_err(|_| redirect(OAuthErrorCode::ServerError, "temporarily unavailable"))?
                 .map(|(d, _)| d)
                 .filter(|d| d.tenant == tenant)
-                .ok_or_else(|| redirect(OAuthErrorCode::InvalidRequest, "unknown or expired launch"))?;
+                .ok_or_else(|| {
+                    redirect(OAuthErrorCode::InvalidRequest, "unknown or expired launch")
+                })?;
             launch_patient = doc.patient;
         } else if scopes.has(&Scope::Launch) {
-            return Err(redirect(OAuthErrorCode::InvalidRequest, "launch scope without launch parameter"));
+            return Err(redirect(
+                OAuthErrorCode::InvalidRequest,
+                "launch scope without launch parameter",
+            ));
         }
         let needs_patient_picker = launch_patient.is_none() && scopes.has(&Scope::LaunchPatient);
         Ok(ValidAuthorize {
@@ -309,36 +404,72 @@ impl Auth {
 
     /// After login and consent: stores a single-use code (60 s) and returns the redirect URL
     /// with `code` and `state`.
-    pub fn issue_code(&self, valid: &ValidAuthorize, user: &User, consent: &Consent) -> Result<String, AuthError> {
+    pub fn issue_code(
+        &self,
+        valid: &ValidAuthorize,
+        user: &User,
+        consent: &Consent,
+    ) -> Result<String, AuthError> {
         if user.disabled {
             return Err(oauth(OAuthErrorCode::AccessDenied, "user disabled"));
         }
         let membership = user
             .membership(&valid.tenant)
             .filter(|m| !m.roles.is_empty())
-            .ok_or_else(|| oauth(OAuthErrorCode::AccessDenied, "the user has no role in this tenant"))?;
+            .ok_or_else(|| {
+                oauth(
+                    OAuthErrorCode::AccessDenied,
+                    "the user has no role in this tenant",
+                )
+            })?;
         let scopes = match &consent.scopes {
             Some(granted) => {
                 if !granted.is_within(&valid.scopes) {
-                    return Err(oauth(OAuthErrorCode::InvalidScope, "consent grants more than requested"));
+                    return Err(oauth(
+                        OAuthErrorCode::InvalidScope,
+                        "consent grants more than requested",
+                    ));
                 }
                 granted.clone()
             }
             None => valid.scopes.clone(),
         };
-        let own_patient = membership.fhir_user.as_deref().and_then(|r| r.strip_prefix("Patient/")).map(str::to_owned);
+        let own_patient = membership
+            .fhir_user
+            .as_deref()
+            .and_then(|r| r.strip_prefix("Patient/"))
+            .map(str::to_owned);
         let is_patient_user = membership.roles.contains(&Role::Patient);
-        let patient = valid.launch_patient.clone().or_else(|| consent.patient.clone()).or_else(|| {
-            (scopes.has(&Scope::LaunchPatient) && is_patient_user).then(|| own_patient.clone()).flatten()
-        });
-        if is_patient_user && patient.is_some() && patient != own_patient && !membership.roles.iter().any(|r| *r != Role::Patient) {
-            return Err(oauth(OAuthErrorCode::AccessDenied, "a patient may only launch with their own record"));
+        let patient = valid
+            .launch_patient
+            .clone()
+            .or_else(|| consent.patient.clone())
+            .or_else(|| {
+                (scopes.has(&Scope::LaunchPatient) && is_patient_user)
+                    .then(|| own_patient.clone())
+                    .flatten()
+            });
+        if is_patient_user
+            && patient.is_some()
+            && patient != own_patient
+            && !membership.roles.iter().any(|r| *r != Role::Patient)
+        {
+            return Err(oauth(
+                OAuthErrorCode::AccessDenied,
+                "a patient may only launch with their own record",
+            ));
         }
         if scopes.has(&Scope::LaunchPatient) && patient.is_none() {
-            return Err(AuthError::Invalid("launch/patient needs a patient to be selected".into()));
+            return Err(AuthError::Invalid(
+                "launch/patient needs a patient to be selected".into(),
+            ));
         }
         if let Some(p) = &patient
-            && (p.is_empty() || p.len() > 64 || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            && (p.is_empty()
+                || p.len() > 64
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
         {
             return Err(AuthError::Invalid("bad patient id".into()));
         }
@@ -358,8 +489,22 @@ impl Auth {
             family: family.clone(),
             auth_time: now,
         };
-        docs::put(&*self.records, NS_CODE_FAMILY, &key, &json!({ "family": family }), Some(now + CODE_FAMILY_TTL_S), DocExpect::Absent)?;
-        docs::put(&*self.records, NS_CODE, &key, &doc, Some(now + self.config.code_ttl_s), DocExpect::Absent)?;
+        docs::put(
+            &*self.records,
+            NS_CODE_FAMILY,
+            &key,
+            &json!({ "family": family }),
+            Some(now + CODE_FAMILY_TTL_S),
+            DocExpect::Absent,
+        )?;
+        docs::put(
+            &*self.records,
+            NS_CODE,
+            &key,
+            &doc,
+            Some(now + self.config.code_ttl_s),
+            DocExpect::Absent,
+        )?;
         let mut params = vec![("code", code.as_str())];
         if let Some(s) = &valid.state {
             params.push(("state", s));
@@ -373,13 +518,19 @@ impl Auth {
             "authorization_code" => self.grant_code(req),
             "refresh_token" => self.grant_refresh(req),
             "client_credentials" => self.grant_client_credentials(req),
-            _ => Err(oauth(OAuthErrorCode::UnsupportedGrantType, "unsupported grant_type")),
+            _ => Err(oauth(
+                OAuthErrorCode::UnsupportedGrantType,
+                "unsupported grant_type",
+            )),
         }
     }
 
     fn grant_code(&self, req: &TokenRequest) -> Result<TokenResponse, AuthError> {
         let client = self.authenticate_client(&req.credentials)?;
-        let code = req.code.as_deref().ok_or_else(|| oauth(OAuthErrorCode::InvalidRequest, "code missing"))?;
+        let code = req
+            .code
+            .as_deref()
+            .ok_or_else(|| oauth(OAuthErrorCode::InvalidRequest, "code missing"))?;
         let key = secret_key(code);
         let Some(doc) = docs::take::<CodeDoc>(&*self.records, NS_CODE, &key)? else {
             // Used before (or expired): whatever was issued from it is revoked.
@@ -388,34 +539,80 @@ impl Auth {
             {
                 self.revoke_family(family)?;
             }
-            return Err(grant_err("authorization code invalid, expired or already used"));
+            return Err(grant_err(
+                "authorization code invalid, expired or already used",
+            ));
         };
         if doc.client_id != client.client_id {
             self.revoke_family(&doc.family)?;
             return Err(grant_err("code was issued to another client"));
         }
         if req.redirect_uri.as_deref() != Some(doc.redirect_uri.as_str()) {
-            return Err(grant_err("redirect_uri does not match the authorization request"));
+            return Err(grant_err(
+                "redirect_uri does not match the authorization request",
+            ));
         }
         let verifier = req.code_verifier.as_deref().unwrap_or("");
-        if !valid_verifier(verifier) || !ct_eq(pkce_challenge(verifier).as_bytes(), doc.challenge.as_bytes()) {
+        if !valid_verifier(verifier)
+            || !ct_eq(
+                pkce_challenge(verifier).as_bytes(),
+                doc.challenge.as_bytes(),
+            )
+        {
             return Err(grant_err("PKCE verification failed"));
         }
         let user = self.active_user(&doc.user_id, &doc.tenant)?;
-        let scopes = ScopeSet::parse(&doc.scopes).map_err(|_| AuthError::Corrupt("code scopes".into()))?;
-        let family = FamilyDoc { client_id: client.client_id.clone(), user_id: user.id.clone(), revoked: false };
-        docs::put(&*self.records, NS_FAMILY, &doc.family, &family, Some(self.now() + self.config.refresh_token_ttl_s), DocExpect::Any)?;
-        let refresh = self.new_refresh(&doc.family, &client.client_id, &user.id, &doc.tenant, &scopes, doc.patient.as_deref())?;
+        let scopes =
+            ScopeSet::parse(&doc.scopes).map_err(|_| AuthError::Corrupt("code scopes".into()))?;
+        let family = FamilyDoc {
+            client_id: client.client_id.clone(),
+            user_id: user.id.clone(),
+            revoked: false,
+        };
+        docs::put(
+            &*self.records,
+            NS_FAMILY,
+            &doc.family,
+            &family,
+            Some(self.now() + self.config.refresh_token_ttl_s),
+            DocExpect::Any,
+        )?;
+        let refresh = self.new_refresh(
+            &doc.family,
+            &client.client_id,
+            &user.id,
+            &doc.tenant,
+            &scopes,
+            doc.patient.as_deref(),
+        )?;
         let id_token = if scopes.has(&Scope::OpenId) {
-            Some(self.id_token(&user, &doc.tenant, &client.client_id, &scopes, doc.nonce.clone(), doc.auth_time)?)
+            Some(self.id_token(
+                &user,
+                &doc.tenant,
+                &client.client_id,
+                &scopes,
+                doc.nonce.clone(),
+                doc.auth_time,
+            )?)
         } else {
             None
         };
-        self.respond(&user, &doc.tenant, &client, scopes, doc.patient, Some(doc.family), refresh, id_token)
+        self.respond(
+            &user,
+            &doc.tenant,
+            &client,
+            scopes,
+            doc.patient,
+            Some(doc.family),
+            refresh,
+            id_token,
+        )
     }
 
     fn active_user(&self, user_id: &str, tenant: &str) -> Result<User, AuthError> {
-        let user = self.user(user_id)?.ok_or_else(|| grant_err("user no longer exists"))?;
+        let user = self
+            .user(user_id)?
+            .ok_or_else(|| grant_err("user no longer exists"))?;
         if user.disabled || user.roles_in(tenant).is_empty() {
             return Err(grant_err("user disabled or without role in the tenant"));
         }
@@ -456,12 +653,24 @@ impl Auth {
         })
     }
 
-    fn new_refresh(&self, family: &str, client_id: &str, user_id: &str, tenant: &str, scopes: &ScopeSet, patient: Option<&str>) -> Result<Option<String>, AuthError> {
+    fn new_refresh(
+        &self,
+        family: &str,
+        client_id: &str,
+        user_id: &str,
+        tenant: &str,
+        scopes: &ScopeSet,
+        patient: Option<&str>,
+    ) -> Result<Option<String>, AuthError> {
         let offline = scopes.has(&Scope::OfflineAccess);
         if !offline && !scopes.has(&Scope::OnlineAccess) {
             return Ok(None);
         }
-        let ttl = if offline { self.config.refresh_token_ttl_s } else { self.config.online_refresh_token_ttl_s };
+        let ttl = if offline {
+            self.config.refresh_token_ttl_s
+        } else {
+            self.config.online_refresh_token_ttl_s
+        };
         let expires_s = self.now() + ttl;
         let token = random_token()?;
         let doc = RefreshDoc {
@@ -475,12 +684,20 @@ impl Auth {
             rotated: false,
             expires_s,
         };
-        docs::put(&*self.records, NS_REFRESH, &secret_key(&token), &doc, Some(expires_s), DocExpect::Absent)?;
+        docs::put(
+            &*self.records,
+            NS_REFRESH,
+            &secret_key(&token),
+            &doc,
+            Some(expires_s),
+            DocExpect::Absent,
+        )?;
         Ok(Some(token))
     }
 
     fn family_revoked(&self, family: &str) -> Result<bool, AuthError> {
-        Ok(docs::get::<FamilyDoc>(&*self.records, NS_FAMILY, family)?.is_none_or(|(f, _)| f.revoked))
+        Ok(docs::get::<FamilyDoc>(&*self.records, NS_FAMILY, family)?
+            .is_none_or(|(f, _)| f.revoked))
     }
 
     /// Revokes a grant family: its refresh tokens are refused from now on and its access
@@ -499,9 +716,13 @@ impl Auth {
 
     fn grant_refresh(&self, req: &TokenRequest) -> Result<TokenResponse, AuthError> {
         let client = self.authenticate_client(&req.credentials)?;
-        let token = req.refresh_token.as_deref().ok_or_else(|| oauth(OAuthErrorCode::InvalidRequest, "refresh_token missing"))?;
+        let token = req
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| oauth(OAuthErrorCode::InvalidRequest, "refresh_token missing"))?;
         let key = secret_key(token);
-        let Some((doc, version)) = docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &key)? else {
+        let Some((doc, version)) = docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &key)?
+        else {
             return Err(grant_err("refresh token invalid or expired"));
         };
         if doc.client_id != client.client_id {
@@ -510,51 +731,95 @@ impl Auth {
         if doc.rotated {
             // A rotated token came back: stolen or replayed. End the whole family.
             self.revoke_family(&doc.family)?;
-            return Err(grant_err("refresh token reused after rotation; grant revoked"));
+            return Err(grant_err(
+                "refresh token reused after rotation; grant revoked",
+            ));
         }
         if self.family_revoked(&doc.family)? {
             return Err(grant_err("grant revoked"));
         }
         let mut rotated = doc.clone();
         rotated.rotated = true;
-        if docs::put(&*self.records, NS_REFRESH, &key, &rotated, Some(doc.expires_s), DocExpect::Version(version))?.is_none() {
+        if docs::put(
+            &*self.records,
+            NS_REFRESH,
+            &key,
+            &rotated,
+            Some(doc.expires_s),
+            DocExpect::Version(version),
+        )?
+        .is_none()
+        {
             // Two requests raced with the same token: one of them is a replay.
             self.revoke_family(&doc.family)?;
-            return Err(grant_err("refresh token reused concurrently; grant revoked"));
+            return Err(grant_err(
+                "refresh token reused concurrently; grant revoked",
+            ));
         }
-        let granted = ScopeSet::parse(&doc.scopes).map_err(|_| AuthError::Corrupt("refresh scopes".into()))?;
+        let granted = ScopeSet::parse(&doc.scopes)
+            .map_err(|_| AuthError::Corrupt("refresh scopes".into()))?;
         let scopes = match req.scope.as_deref() {
             Some(text) => {
-                let asked = ScopeSet::parse(text).map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?;
+                let asked = ScopeSet::parse(text)
+                    .map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?;
                 if !asked.is_within(&granted) {
-                    return Err(oauth(OAuthErrorCode::InvalidScope, "scope exceeds the original grant"));
+                    return Err(oauth(
+                        OAuthErrorCode::InvalidScope,
+                        "scope exceeds the original grant",
+                    ));
                 }
                 asked
             }
             None => granted.clone(),
         };
         let user = self.active_user(&doc.user_id, &doc.tenant)?;
-        let refresh = self.new_refresh(&doc.family, &client.client_id, &user.id, &doc.tenant, &granted, doc.patient.as_deref())?;
-        self.respond(&user, &doc.tenant, &client, scopes, doc.patient, Some(doc.family), refresh, None)
+        let refresh = self.new_refresh(
+            &doc.family,
+            &client.client_id,
+            &user.id,
+            &doc.tenant,
+            &granted,
+            doc.patient.as_deref(),
+        )?;
+        self.respond(
+            &user,
+            &doc.tenant,
+            &client,
+            scopes,
+            doc.patient,
+            Some(doc.family),
+            refresh,
+            None,
+        )
     }
 
     fn grant_client_credentials(&self, req: &TokenRequest) -> Result<TokenResponse, AuthError> {
         let client = self.authenticate_client(&req.credentials)?;
         if !client.is_confidential() {
-            return Err(oauth(OAuthErrorCode::UnauthorizedClient, "client_credentials needs a confidential client"));
+            return Err(oauth(
+                OAuthErrorCode::UnauthorizedClient,
+                "client_credentials needs a confidential client",
+            ));
         }
         let allowed = client.allowed_scopes();
         let scopes = match req.scope.as_deref() {
-            Some(text) => ScopeSet::parse(text).map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?,
+            Some(text) => ScopeSet::parse(text)
+                .map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?,
             None => allowed.clone(),
         };
         let mut only_system = scopes.clone();
         only_system.retain(|s| matches!(s, Scope::Resource(r) if r.context == Context::System));
         if only_system.len() != scopes.len() || scopes.is_empty() {
-            return Err(oauth(OAuthErrorCode::InvalidScope, "client_credentials grants system/ scopes only"));
+            return Err(oauth(
+                OAuthErrorCode::InvalidScope,
+                "client_credentials grants system/ scopes only",
+            ));
         }
         if let Some(outside) = scopes.first_outside(&allowed) {
-            return Err(oauth(OAuthErrorCode::InvalidScope, format!("scope {outside} is not allowed for this client")));
+            return Err(oauth(
+                OAuthErrorCode::InvalidScope,
+                format!("scope {outside} is not allowed for this client"),
+            ));
         }
         let grant = TokenGrant {
             subject: client.client_id.clone(),
@@ -578,7 +843,15 @@ impl Auth {
         })
     }
 
-    fn id_token(&self, user: &User, tenant: &str, client_id: &str, scopes: &ScopeSet, nonce: Option<String>, auth_time: i64) -> Result<String, AuthError> {
+    fn id_token(
+        &self,
+        user: &User,
+        tenant: &str,
+        client_id: &str,
+        scopes: &ScopeSet,
+        nonce: Option<String>,
+        auth_time: i64,
+    ) -> Result<String, AuthError> {
         let now = self.now();
         let profile = scopes.has(&Scope::Profile);
         let claims = IdTokenClaims {
@@ -635,7 +908,8 @@ impl Auth {
             }
             return Ok(out);
         }
-        if let Some((doc, _)) = docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &secret_key(token))?
+        if let Some((doc, _)) =
+            docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &secret_key(token))?
             && !doc.rotated
             && doc.tenant == caller.tenant
             && !self.family_revoked(&doc.family)?
@@ -656,7 +930,9 @@ impl Auth {
     /// RFC 7009 revocation by the client the token was issued to. Unknown tokens and tokens
     /// of other clients are ignored (the endpoint answers 200 either way).
     pub fn revoke(&self, caller: &Client, token: &str) -> Result<(), AuthError> {
-        if let Some((doc, _)) = docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &secret_key(token))? {
+        if let Some((doc, _)) =
+            docs::get::<RefreshDoc>(&*self.records, NS_REFRESH, &secret_key(token))?
+        {
             if doc.client_id == caller.client_id {
                 self.revoke_family(&doc.family)?;
             }

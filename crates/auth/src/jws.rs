@@ -95,12 +95,14 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
         return Err(bad("token too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("not a compact JWS"));
     };
     let header_bytes = b64url_decode(h).map_err(|_| bad("header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| bad("header is not JSON"))?;
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|_| bad("header is not JSON"))?;
     // Refuse `none` and every algorithm we do not implement before looking further.
     let alg = Alg::parse(&header.alg).ok_or(bad("algorithm not accepted"))?;
     let payload = b64url_decode(p).map_err(|_| bad("payload is not base64url"))?;
@@ -120,7 +122,10 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, AuthError> {
 /// A public key able to verify signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// Uncompressed SEC1 points (0x04 ‖ x ‖ y).
     P256(Vec<u8>),
     P384(Vec<u8>),
@@ -128,7 +133,9 @@ pub enum PublicKey {
 
 fn member(jwk: &Jwk, value: &Option<String>, name: &'static str) -> Result<Vec<u8>, AuthError> {
     let _ = jwk;
-    let text = value.as_deref().ok_or(AuthError::Invalid(format!("JWK without '{name}'")))?;
+    let text = value
+        .as_deref()
+        .ok_or(AuthError::Invalid(format!("JWK without '{name}'")))?;
     b64url_decode(text).map_err(|_| AuthError::Invalid(format!("JWK '{name}' is not base64url")))
 }
 
@@ -139,7 +146,9 @@ impl PublicKey {
                 let n = member(jwk, &jwk.n, "n")?;
                 let e = member(jwk, &jwk.e, "e")?;
                 if n.len() < 256 {
-                    return Err(AuthError::Invalid("RSA keys need at least 2048 bits".into()));
+                    return Err(AuthError::Invalid(
+                        "RSA keys need at least 2048 bits".into(),
+                    ));
                 }
                 Ok(PublicKey::Rsa { n, e })
             }
@@ -152,12 +161,18 @@ impl PublicKey {
                     _ => return Err(AuthError::Invalid("unsupported EC curve".into())),
                 };
                 if x.len() != len || y.len() != len {
-                    return Err(AuthError::Invalid("EC coordinates of the wrong length".into()));
+                    return Err(AuthError::Invalid(
+                        "EC coordinates of the wrong length".into(),
+                    ));
                 }
                 let mut point = vec![4u8];
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
-                Ok(if len == 32 { PublicKey::P256(point) } else { PublicKey::P384(point) })
+                Ok(if len == 32 {
+                    PublicKey::P256(point)
+                } else {
+                    PublicKey::P384(point)
+                })
             }
             _ => Err(AuthError::Invalid("unsupported key type".into())),
         }
@@ -172,7 +187,9 @@ impl PublicKey {
                 } else {
                     &signature::RSA_PKCS1_2048_8192_SHA384
                 };
-                RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok()
+                RsaPublicKeyComponents { n, e }
+                    .verify(params, message, sig)
+                    .is_ok()
             }
             (PublicKey::P256(point), Alg::ES256) => {
                 signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
@@ -186,9 +203,16 @@ impl PublicKey {
             }
             _ => return Err(bad("algorithm does not fit the key")),
         };
-        if ok { Ok(()) } else { Err(bad("bad signature")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(bad("bad signature"))
+        }
     }
 }
+
+/// A generated RSA key: the key, its PKCS#8 DER, modulus and public exponent (big-endian).
+pub type GeneratedRsa = (SigningKey, Vec<u8>, Vec<u8>, Vec<u8>);
 
 enum Inner {
     Rsa(RsaKeyPair),
@@ -205,17 +229,27 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
 impl SigningKey {
     /// An RSA key from PKCS#8 DER, with its public components.
-    pub fn rsa(kid: &str, alg: Alg, pkcs8: &[u8], n: &[u8], e: &[u8]) -> Result<SigningKey, AuthError> {
+    pub fn rsa(
+        kid: &str,
+        alg: Alg,
+        pkcs8: &[u8],
+        n: &[u8],
+        e: &[u8],
+    ) -> Result<SigningKey, AuthError> {
         if !matches!(alg, Alg::RS256 | Alg::RS384) {
             return Err(AuthError::Invalid("not an RSA algorithm".into()));
         }
-        let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| AuthError::Corrupt("RSA key rejected".into()))?;
+        let pair = RsaKeyPair::from_pkcs8(pkcs8)
+            .map_err(|_| AuthError::Corrupt("RSA key rejected".into()))?;
         Ok(SigningKey {
             kid: kid.to_owned(),
             alg,
@@ -234,7 +268,7 @@ impl SigningKey {
 
     /// A fresh 2048-bit RSA key: (key, PKCS#8 DER, n, e). Generation uses the `rsa` crate
     /// (ring cannot generate RSA keys); signing uses ring.
-    pub fn generate_rsa(kid: &str, alg: Alg) -> Result<(SigningKey, Vec<u8>, Vec<u8>, Vec<u8>), AuthError> {
+    pub fn generate_rsa(kid: &str, alg: Alg) -> Result<GeneratedRsa, AuthError> {
         use rsa::pkcs8::EncodePrivateKey;
         use rsa::traits::PublicKeyParts;
         let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
@@ -269,7 +303,12 @@ impl SigningKey {
             y: Some(b64url(y)),
             ..Jwk::default()
         };
-        Ok(SigningKey { kid: kid.to_owned(), alg, inner: Inner::Ec(pair), public })
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            alg,
+            inner: Inner::Ec(pair),
+            public,
+        })
     }
 
     /// A fresh EC key and its PKCS#8 DER.
@@ -293,7 +332,11 @@ impl SigningKey {
         let rng = SystemRandom::new();
         match &self.inner {
             Inner::Rsa(pair) => {
-                let params = if self.alg == Alg::RS256 { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PKCS1_SHA384 };
+                let params = if self.alg == Alg::RS256 {
+                    &signature::RSA_PKCS1_SHA256
+                } else {
+                    &signature::RSA_PKCS1_SHA384
+                };
                 let mut sig = vec![0u8; pair.public().modulus_len()];
                 pair.sign(params, &rng, message, &mut sig)
                     .map_err(|_| AuthError::Crypto("RSA signing failed"))?;
@@ -313,8 +356,10 @@ impl SigningKey {
             kid: Some(self.kid.clone()),
             typ: typ.map(Into::into),
         };
-        let header = serde_json::to_vec(&header).map_err(|_| AuthError::Crypto("header encoding"))?;
-        let payload = serde_json::to_vec(claims).map_err(|_| AuthError::Crypto("claims encoding"))?;
+        let header =
+            serde_json::to_vec(&header).map_err(|_| AuthError::Crypto("header encoding"))?;
+        let payload =
+            serde_json::to_vec(claims).map_err(|_| AuthError::Crypto("claims encoding"))?;
         let mut out = b64url(&header);
         out.push('.');
         out.push_str(&b64url(&payload));
@@ -346,7 +391,11 @@ pub(crate) mod tests {
 
     fn verify(token: &str, jwk: &Jwk) -> Result<Vec<u8>, AuthError> {
         let parsed = parse(token)?;
-        PublicKey::from_jwk(jwk)?.verify(parsed.alg, parsed.signing_input.as_bytes(), &parsed.signature)?;
+        PublicKey::from_jwk(jwk)?.verify(
+            parsed.alg,
+            parsed.signing_input.as_bytes(),
+            &parsed.signature,
+        )?;
         Ok(parsed.payload)
     }
 
@@ -378,11 +427,28 @@ pub(crate) mod tests {
     fn refuses_none_and_malformed() {
         let none = format!("{}.{}.", b64url(br#"{"alg":"none"}"#), b64url(b"{}"));
         assert!(parse(&none).is_err());
-        let none_sig = format!("{}.{}.{}", b64url(br#"{"alg":"none"}"#), b64url(b"{}"), b64url(b"x"));
+        let none_sig = format!(
+            "{}.{}.{}",
+            b64url(br#"{"alg":"none"}"#),
+            b64url(b"{}"),
+            b64url(b"x")
+        );
         assert!(parse(&none_sig).is_err());
-        let hs = format!("{}.{}.{}", b64url(br#"{"alg":"HS256"}"#), b64url(b"{}"), b64url(b"x"));
+        let hs = format!(
+            "{}.{}.{}",
+            b64url(br#"{"alg":"HS256"}"#),
+            b64url(b"{}"),
+            b64url(b"x")
+        );
         assert!(parse(&hs).is_err());
-        for bad in ["", "a", "a.b", "a.b.c.d", "!!.b.c", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "!!.b.c",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
             assert!(parse(bad).is_err());
         }
     }

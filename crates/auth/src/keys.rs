@@ -67,7 +67,16 @@ impl Auth {
             let (_, pkcs8, n, e) = SigningKey::generate_rsa(&kid, Alg::RS256)?;
             self.store_key(&kid, &pkcs8, &n, &e)?;
             // Lost the race: another process's key is current, ours is never used.
-            if docs::put(&*self.records, NS_KEYSET, CURRENT, &CurrentDoc { kid: kid.clone() }, None, DocExpect::Absent)?.is_none() {
+            if docs::put(
+                &*self.records,
+                NS_KEYSET,
+                CURRENT,
+                &CurrentDoc { kid: kid.clone() },
+                None,
+                DocExpect::Absent,
+            )?
+            .is_none()
+            {
                 self.records.doc_delete(NS_KEY, &kid, DocExpect::Any)?;
             }
         }
@@ -83,14 +92,36 @@ impl Auth {
     }
 
     /// Stores a key and makes it current, retiring the previous one.
-    pub(crate) fn install_key(&self, kid: &str, pkcs8: &[u8], n: &[u8], e: &[u8]) -> Result<(), AuthError> {
+    pub(crate) fn install_key(
+        &self,
+        kid: &str,
+        pkcs8: &[u8],
+        n: &[u8],
+        e: &[u8],
+    ) -> Result<(), AuthError> {
         self.store_key(kid, pkcs8, n, e)?;
         let now = self.now();
         let previous = docs::get::<CurrentDoc>(&*self.records, NS_KEYSET, CURRENT)?;
-        let new = CurrentDoc { kid: kid.to_owned() };
+        let new = CurrentDoc {
+            kid: kid.to_owned(),
+        };
         let written = match &previous {
-            Some((_, version)) => docs::put(&*self.records, NS_KEYSET, CURRENT, &new, None, DocExpect::Version(*version))?,
-            None => docs::put(&*self.records, NS_KEYSET, CURRENT, &new, None, DocExpect::Absent)?,
+            Some((_, version)) => docs::put(
+                &*self.records,
+                NS_KEYSET,
+                CURRENT,
+                &new,
+                None,
+                DocExpect::Version(*version),
+            )?,
+            None => docs::put(
+                &*self.records,
+                NS_KEYSET,
+                CURRENT,
+                &new,
+                None,
+                DocExpect::Absent,
+            )?,
         };
         if written.is_none() {
             self.records.doc_delete(NS_KEY, kid, DocExpect::Any)?;
@@ -108,10 +139,17 @@ impl Auth {
     /// Reads the keys from the store: the current one unsealed, the published ones parsed;
     /// keys retired longer than the grace period are deleted.
     pub fn reload_keys(&self) -> Result<(), AuthError> {
-        let _guard = self.key_load.lock().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+        let _guard = self
+            .key_load
+            .lock()
+            .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
         let now = self.now();
-        let current = docs::get::<CurrentDoc>(&*self.records, NS_KEYSET, CURRENT)?.map(|(c, _)| c.kid);
-        let mut state = KeyState { loaded_s: Some(now), ..KeyState::default() };
+        let current =
+            docs::get::<CurrentDoc>(&*self.records, NS_KEYSET, CURRENT)?.map(|(c, _)| c.kid);
+        let mut state = KeyState {
+            loaded_s: Some(now),
+            ..KeyState::default()
+        };
         for (kid, doc) in docs::list::<KeyDoc>(&*self.records, NS_KEY, "")? {
             if let Some(retired) = doc.retired_s
                 && retired + self.config.key_grace_s() < now
@@ -123,7 +161,9 @@ impl Auth {
             let n = b64url_decode(&doc.n).map_err(|_| AuthError::Corrupt("key n".into()))?;
             let e = b64url_decode(&doc.e).map_err(|_| AuthError::Corrupt("key e".into()))?;
             if current.as_deref() == Some(kid.as_str()) {
-                let pkcs8 = self.server_key.open(&format!("key:{kid}"), &b64_decode(&doc.sealed)?)?;
+                let pkcs8 = self
+                    .server_key
+                    .open(&format!("key:{kid}"), &b64_decode(&doc.sealed)?)?;
                 let key = SigningKey::rsa(&kid, Alg::RS256, &pkcs8, &n, &e)?;
                 state.jwks.keys.push(key.public_jwk().clone());
                 state.current = Some(Arc::new(key));
@@ -133,14 +173,20 @@ impl Auth {
             }
             state.public.insert(kid, Arc::new(PublicKey::Rsa { n, e }));
         }
-        *self.keys.write().map_err(|_| AuthError::Crypto("key lock poisoned"))? = state;
+        *self
+            .keys
+            .write()
+            .map_err(|_| AuthError::Crypto("key lock poisoned"))? = state;
         Ok(())
     }
 
     pub(crate) fn signing_key(&self) -> Result<Arc<SigningKey>, AuthError> {
         let now = self.now();
         {
-            let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+            let state = self
+                .keys
+                .read()
+                .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
             if let (Some(key), Some(loaded)) = (&state.current, state.loaded_s)
                 && now - loaded < self.config.key_reload_s
             {
@@ -148,8 +194,14 @@ impl Auth {
             }
         }
         self.reload_keys()?;
-        let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
-        state.current.clone().ok_or(AuthError::Crypto("no signing key: call ensure_signing_key"))
+        let state = self
+            .keys
+            .read()
+            .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+        state
+            .current
+            .clone()
+            .ok_or(AuthError::Crypto("no signing key: call ensure_signing_key"))
     }
 
     /// The verification key for `kid`; an unknown kid triggers at most one reload per second
@@ -157,7 +209,10 @@ impl Auth {
     pub(crate) fn verification_key(&self, kid: &str) -> Result<Option<Arc<PublicKey>>, AuthError> {
         let now = self.now();
         {
-            let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+            let state = self
+                .keys
+                .read()
+                .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
             if let Some(key) = state.public.get(kid) {
                 return Ok(Some(key.clone()));
             }
@@ -166,20 +221,31 @@ impl Auth {
             }
         }
         self.reload_keys()?;
-        let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+        let state = self
+            .keys
+            .read()
+            .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
         Ok(state.public.get(kid).cloned())
     }
 
     /// The published keys (`/auth/jwks`).
     pub fn jwks(&self) -> Result<Jwks, AuthError> {
         let stale = {
-            let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
-            state.loaded_s.is_none_or(|l| self.now() - l >= self.config.key_reload_s)
+            let state = self
+                .keys
+                .read()
+                .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+            state
+                .loaded_s
+                .is_none_or(|l| self.now() - l >= self.config.key_reload_s)
         };
         if stale {
             self.reload_keys()?;
         }
-        let state = self.keys.read().map_err(|_| AuthError::Crypto("key lock poisoned"))?;
+        let state = self
+            .keys
+            .read()
+            .map_err(|_| AuthError::Crypto("key lock poisoned"))?;
         Ok(state.jwks.clone())
     }
 
@@ -226,12 +292,24 @@ mod tests {
         let old = auth.signing_key().unwrap().kid.clone();
         let new = auth.rotate_signing_key().unwrap();
         assert_eq!(auth.signing_key().unwrap().kid, new);
-        let kids: Vec<_> = auth.jwks().unwrap().keys.into_iter().filter_map(|k| k.kid).collect();
+        let kids: Vec<_> = auth
+            .jwks()
+            .unwrap()
+            .keys
+            .into_iter()
+            .filter_map(|k| k.kid)
+            .collect();
         assert!(kids.contains(&old) && kids.contains(&new));
         assert!(auth.verification_key(&old).unwrap().is_some());
         clock.advance(auth.config.key_grace_s() + 1);
         auth.reload_keys().unwrap();
-        let kids: Vec<_> = auth.jwks().unwrap().keys.into_iter().filter_map(|k| k.kid).collect();
+        let kids: Vec<_> = auth
+            .jwks()
+            .unwrap()
+            .keys
+            .into_iter()
+            .filter_map(|k| k.kid)
+            .collect();
         assert_eq!(kids, vec![new]);
         assert!(auth.verification_key(&old).unwrap().is_none());
     }

@@ -109,7 +109,9 @@ impl Auth {
             out["preferred_username"] = json!(user.login);
         }
         if principal.scopes.has(&crate::scope::Scope::FhirUser)
-            && let Some(r) = user.membership(&principal.tenant).and_then(|m| m.fhir_user.as_ref())
+            && let Some(r) = user
+                .membership(&principal.tenant)
+                .and_then(|m| m.fhir_user.as_ref())
         {
             out["fhirUser"] = json!(format!("{}/{r}", self.config.audience(&principal.tenant)));
         }
@@ -127,14 +129,48 @@ mod tests {
         let oidc = auth.openid_configuration();
         assert_eq!(oidc["issuer"], "https://m.example/auth");
         assert_eq!(oidc["token_endpoint"], "https://m.example/auth/token");
-        assert_eq!(oidc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-        assert!(oidc["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
+        assert_eq!(
+            oidc["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert!(
+            oidc["id_token_signing_alg_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"RS256".into())
+        );
         let smart = auth.smart_configuration("t1");
-        for cap in ["launch-standalone", "launch-ehr", "client-public", "client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient", "permission-v2", "permission-v1", "permission-patient", "permission-user", "authorize-post"] {
-            assert!(smart["capabilities"].as_array().unwrap().contains(&cap.into()), "{cap}");
+        for cap in [
+            "launch-standalone",
+            "launch-ehr",
+            "client-public",
+            "client-confidential-asymmetric",
+            "sso-openid-connect",
+            "context-standalone-patient",
+            "permission-v2",
+            "permission-v1",
+            "permission-patient",
+            "permission-user",
+            "authorize-post",
+        ] {
+            assert!(
+                smart["capabilities"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&cap.into()),
+                "{cap}"
+            );
         }
-        assert!(smart["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&"private_key_jwt".into()));
-        assert_eq!(smart["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert!(
+            smart["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"private_key_jwt".into())
+        );
+        assert_eq!(
+            smart["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
         let jwks = auth.jwks_json().unwrap();
         assert_eq!(jwks["keys"][0]["kty"], "RSA");
         assert!(jwks["keys"][0].get("d").is_none());

@@ -80,7 +80,9 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 /// tell whether a login name exists.
 pub fn verify_dummy(password: &str, cost: PasswordCost) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    if let Some(hash) = DUMMY.get_or_init(|| hash_password("dummy password, never matches", cost).ok()) {
+    if let Some(hash) =
+        DUMMY.get_or_init(|| hash_password("dummy password, never matches", cost).ok())
+    {
         let _ = verify_password(password, hash);
     }
 }
@@ -98,13 +100,19 @@ mod tests {
         assert!(!verify_password("", &hash));
         assert!(!verify_password("x", "not a hash"));
         // Same password, different salt.
-        assert_ne!(hash, hash_password("correct horse battery", PasswordCost::TEST).unwrap());
+        assert_ne!(
+            hash,
+            hash_password("correct horse battery", PasswordCost::TEST).unwrap()
+        );
     }
 
     #[test]
     fn default_cost_is_argon2id_owasp() {
         let hash = hash_password("correct horse battery", PasswordCost::default()).unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password("correct horse battery", &hash));
     }
 

@@ -106,10 +106,17 @@ pub type Filters = Vec<Vec<Constraint>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow { filters: Filters },
+    Allow {
+        filters: Filters,
+    },
     /// Only resources in the Patient compartment of `patient` (for `Patient`: that patient).
-    AllowPatient { patient: String, filters: Filters },
-    Deny { reason: &'static str },
+    AllowPatient {
+        patient: String,
+        filters: Filters,
+    },
+    Deny {
+        reason: &'static str,
+    },
 }
 
 impl Decision {
@@ -140,13 +147,32 @@ pub fn category(resource_type: &str) -> Category {
         "AuditEvent" => Category::Audit,
         "Consent" | "ResearchSubject" => Category::ConsentAdmin,
         "ResearchStudy" => Category::Research,
-        "Organization" | "OrganizationAffiliation" | "Location" | "Practitioner"
-        | "PractitionerRole" | "HealthcareService" | "Endpoint" => Category::Organisational,
-        "CapabilityStatement" | "StructureDefinition" | "ValueSet" | "CodeSystem"
-        | "ConceptMap" | "SearchParameter" | "OperationDefinition" | "NamingSystem"
-        | "Questionnaire" | "ImplementationGuide" | "CompartmentDefinition" | "StructureMap"
-        | "GraphDefinition" | "MessageDefinition" | "TerminologyCapabilities" | "Library"
-        | "Measure" | "PlanDefinition" | "ActivityDefinition" => Category::Conformance,
+        "Organization"
+        | "OrganizationAffiliation"
+        | "Location"
+        | "Practitioner"
+        | "PractitionerRole"
+        | "HealthcareService"
+        | "Endpoint" => Category::Organisational,
+        "CapabilityStatement"
+        | "StructureDefinition"
+        | "ValueSet"
+        | "CodeSystem"
+        | "ConceptMap"
+        | "SearchParameter"
+        | "OperationDefinition"
+        | "NamingSystem"
+        | "Questionnaire"
+        | "ImplementationGuide"
+        | "CompartmentDefinition"
+        | "StructureMap"
+        | "GraphDefinition"
+        | "MessageDefinition"
+        | "TerminologyCapabilities"
+        | "Library"
+        | "Measure"
+        | "PlanDefinition"
+        | "ActivityDefinition" => Category::Conformance,
         _ => Category::Clinical,
     }
 }
@@ -157,7 +183,10 @@ fn shared_for_patient(resource_type: &str) -> bool {
     matches!(
         category(resource_type),
         Category::Organisational | Category::Conformance
-    ) || matches!(resource_type, "Medication" | "Substance" | "MedicationKnowledge")
+    ) || matches!(
+        resource_type,
+        "Medication" | "Substance" | "MedicationKnowledge"
+    )
 }
 
 fn in_patient_compartment(resource_type: &str) -> bool {
@@ -304,7 +333,10 @@ pub fn decide(principal: &Principal, access: &Access<'_>) -> Decision {
             let reach = match reach {
                 Reach::Compartment(p) if in_compartment => Reach::Compartment(p),
                 Reach::Compartment(_) => {
-                    if shared_for_patient(resource_type) && !access.interaction.is_write() && !matches!(access.interaction, Interaction::Operation(_)) {
+                    if shared_for_patient(resource_type)
+                        && !access.interaction.is_write()
+                        && !matches!(access.interaction, Interaction::Operation(_))
+                    {
                         Reach::Unrestricted
                     } else {
                         continue;
@@ -317,14 +349,22 @@ pub fn decide(principal: &Principal, access: &Access<'_>) -> Decision {
                 None => {
                     best = Some((
                         reach,
-                        if constrained { vec![scope.constraints.clone()] } else { Vec::new() },
+                        if constrained {
+                            vec![scope.constraints.clone()]
+                        } else {
+                            Vec::new()
+                        },
                         !constrained,
                     ))
                 }
                 Some((best_reach, filters, unconstrained)) => {
                     if reach < *best_reach {
                         *best_reach = reach;
-                        *filters = if constrained { vec![scope.constraints.clone()] } else { Vec::new() };
+                        *filters = if constrained {
+                            vec![scope.constraints.clone()]
+                        } else {
+                            Vec::new()
+                        };
                         *unconstrained = !constrained;
                     } else if reach == *best_reach && !*unconstrained {
                         if constrained {
@@ -345,7 +385,9 @@ pub fn decide(principal: &Principal, access: &Access<'_>) -> Decision {
     };
     if !filters.is_empty()
         && let Some(resource) = access.resource
-        && !filters.iter().any(|all| all.iter().all(|c| matches_constraint(resource, c)))
+        && !filters
+            .iter()
+            .any(|all| all.iter().all(|c| matches_constraint(resource, c)))
     {
         return Decision::Deny {
             reason: "the resource is outside the granted scope's constraints",
@@ -410,7 +452,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn principal(roles: &[Role], scopes: &str, patient: Option<&str>, fhir_user: Option<&str>) -> Principal {
+    fn principal(
+        roles: &[Role],
+        scopes: &str,
+        patient: Option<&str>,
+        fhir_user: Option<&str>,
+    ) -> Principal {
         Principal {
             subject: "u1".into(),
             tenant: "t1".into(),
@@ -425,8 +472,22 @@ mod tests {
         }
     }
 
-    fn ask(p: &Principal, tenant: &str, i: Interaction, ty: &str, resource: Option<&Value>) -> Decision {
-        decide(p, &Access { tenant, interaction: i, resource_type: Some(ty), resource })
+    fn ask(
+        p: &Principal,
+        tenant: &str,
+        i: Interaction,
+        ty: &str,
+        resource: Option<&Value>,
+    ) -> Decision {
+        decide(
+            p,
+            &Access {
+                tenant,
+                interaction: i,
+                resource_type: Some(ty),
+                resource,
+            },
+        )
     }
 
     #[test]
@@ -438,10 +499,18 @@ mod tests {
 
     #[test]
     fn patient_context_restricts_to_compartment() {
-        let p = principal(&[Role::Clinician], "patient/Observation.rs launch/patient", Some("p1"), None);
+        let p = principal(
+            &[Role::Clinician],
+            "patient/Observation.rs launch/patient",
+            Some("p1"),
+            None,
+        );
         assert_eq!(
             ask(&p, "t1", Interaction::Search, "Observation", None),
-            Decision::AllowPatient { patient: "p1".into(), filters: vec![] }
+            Decision::AllowPatient {
+                patient: "p1".into(),
+                filters: vec![]
+            }
         );
         assert!(!ask(&p, "t1", Interaction::Create, "Observation", None).is_allowed());
         assert!(!ask(&p, "t1", Interaction::Read, "Condition", None).is_allowed());
@@ -455,30 +524,60 @@ mod tests {
         let p = principal(&[Role::Patient], "user/*.cruds", None, Some("Patient/p7"));
         assert_eq!(
             ask(&p, "t1", Interaction::Read, "Observation", None),
-            Decision::AllowPatient { patient: "p7".into(), filters: vec![] }
+            Decision::AllowPatient {
+                patient: "p7".into(),
+                filters: vec![]
+            }
         );
         assert!(!ask(&p, "t1", Interaction::Update, "Observation", None).is_allowed());
         // Launched with another patient's context: nothing.
-        let p = principal(&[Role::Patient], "patient/*.rs", Some("p8"), Some("Patient/p7"));
+        let p = principal(
+            &[Role::Patient],
+            "patient/*.rs",
+            Some("p8"),
+            Some("Patient/p7"),
+        );
         assert!(!ask(&p, "t1", Interaction::Read, "Observation", None).is_allowed());
         // No Patient fhirUser: nothing.
         let p = principal(&[Role::Patient], "user/*.rs", None, None);
         assert!(!ask(&p, "t1", Interaction::Read, "Observation", None).is_allowed());
         // Shared reference data is readable.
         let p = principal(&[Role::Patient], "user/*.rs", None, Some("Patient/p7"));
-        assert_eq!(ask(&p, "t1", Interaction::Read, "Practitioner", None), Decision::Allow { filters: vec![] });
+        assert_eq!(
+            ask(&p, "t1", Interaction::Read, "Practitioner", None),
+            Decision::Allow { filters: vec![] }
+        );
         // Own access log.
         assert_eq!(
-            ask(&p, "t1", Interaction::Operation("$access-log".into()), "Patient", None),
-            Decision::AllowPatient { patient: "p7".into(), filters: vec![] }
+            ask(
+                &p,
+                "t1",
+                Interaction::Operation("$access-log".into()),
+                "Patient",
+                None
+            ),
+            Decision::AllowPatient {
+                patient: "p7".into(),
+                filters: vec![]
+            }
         );
     }
 
     #[test]
     fn researcher_never_reads_clinical_data() {
         let p = principal(&[Role::Researcher], "user/*.cruds", None, None);
-        for ty in ["Patient", "Observation", "Condition", "Encounter", "Consent", "AuditEvent"] {
-            assert!(!ask(&p, "t1", Interaction::Read, ty, None).is_allowed(), "{ty}");
+        for ty in [
+            "Patient",
+            "Observation",
+            "Condition",
+            "Encounter",
+            "Consent",
+            "AuditEvent",
+        ] {
+            assert!(
+                !ask(&p, "t1", Interaction::Read, ty, None).is_allowed(),
+                "{ty}"
+            );
         }
         assert!(ask(&p, "t1", Interaction::Search, "ResearchStudy", None).is_allowed());
     }
@@ -506,23 +605,36 @@ mod tests {
         let vital = json!({"resourceType": "Observation", "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]});
         let none = json!({"resourceType": "Observation"});
         let d = ask(&p, "t1", Interaction::Search, "Observation", None);
-        let Decision::AllowPatient { filters, .. } = d else { panic!("{d:?}") };
+        let Decision::AllowPatient { filters, .. } = d else {
+            panic!("{d:?}")
+        };
         assert_eq!(filters.len(), 1);
         assert!(ask(&p, "t1", Interaction::Read, "Observation", Some(&lab)).is_allowed());
         assert!(!ask(&p, "t1", Interaction::Read, "Observation", Some(&vital)).is_allowed());
         assert!(!ask(&p, "t1", Interaction::Read, "Observation", Some(&none)).is_allowed());
         // An unconstrained scope beside it lifts the constraint.
-        let p = principal(&[Role::Clinician], "patient/Observation.rs?category=laboratory patient/Observation.r", Some("p1"), None);
+        let p = principal(
+            &[Role::Clinician],
+            "patient/Observation.rs?category=laboratory patient/Observation.r",
+            Some("p1"),
+            None,
+        );
         assert!(ask(&p, "t1", Interaction::Read, "Observation", Some(&vital)).is_allowed());
     }
 
     #[test]
     fn constraint_matching_forms() {
         let r = json!({"status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}, "clinicalStatus": {"coding": [{"code": "active"}]}});
-        let c = |p: &str, v: &str| Constraint { param: p.into(), value: v.into() };
+        let c = |p: &str, v: &str| Constraint {
+            param: p.into(),
+            value: v.into(),
+        };
         assert!(matches_constraint(&r, &c("status", "final")));
         assert!(!matches_constraint(&r, &c("status", "amended")));
-        assert!(matches_constraint(&r, &c("code", "http://loinc.org|1234-5")));
+        assert!(matches_constraint(
+            &r,
+            &c("code", "http://loinc.org|1234-5")
+        ));
         assert!(matches_constraint(&r, &c("code", "1234-5")));
         assert!(matches_constraint(&r, &c("code", "http://loinc.org|")));
         assert!(!matches_constraint(&r, &c("code", "|1234-5")));
@@ -534,10 +646,35 @@ mod tests {
     fn audit_is_never_writable_and_system_level_needs_a_type() {
         let admin = principal(&[Role::TenantAdmin], "user/*.cruds", None, None);
         assert!(ask(&admin, "t1", Interaction::Search, "AuditEvent", None).is_allowed());
-        for i in [Interaction::Create, Interaction::Update, Interaction::Patch, Interaction::Delete] {
+        for i in [
+            Interaction::Create,
+            Interaction::Update,
+            Interaction::Patch,
+            Interaction::Delete,
+        ] {
             assert!(!ask(&admin, "t1", i, "AuditEvent", None).is_allowed());
         }
-        assert!(!decide(&admin, &Access { tenant: "t1", interaction: Interaction::Search, resource_type: None, resource: None }).is_allowed());
-        assert!(!ask(&admin, "t1", Interaction::Operation("$reindex".into()), "Patient", None).is_allowed());
+        assert!(
+            !decide(
+                &admin,
+                &Access {
+                    tenant: "t1",
+                    interaction: Interaction::Search,
+                    resource_type: None,
+                    resource: None
+                }
+            )
+            .is_allowed()
+        );
+        assert!(
+            !ask(
+                &admin,
+                "t1",
+                Interaction::Operation("$reindex".into()),
+                "Patient",
+                None
+            )
+            .is_allowed()
+        );
     }
 }

@@ -102,7 +102,9 @@ pub struct ResourceScope {
 
 impl ResourceScope {
     pub fn covers_type(&self, resource_type: &str) -> bool {
-        self.resource_type.as_deref().is_none_or(|t| t == resource_type)
+        self.resource_type
+            .as_deref()
+            .is_none_or(|t| t == resource_type)
     }
 
     /// True when everything `self` grants is also granted by `other`.
@@ -114,7 +116,10 @@ impl ResourceScope {
                 (None, Some(_)) => false,
             }
             && other.perms.contains(self.perms)
-            && other.constraints.iter().all(|c| self.constraints.contains(c))
+            && other
+                .constraints
+                .iter()
+                .all(|c| self.constraints.contains(c))
     }
 }
 
@@ -150,7 +155,13 @@ fn invalid(scope: &str, reason: &'static str) -> AuthError {
 }
 
 /// What stays encoded in a constraint value when printed: the separators of the query part.
-const QUERY_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'&').add(b'=').add(b'%').add(b'#').add(b'?');
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'&')
+    .add(b'=')
+    .add(b'%')
+    .add(b'#')
+    .add(b'?');
 
 impl Scope {
     pub fn parse(text: &str) -> Result<Scope, AuthError> {
@@ -213,7 +224,9 @@ impl Scope {
                     .map_err(|_| invalid(text, "bad encoding"))?;
                 if param.is_empty()
                     || value.is_empty()
-                    || !param.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':' || c == '.')
+                    || !param.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':' || c == '.'
+                    })
                 {
                     return Err(invalid(text, "bad constraint"));
                 }
@@ -373,15 +386,21 @@ mod tests {
         assert_eq!(s.resource_type.as_deref(), Some("Observation"));
         assert_eq!(s.perms, Perms::RS);
         let s = rs("user/*.cruds");
-        assert_eq!((s.context, s.resource_type, s.perms), (Context::User, None, Perms::ALL));
+        assert_eq!(
+            (s.context, s.resource_type, s.perms),
+            (Context::User, None, Perms::ALL)
+        );
         let s = rs("system/Patient.r");
         assert_eq!((s.context, s.perms), (Context::System, Perms::R));
-        let s = rs("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory");
+        let s = rs(
+            "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+        );
         assert_eq!(
             s.constraints,
             vec![Constraint {
                 param: "category".into(),
-                value: "http://terminology.hl7.org/CodeSystem/observation-category|laboratory".into()
+                value: "http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+                    .into()
             }]
         );
         let s = rs("user/Observation.rs?code=http%3A%2F%2Floinc.org%7C1234-5&category=vital-signs");
@@ -391,20 +410,32 @@ mod tests {
 
     #[test]
     fn v1_maps_to_v2() {
-        assert_eq!(Scope::parse("patient/*.read").unwrap().to_string(), "patient/*.rs");
-        assert_eq!(Scope::parse("user/Observation.write").unwrap().to_string(), "user/Observation.cud");
-        assert_eq!(Scope::parse("user/*.*").unwrap().to_string(), "user/*.cruds");
-        assert_eq!(Scope::parse("patient/*.*").unwrap(), Scope::parse("patient/*.cruds").unwrap());
+        assert_eq!(
+            Scope::parse("patient/*.read").unwrap().to_string(),
+            "patient/*.rs"
+        );
+        assert_eq!(
+            Scope::parse("user/Observation.write").unwrap().to_string(),
+            "user/Observation.cud"
+        );
+        assert_eq!(
+            Scope::parse("user/*.*").unwrap().to_string(),
+            "user/*.cruds"
+        );
+        assert_eq!(
+            Scope::parse("patient/*.*").unwrap(),
+            Scope::parse("patient/*.cruds").unwrap()
+        );
     }
 
     #[test]
     fn refused() {
         for bad in [
-            "patient/Observation.sr",  // wrong order
-            "patient/Observation.rr",  // duplicate
-            "patient/Observation.",    // empty
+            "patient/Observation.sr", // wrong order
+            "patient/Observation.rr", // duplicate
+            "patient/Observation.",   // empty
             "patient/Observation.x",
-            "patient/observation.rs",  // lower-case type
+            "patient/observation.rs", // lower-case type
             "doctor/Observation.rs",
             "*.*",
             "patient/Observation",
@@ -425,28 +456,71 @@ mod tests {
     fn special_scopes() {
         let set = ScopeSet::parse("openid fhirUser launch launch/patient offline_access online_access profile launch/encounter").unwrap();
         assert_eq!(set.len(), 8);
-        assert_eq!(set.to_string(), "openid fhirUser launch launch/patient offline_access online_access profile launch/encounter");
+        assert_eq!(
+            set.to_string(),
+            "openid fhirUser launch launch/patient offline_access online_access profile launch/encounter"
+        );
     }
 
     #[test]
     fn within() {
         let allowed = ScopeSet::parse("patient/*.rs user/Observation.cruds openid").unwrap();
-        assert!(ScopeSet::parse("patient/Observation.r openid").unwrap().is_within(&allowed));
-        assert!(ScopeSet::parse("patient/Observation.rs?category=laboratory").unwrap().is_within(&allowed));
-        assert!(ScopeSet::parse("user/Observation.cd").unwrap().is_within(&allowed));
-        assert!(!ScopeSet::parse("patient/Observation.c").unwrap().is_within(&allowed));
-        assert!(!ScopeSet::parse("user/Patient.r").unwrap().is_within(&allowed));
-        assert!(!ScopeSet::parse("system/Observation.r").unwrap().is_within(&allowed));
-        assert!(!ScopeSet::parse("offline_access").unwrap().is_within(&allowed));
+        assert!(
+            ScopeSet::parse("patient/Observation.r openid")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            ScopeSet::parse("patient/Observation.rs?category=laboratory")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            ScopeSet::parse("user/Observation.cd")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            !ScopeSet::parse("patient/Observation.c")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            !ScopeSet::parse("user/Patient.r")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            !ScopeSet::parse("system/Observation.r")
+                .unwrap()
+                .is_within(&allowed)
+        );
+        assert!(
+            !ScopeSet::parse("offline_access")
+                .unwrap()
+                .is_within(&allowed)
+        );
         // A constrained grant does not cover the unconstrained scope.
         let lab = ScopeSet::parse("patient/Observation.rs?category=laboratory").unwrap();
-        assert!(!ScopeSet::parse("patient/Observation.rs").unwrap().is_within(&lab));
-        assert!(ScopeSet::parse("patient/Observation.r?category=laboratory").unwrap().is_within(&lab));
+        assert!(
+            !ScopeSet::parse("patient/Observation.rs")
+                .unwrap()
+                .is_within(&lab)
+        );
+        assert!(
+            ScopeSet::parse("patient/Observation.r?category=laboratory")
+                .unwrap()
+                .is_within(&lab)
+        );
     }
 
     fn arb_scope() -> impl Strategy<Value = Scope> {
         let resource = (
-            prop_oneof![Just(Context::Patient), Just(Context::User), Just(Context::System)],
+            prop_oneof![
+                Just(Context::Patient),
+                Just(Context::User),
+                Just(Context::System)
+            ],
             prop::option::of("[A-Z][a-zA-Z]{0,20}"),
             1u8..32,
             prop::collection::vec(("[a-z][a-z-]{0,10}", "[ -~]{1,30}"), 0..3),

@@ -101,7 +101,12 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(records: Records, server_key: ServerKey, config: AuthConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        records: Records,
+        server_key: ServerKey,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             records,
             config,
@@ -156,7 +161,12 @@ pub(crate) mod tests {
         let records = Arc::new(MemRecords::new(clock.clone()));
         let mut config = AuthConfig::new("https://m.example/auth", "https://m.example/fhir");
         config.password_cost = PasswordCost::TEST;
-        let auth = Auth::new(records.clone(), ServerKey::generate().unwrap(), config, Arc::new(clock.clone()));
+        let auth = Auth::new(
+            records.clone(),
+            ServerKey::generate().unwrap(),
+            config,
+            Arc::new(clock.clone()),
+        );
         auth.install_test_key();
         (auth, clock, records)
     }

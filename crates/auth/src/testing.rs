@@ -11,10 +11,12 @@ use medicus_store::platform::{
 
 use crate::clock::Clock;
 
+type Docs = BTreeMap<(String, String), Doc>;
+
 /// Documents in a map; expiry is judged against the given clock (seconds, as the auth crate
 /// writes `expires_us` from it).
 pub struct MemRecords {
-    docs: Mutex<BTreeMap<(String, String), Doc>>,
+    docs: Mutex<Docs>,
     clock: Box<dyn Clock>,
 }
 
@@ -34,7 +36,7 @@ impl MemRecords {
         doc.expires_us.is_none_or(|e| e > self.now_us())
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<(String, String), Doc>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Docs>, StoreError> {
         self.docs
             .lock()
             .map_err(|_| StoreError::Unavailable("poisoned".into()))

@@ -74,7 +74,10 @@ pub struct TokenGrant {
 }
 
 impl Auth {
-    pub fn issue_access_token(&self, grant: &TokenGrant) -> Result<(String, AccessClaims), AuthError> {
+    pub fn issue_access_token(
+        &self,
+        grant: &TokenGrant,
+    ) -> Result<(String, AccessClaims), AuthError> {
         let now = self.now();
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
@@ -127,8 +130,16 @@ impl Auth {
         Ok(principal)
     }
 
-    fn cache_insert(&self, hash: [u8; 32], principal: Arc<Principal>, now: i64) -> Result<(), AuthError> {
-        let mut cache = self.cache.write().map_err(|_| AuthError::Crypto("cache lock poisoned"))?;
+    fn cache_insert(
+        &self,
+        hash: [u8; 32],
+        principal: Arc<Principal>,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let mut cache = self
+            .cache
+            .write()
+            .map_err(|_| AuthError::Crypto("cache lock poisoned"))?;
         if cache.len() >= self.config.token_cache_capacity {
             let leeway = self.config.leeway_s;
             cache.retain(|_, p| p.expires_s + leeway > now);
@@ -151,11 +162,19 @@ impl Auth {
         if parsed.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(AuthError::InvalidToken("not an access token"));
         }
-        let kid = parsed.header.kid.as_deref().ok_or(AuthError::InvalidToken("no kid"))?;
+        let kid = parsed
+            .header
+            .kid
+            .as_deref()
+            .ok_or(AuthError::InvalidToken("no kid"))?;
         let key = self
             .verification_key(kid)?
             .ok_or(AuthError::InvalidToken("unknown key"))?;
-        key.verify(parsed.alg, parsed.signing_input.as_bytes(), &parsed.signature)?;
+        key.verify(
+            parsed.alg,
+            parsed.signing_input.as_bytes(),
+            &parsed.signature,
+        )?;
         let claims: AccessClaims = serde_json::from_slice(&parsed.payload)
             .map_err(|_| AuthError::InvalidToken("claims malformed"))?;
         if claims.iss != self.config.issuer {
@@ -176,7 +195,8 @@ impl Auth {
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<Principal, AuthError> {
         let claims = self.verify_claims(token, now)?;
-        let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AuthError::InvalidToken("bad scope claim"))?;
+        let scopes = ScopeSet::parse(&claims.scope)
+            .map_err(|_| AuthError::InvalidToken("bad scope claim"))?;
         Ok(Principal {
             subject: claims.sub,
             tenant: claims.tenant,
@@ -202,7 +222,10 @@ impl Auth {
         if stale {
             self.sync_revocations(now)?;
         }
-        let view = self.revocations.read().map_err(|_| AuthError::Crypto("revocation lock poisoned"))?;
+        let view = self
+            .revocations
+            .read()
+            .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?;
         Ok(view.revoked.contains(&format!("jti:{}", principal.jti))
             || principal
                 .family
@@ -214,7 +237,9 @@ impl Auth {
         let mut set = std::collections::HashSet::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.records.doc_list(NS_REVOKED, "", after.as_deref(), 1000)?;
+            let page = self
+                .records
+                .doc_list(NS_REVOKED, "", after.as_deref(), 1000)?;
             let done = page.len() < 1000;
             for doc in page {
                 after = Some(doc.key.clone());
@@ -224,7 +249,10 @@ impl Auth {
                 break;
             }
         }
-        let mut view = self.revocations.write().map_err(|_| AuthError::Crypto("revocation lock poisoned"))?;
+        let mut view = self
+            .revocations
+            .write()
+            .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?;
         view.revoked = set;
         view.synced_s = now;
         Ok(())
@@ -233,7 +261,14 @@ impl Auth {
     /// Records a revocation marker (`jti:…` or `fam:…`) that lives until `until_s`, and
     /// applies it in this process at once.
     pub(crate) fn revoke_marker(&self, marker: String, until_s: i64) -> Result<(), AuthError> {
-        docs::put(&*self.records, NS_REVOKED, &marker, &serde_json::json!({}), Some(until_s), DocExpect::Any)?;
+        docs::put(
+            &*self.records,
+            NS_REVOKED,
+            &marker,
+            &serde_json::json!({}),
+            Some(until_s),
+            DocExpect::Any,
+        )?;
         self.revocations
             .write()
             .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?
@@ -280,7 +315,10 @@ mod tests {
         let (auth, _, _) = auth();
         let (token, claims) = auth.issue_access_token(&grant()).unwrap();
         assert_eq!(claims.exp - claims.iat, 300);
-        assert_eq!(claims.aud, Audience::One("https://m.example/fhir/t1".into()));
+        assert_eq!(
+            claims.aud,
+            Audience::One("https://m.example/fhir/t1".into())
+        );
         let p = auth.verify_access_token(&token).unwrap();
         assert_eq!(p.tenant, "t1");
         assert_eq!(p.patient.as_deref(), Some("p1"));
@@ -291,7 +329,11 @@ mod tests {
 
     /// Re-signs `claims` with a header of our choosing and `key`.
     fn forge(key: &SigningKey, header: serde_json::Value, claims: &serde_json::Value) -> String {
-        let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
         let sig = key.sign_bytes(input.as_bytes()).unwrap();
         format!("{input}.{}", b64url(&sig))
     }
@@ -305,7 +347,10 @@ mod tests {
         let key = auth.signing_key().unwrap();
         let header = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"});
         // Control: our forge helper produces valid tokens.
-        assert!(auth.verify_access_token(&forge(&key, header.clone(), &claims)).is_ok());
+        assert!(
+            auth.verify_access_token(&forge(&key, header.clone(), &claims))
+                .is_ok()
+        );
 
         // alg=none with the real claims.
         let none = format!(
@@ -315,14 +360,31 @@ mod tests {
         );
         assert!(auth.verify_access_token(&none).is_err());
         // A wrong key with our kid.
-        let other = crate::jws::SigningKey::generate_ec("x", Alg::ES256).unwrap().0;
-        let wrong = forge(&other, serde_json::json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"}), &claims);
+        let other = crate::jws::SigningKey::generate_ec("x", Alg::ES256)
+            .unwrap()
+            .0;
+        let wrong = forge(
+            &other,
+            serde_json::json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"}),
+            &claims,
+        );
         assert!(auth.verify_access_token(&wrong).is_err());
         // Unknown kid.
-        let unknown = forge(&key, serde_json::json!({"alg": "RS256", "kid": "nope", "typ": "at+jwt"}), &claims);
-        assert!(matches!(auth.verify_access_token(&unknown), Err(AuthError::InvalidToken("unknown key"))));
+        let unknown = forge(
+            &key,
+            serde_json::json!({"alg": "RS256", "kid": "nope", "typ": "at+jwt"}),
+            &claims,
+        );
+        assert!(matches!(
+            auth.verify_access_token(&unknown),
+            Err(AuthError::InvalidToken("unknown key"))
+        ));
         // Wrong typ (an id_token presented as access token).
-        let jwt = forge(&key, serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"}), &claims);
+        let jwt = forge(
+            &key,
+            serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"}),
+            &claims,
+        );
         assert!(auth.verify_access_token(&jwt).is_err());
         // Wrong issuer, wrong audience, other tenant's audience.
         for (field, value) in [
@@ -330,9 +392,18 @@ mod tests {
             ("aud", serde_json::json!("https://m.example/fhir/t2")),
             ("aud", serde_json::json!("https://evil.example/fhir/t1")),
             ("tenant", serde_json::json!("t2")),
-            ("exp", serde_json::json!(super::super::service::tests::T0 - 31)),
-            ("iat", serde_json::json!(super::super::service::tests::T0 + 120)),
-            ("nbf", serde_json::json!(super::super::service::tests::T0 + 120)),
+            (
+                "exp",
+                serde_json::json!(super::super::service::tests::T0 - 31),
+            ),
+            (
+                "iat",
+                serde_json::json!(super::super::service::tests::T0 + 120),
+            ),
+            (
+                "nbf",
+                serde_json::json!(super::super::service::tests::T0 + 120),
+            ),
             ("scope", serde_json::json!("user/*.everything")),
         ] {
             let mut c = claims.clone();
@@ -350,7 +421,10 @@ mod tests {
         // Expired: the cached entry does not outlive the token.
         assert!(auth.verify_access_token(&token).is_ok());
         clock.advance(300 + 30);
-        assert!(matches!(auth.verify_access_token(&token), Err(AuthError::InvalidToken("expired"))));
+        assert!(matches!(
+            auth.verify_access_token(&token),
+            Err(AuthError::InvalidToken("expired"))
+        ));
     }
 
     #[test]
@@ -359,7 +433,12 @@ mod tests {
         let (token, claims) = auth.issue_access_token(&grant()).unwrap();
         assert!(auth.verify_access_token(&token).is_ok());
         // A second process on the same records, with the same server key, sees the revocation.
-        let other = Auth::new(records.clone(), auth.server_key.clone(), auth.config.clone(), Arc::new(clock.clone()));
+        let other = Auth::new(
+            records.clone(),
+            auth.server_key.clone(),
+            auth.config.clone(),
+            Arc::new(clock.clone()),
+        );
         other.reload_keys().unwrap();
         assert!(other.verify_access_token(&token).is_ok());
         auth.revoke_jti(&claims.jti, claims.exp).unwrap();

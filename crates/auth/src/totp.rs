@@ -105,14 +105,23 @@ mod tests {
             (2000000000, 69279037),
             (20000000000, 65353130),
         ] {
-            assert_eq!(hotp(RFC_SECRET, step_at(time) as u64, 8), expected, "t={time}");
-            assert_eq!(code_at(RFC_SECRET, time), format!("{:06}", expected % 1_000_000));
+            assert_eq!(
+                hotp(RFC_SECRET, step_at(time) as u64, 8),
+                expected,
+                "t={time}"
+            );
+            assert_eq!(
+                code_at(RFC_SECRET, time),
+                format!("{:06}", expected % 1_000_000)
+            );
         }
     }
 
     #[test]
     fn rfc4226_hotp_vectors() {
-        let expected = [755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489];
+        let expected = [
+            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
+        ];
         for (counter, value) in expected.iter().enumerate() {
             assert_eq!(hotp(RFC_SECRET, counter as u64, 6), *value);
         }
@@ -124,9 +133,21 @@ mod tests {
         let code = code_at(RFC_SECRET, now);
         let step = step_at(now);
         assert_eq!(verify(RFC_SECRET, &code, now, None), Some(step));
-        assert_eq!(verify(RFC_SECRET, &code, now + STEP_S, None), Some(step), "one step late");
-        assert_eq!(verify(RFC_SECRET, &code, now - STEP_S, None), Some(step), "one step early");
-        assert_eq!(verify(RFC_SECRET, &code, now + 2 * STEP_S, None), None, "too late");
+        assert_eq!(
+            verify(RFC_SECRET, &code, now + STEP_S, None),
+            Some(step),
+            "one step late"
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code, now - STEP_S, None),
+            Some(step),
+            "one step early"
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code, now + 2 * STEP_S, None),
+            None,
+            "too late"
+        );
         assert_eq!(verify(RFC_SECRET, &code, now, Some(step)), None, "replay");
         assert_eq!(verify(RFC_SECRET, &code, now, Some(step - 1)), Some(step));
         assert_eq!(verify(RFC_SECRET, "12345", now, None), None);
@@ -147,6 +168,8 @@ mod tests {
             assert_eq!(base32(plain.as_bytes()), encoded);
         }
         let uri = otpauth_uri("medicus", "alice@example", RFC_SECRET);
-        assert!(uri.starts_with("otpauth://totp/medicus:alice%40example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"));
+        assert!(uri.starts_with(
+            "otpauth://totp/medicus:alice%40example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"
+        ));
     }
 }

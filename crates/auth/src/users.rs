@@ -57,11 +57,15 @@ impl User {
         self.memberships.iter().find(|m| m.tenant == tenant)
     }
     pub fn roles_in(&self, tenant: &str) -> Vec<Role> {
-        self.membership(tenant).map(|m| m.roles.clone()).unwrap_or_default()
+        self.membership(tenant)
+            .map(|m| m.roles.clone())
+            .unwrap_or_default()
     }
     /// Any membership with an admin role makes the second factor mandatory.
     pub fn requires_totp(&self) -> bool {
-        self.memberships.iter().any(|m| m.roles.iter().any(|r| r.requires_totp()))
+        self.memberships
+            .iter()
+            .any(|m| m.roles.iter().any(|r| r.requires_totp()))
     }
     pub fn has_totp(&self) -> bool {
         self.totp.as_ref().is_some_and(|t| t.confirmed)
@@ -97,7 +101,9 @@ pub enum LoginOutcome {
     /// Unknown login or wrong password (one answer for both: no account enumeration).
     Invalid,
     TotpInvalid,
-    Locked { until_s: i64 },
+    Locked {
+        until_s: i64,
+    },
     Disabled,
 }
 
@@ -108,30 +114,58 @@ pub(crate) fn normalise_login(login: &str) -> String {
 fn validate_login(login: &str) -> Result<(), AuthError> {
     let ok = !login.is_empty()
         && login.len() <= 128
-        && login.chars().all(|c| c.is_alphanumeric() || "._-@+".contains(c));
-    if ok { Ok(()) } else { Err(AuthError::Invalid("login names are 1-128 letters, digits or ._-@+".into())) }
+        && login
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-@+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(
+            "login names are 1-128 letters, digits or ._-@+".into(),
+        ))
+    }
 }
 
 fn validate_fhir_user(reference: &str) -> Result<(), AuthError> {
     let ok = match reference.split_once('/') {
         Some(("Practitioner" | "Patient" | "RelatedPerson" | "Person", id)) => {
-            !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         }
         _ => false,
     };
-    if ok { Ok(()) } else { Err(AuthError::Invalid(format!("fhirUser must be Practitioner/<id> or Patient/<id>, not '{reference}'"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(format!(
+            "fhirUser must be Practitioner/<id> or Patient/<id>, not '{reference}'"
+        )))
+    }
 }
 
 fn validate_membership(m: &Membership) -> Result<(), AuthError> {
-    medicus_store::tenant::validate_tenant_id(&m.tenant).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    medicus_store::tenant::validate_tenant_id(&m.tenant)
+        .map_err(|e| AuthError::Invalid(e.to_string()))?;
     if let Some(r) = &m.fhir_user {
         validate_fhir_user(r)?;
     }
-    if m.roles.contains(&Role::Patient) && !m.fhir_user.as_deref().is_some_and(|r| r.starts_with("Patient/")) {
-        return Err(AuthError::Invalid("a patient membership needs fhirUser Patient/<id>".into()));
+    if m.roles.contains(&Role::Patient)
+        && !m
+            .fhir_user
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Patient/"))
+    {
+        return Err(AuthError::Invalid(
+            "a patient membership needs fhirUser Patient/<id>".into(),
+        ));
     }
     if m.roles.contains(&Role::Service) {
-        return Err(AuthError::Invalid("service is a client role, not a user role".into()));
+        return Err(AuthError::Invalid(
+            "service is a client role, not a user role".into(),
+        ));
     }
     Ok(())
 }
@@ -164,11 +198,27 @@ impl Auth {
         };
         // The login index is claimed first: of two concurrent creations one wins.
         let index = serde_json::json!({ "user": user.id });
-        if docs::put(&*self.records, NS_LOGIN, &login, &index, None, DocExpect::Absent)?.is_none() {
+        if docs::put(
+            &*self.records,
+            NS_LOGIN,
+            &login,
+            &index,
+            None,
+            DocExpect::Absent,
+        )?
+        .is_none()
+        {
             return Err(AuthError::Exists(format!("login {login}")));
         }
-        docs::put(&*self.records, NS_USER, &user.id, &user, None, DocExpect::Absent)?
-            .ok_or_else(|| AuthError::Exists(format!("user {}", user.id)))?;
+        docs::put(
+            &*self.records,
+            NS_USER,
+            &user.id,
+            &user,
+            None,
+            DocExpect::Absent,
+        )?
+        .ok_or_else(|| AuthError::Exists(format!("user {}", user.id)))?;
         Ok(user)
     }
 
@@ -177,7 +227,9 @@ impl Auth {
     }
 
     pub fn user_by_login(&self, login: &str) -> Result<Option<User>, AuthError> {
-        let Some((index, _)) = docs::get::<serde_json::Value>(&*self.records, NS_LOGIN, &normalise_login(login))? else {
+        let Some((index, _)) =
+            docs::get::<serde_json::Value>(&*self.records, NS_LOGIN, &normalise_login(login))?
+        else {
             return Ok(None);
         };
         let Some(id) = index.get("user").and_then(|v| v.as_str()) else {
@@ -194,7 +246,11 @@ impl Auth {
             .collect())
     }
 
-    fn update_user(&self, id: &str, change: impl FnMut(&mut User) -> Result<(), AuthError>) -> Result<User, AuthError> {
+    fn update_user(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut User) -> Result<(), AuthError>,
+    ) -> Result<User, AuthError> {
         docs::update(&*self.records, NS_USER, id, None, change)
     }
 
@@ -235,7 +291,11 @@ impl Auth {
         let secret = totp::generate_secret()?;
         let sealed = b64(&self.server_key.seal(&format!("totp:{id}"), &secret)?);
         let user = self.update_user(id, |u| {
-            u.totp = Some(TotpState { sealed: sealed.clone(), confirmed: false, last_step: None });
+            u.totp = Some(TotpState {
+                sealed: sealed.clone(),
+                confirmed: false,
+                last_step: None,
+            });
             Ok(())
         })?;
         Ok(TotpEnrolment {
@@ -253,7 +313,9 @@ impl Auth {
             let Some(state) = u.totp.as_mut() else {
                 return Err(AuthError::Invalid("no TOTP enrolment started".into()));
             };
-            let secret = self.server_key.open(&format!("totp:{}", u.id), &b64_decode(&state.sealed)?)?;
+            let secret = self
+                .server_key
+                .open(&format!("totp:{}", u.id), &b64_decode(&state.sealed)?)?;
             if let Some(step) = totp::verify(&secret, code, now, state.last_step) {
                 state.confirmed = true;
                 state.last_step = Some(step);
@@ -267,7 +329,12 @@ impl Auth {
     /// A login attempt. Failures (password or code) count towards a lockout of
     /// `lockout_base_s · 2^(failures − max)` seconds, capped at `lockout_max_s`; while locked,
     /// nothing is verified. Per-IP rate limiting belongs to the HTTP layer.
-    pub fn login(&self, login: &str, password: &str, totp_code: Option<&str>) -> Result<LoginOutcome, AuthError> {
+    pub fn login(
+        &self,
+        login: &str,
+        password: &str,
+        totp_code: Option<&str>,
+    ) -> Result<LoginOutcome, AuthError> {
         let now = self.now();
         let Some(user) = self.user_by_login(login)? else {
             verify_dummy(password, self.config.password_cost);
@@ -278,7 +345,10 @@ impl Auth {
         {
             return Ok(LoginOutcome::Locked { until_s: until });
         }
-        let password_ok = user.password_hash.as_deref().is_some_and(|h| verify_password(password, h));
+        let password_ok = user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| verify_password(password, h));
         if !password_ok {
             self.record_failure(&user.id, now)?;
             return Ok(LoginOutcome::Invalid);
@@ -293,8 +363,12 @@ impl Auth {
             let mut accepted = false;
             self.update_user(&user.id, |u| {
                 accepted = false;
-                let Some(state) = u.totp.as_mut() else { return Ok(()) };
-                let secret = self.server_key.open(&format!("totp:{}", u.id), &b64_decode(&state.sealed)?)?;
+                let Some(state) = u.totp.as_mut() else {
+                    return Ok(());
+                };
+                let secret = self
+                    .server_key
+                    .open(&format!("totp:{}", u.id), &b64_decode(&state.sealed)?)?;
                 if let Some(step) = totp::verify(&secret, code, now, state.last_step) {
                     // Stored under compare-and-set: a code replayed concurrently loses.
                     state.last_step = Some(step);
@@ -318,7 +392,11 @@ impl Auth {
     }
 
     fn record_failure(&self, id: &str, now: i64) -> Result<(), AuthError> {
-        let (max, base, cap) = (self.config.max_failed_logins, self.config.lockout_base_s, self.config.lockout_max_s);
+        let (max, base, cap) = (
+            self.config.max_failed_logins,
+            self.config.lockout_base_s,
+            self.config.lockout_max_s,
+        );
         self.update_user(id, |u| {
             u.failed_logins = u.failed_logins.saturating_add(1);
             if u.failed_logins >= max {
@@ -342,7 +420,11 @@ mod tests {
             login: "Alice".into(),
             display_name: "Dr. Alice".into(),
             password: Some("correct horse battery".into()),
-            memberships: vec![Membership { tenant: "t1".into(), roles: vec![Role::Clinician], fhir_user: Some("Practitioner/a1".into()) }],
+            memberships: vec![Membership {
+                tenant: "t1".into(),
+                roles: vec![Role::Clinician],
+                fhir_user: Some("Practitioner/a1".into()),
+            }],
         }
     }
 
@@ -352,7 +434,10 @@ mod tests {
         let user = auth.create_user(clinician()).unwrap();
         assert_eq!(user.login, "alice");
         assert_eq!(auth.user_by_login(" ALICE ").unwrap().unwrap().id, user.id);
-        assert!(matches!(auth.create_user(clinician()), Err(AuthError::Exists(_))));
+        assert!(matches!(
+            auth.create_user(clinician()),
+            Err(AuthError::Exists(_))
+        ));
         let raw = String::from_utf8(records.raw("user")[0].value.clone()).unwrap();
         assert!(!raw.contains("correct horse"), "password in plain text");
         assert!(raw.contains("$argon2id$"));
@@ -368,7 +453,10 @@ mod tests {
         assert!(auth.create_user(u).is_err());
         let mut u = clinician();
         u.memberships[0].roles = vec![Role::Patient];
-        assert!(auth.create_user(u).is_err(), "patient without Patient fhirUser");
+        assert!(
+            auth.create_user(u).is_err(),
+            "patient without Patient fhirUser"
+        );
         let mut u = clinician();
         u.memberships[0].fhir_user = Some("Observation/1".into());
         assert!(auth.create_user(u).is_err());
@@ -381,25 +469,56 @@ mod tests {
     fn login_lockout_with_backoff() {
         let (auth, clock, _) = auth();
         let user = auth.create_user(clinician()).unwrap();
-        assert_eq!(auth.login("nobody", "whatever pass", None).unwrap(), LoginOutcome::Invalid);
+        assert_eq!(
+            auth.login("nobody", "whatever pass", None).unwrap(),
+            LoginOutcome::Invalid
+        );
         for _ in 0..4 {
-            assert_eq!(auth.login("alice", "wrong password", None).unwrap(), LoginOutcome::Invalid);
+            assert_eq!(
+                auth.login("alice", "wrong password", None).unwrap(),
+                LoginOutcome::Invalid
+            );
         }
-        assert!(matches!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::Success(_)));
+        assert!(matches!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::Success(_)
+        ));
         for _ in 0..5 {
-            assert_eq!(auth.login("alice", "wrong password", None).unwrap(), LoginOutcome::Invalid);
+            assert_eq!(
+                auth.login("alice", "wrong password", None).unwrap(),
+                LoginOutcome::Invalid
+            );
         }
         // Locked: even the right password is refused without being checked.
-        assert_eq!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::Locked { until_s: clock.now_s() + 30 });
+        assert_eq!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::Locked {
+                until_s: clock.now_s() + 30
+            }
+        );
         clock.advance(31);
-        assert_eq!(auth.login("alice", "wrong password", None).unwrap(), LoginOutcome::Invalid);
+        assert_eq!(
+            auth.login("alice", "wrong password", None).unwrap(),
+            LoginOutcome::Invalid
+        );
         // Sixth failure: doubled lock.
-        assert_eq!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::Locked { until_s: clock.now_s() + 60 });
+        assert_eq!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::Locked {
+                until_s: clock.now_s() + 60
+            }
+        );
         clock.advance(61);
-        assert!(matches!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::Success(_)));
+        assert!(matches!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::Success(_)
+        ));
         assert_eq!(auth.user(&user.id).unwrap().unwrap().failed_logins, 0);
         auth.set_disabled(&user.id, true).unwrap();
-        assert_eq!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::Disabled);
+        assert_eq!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::Disabled
+        );
     }
 
     use crate::clock::Clock;
@@ -410,24 +529,57 @@ mod tests {
         let mut new = clinician();
         new.memberships[0].roles = vec![Role::TenantAdmin];
         let user = auth.create_user(new).unwrap();
-        assert!(matches!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::TotpEnrolmentRequired(_)));
+        assert!(matches!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::TotpEnrolmentRequired(_)
+        ));
         let enrolment = auth.begin_totp(&user.id, "medicus").unwrap();
-        assert!(enrolment.uri.starts_with("otpauth://totp/medicus:alice?secret="));
+        assert!(
+            enrolment
+                .uri
+                .starts_with("otpauth://totp/medicus:alice?secret=")
+        );
         let raw = String::from_utf8(records.raw("user")[0].value.clone()).unwrap();
-        assert!(!raw.contains(&enrolment.secret_base32), "TOTP seed in plain text");
+        assert!(
+            !raw.contains(&enrolment.secret_base32),
+            "TOTP seed in plain text"
+        );
         let secret = decode_base32(&enrolment.secret_base32);
         // Not yet confirmed: still enrolment required.
-        assert!(matches!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::TotpEnrolmentRequired(_)));
-        assert!(!auth.confirm_totp(&user.id, "000000").unwrap() || totp::code_at(&secret, clock.now_s()) == "000000");
-        assert!(auth.confirm_totp(&user.id, &totp::code_at(&secret, clock.now_s())).unwrap());
-        assert_eq!(auth.login("alice", "correct horse battery", None).unwrap(), LoginOutcome::TotpRequired);
+        assert!(matches!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::TotpEnrolmentRequired(_)
+        ));
+        assert!(
+            !auth.confirm_totp(&user.id, "000000").unwrap()
+                || totp::code_at(&secret, clock.now_s()) == "000000"
+        );
+        assert!(
+            auth.confirm_totp(&user.id, &totp::code_at(&secret, clock.now_s()))
+                .unwrap()
+        );
+        assert_eq!(
+            auth.login("alice", "correct horse battery", None).unwrap(),
+            LoginOutcome::TotpRequired
+        );
         clock.advance(30);
         let code = totp::code_at(&secret, clock.now_s());
-        assert!(matches!(auth.login("alice", "correct horse battery", Some(&code)).unwrap(), LoginOutcome::Success(_)));
+        assert!(matches!(
+            auth.login("alice", "correct horse battery", Some(&code))
+                .unwrap(),
+            LoginOutcome::Success(_)
+        ));
         // Replay of the same code.
-        assert_eq!(auth.login("alice", "correct horse battery", Some(&code)).unwrap(), LoginOutcome::TotpInvalid);
+        assert_eq!(
+            auth.login("alice", "correct horse battery", Some(&code))
+                .unwrap(),
+            LoginOutcome::TotpInvalid
+        );
         // A wrong password never reaches the TOTP check.
-        assert_eq!(auth.login("alice", "wrong password", Some(&code)).unwrap(), LoginOutcome::Invalid);
+        assert_eq!(
+            auth.login("alice", "wrong password", Some(&code)).unwrap(),
+            LoginOutcome::Invalid
+        );
     }
 
     fn decode_base32(text: &str) -> Vec<u8> {
@@ -449,11 +601,27 @@ mod tests {
         let (auth, _, _) = auth();
         let user = auth.create_user(clinician()).unwrap();
         let user2 = auth
-            .set_membership(&user.id, Membership { tenant: "t2".into(), roles: vec![Role::Researcher], fhir_user: None })
+            .set_membership(
+                &user.id,
+                Membership {
+                    tenant: "t2".into(),
+                    roles: vec![Role::Researcher],
+                    fhir_user: None,
+                },
+            )
             .unwrap();
         assert_eq!(user2.roles_in("t2"), vec![Role::Researcher]);
         assert_eq!(user2.roles_in("t1"), vec![Role::Clinician]);
-        let user3 = auth.set_membership(&user.id, Membership { tenant: "t1".into(), roles: vec![], fhir_user: None }).unwrap();
+        let user3 = auth
+            .set_membership(
+                &user.id,
+                Membership {
+                    tenant: "t1".into(),
+                    roles: vec![],
+                    fhir_user: None,
+                },
+            )
+            .unwrap();
         assert!(user3.membership("t1").is_none());
     }
 }

@@ -11,16 +11,42 @@ use serde_json::json;
 /// Per role: the most it may do on each category, in the column order of `CATEGORIES`.
 /// `*` marks "own compartment only" (the patient role).
 const BOUNDS: &[(Role, [&str; 7])] = &[
-    (Role::PlatformAdmin, ["-", "-", "-", "rs", "cruds", "-", "-"]),
-    (Role::TenantAdmin, ["-", "-", "-", "cruds", "rs", "rs", "rs"]),
-    (Role::Clinician, ["cruds", "cruds", "cruds", "rs", "rs", "rs", "-"]),
+    (
+        Role::PlatformAdmin,
+        ["-", "-", "-", "rs", "cruds", "-", "-"],
+    ),
+    (
+        Role::TenantAdmin,
+        ["-", "-", "-", "cruds", "rs", "rs", "rs"],
+    ),
+    (
+        Role::Clinician,
+        ["cruds", "cruds", "cruds", "rs", "rs", "rs", "-"],
+    ),
     (Role::Researcher, ["-", "-", "-", "rs", "rs", "cruds", "-"]),
-    (Role::CommitteeMember, ["-", "-", "-", "rs", "rs", "rsu", "-"]),
-    (Role::TrustCentre, ["rs", "-", "cruds", "rs", "rs", "rs", "-"]),
+    (
+        Role::CommitteeMember,
+        ["-", "-", "-", "rs", "rs", "rsu", "-"],
+    ),
+    (
+        Role::TrustCentre,
+        ["rs", "-", "cruds", "rs", "rs", "rs", "-"],
+    ),
     (Role::Patient, ["rs*", "rs*", "rs*", "rs", "rs", "-", "-"]),
-    (Role::Service, ["cruds", "cruds", "cruds", "cruds", "cruds", "cruds", "-"]),
+    (
+        Role::Service,
+        ["cruds", "cruds", "cruds", "cruds", "cruds", "cruds", "-"],
+    ),
 ];
-const CATEGORIES: [&str; 7] = ["patient", "clinical", "consent", "organisational", "conformance", "research", "audit"];
+const CATEGORIES: [&str; 7] = [
+    "patient",
+    "clinical",
+    "consent",
+    "organisational",
+    "conformance",
+    "research",
+    "audit",
+];
 
 /// (type, category, in the Patient compartment, readable with a patient context though outside it)
 const TYPES: &[(&str, &str, bool, bool)] = &[
@@ -64,14 +90,22 @@ const VARIANTS: &[(&str, &str, Option<&str>)] = &[
     ("user-all", "user/*.cruds", None),
     ("user-read", "user/*.rs", None),
     ("user-v1", "user/*.*", None),
-    ("patient-all-ctx", "launch/patient patient/*.cruds", Some("p1")),
+    (
+        "patient-all-ctx",
+        "launch/patient patient/*.cruds",
+        Some("p1"),
+    ),
     ("patient-v1-read-ctx", "patient/*.read", Some("p1")),
     ("patient-other-ctx", "patient/*.rs", Some("p2")),
     ("patient-no-ctx", "patient/*.rs", None),
     ("system-all", "system/*.cruds", None),
     ("system-read", "system/*.rs", None),
     ("obs-only", "user/Observation.rs", None),
-    ("granular", "patient/Observation.rs?category=laboratory", Some("p1")),
+    (
+        "granular",
+        "patient/Observation.rs?category=laboratory",
+        Some("p1"),
+    ),
     ("identity-only", "openid fhirUser profile", None),
 ];
 
@@ -106,7 +140,16 @@ fn resource_scopes(text: &str) -> Vec<(String, String, String)> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn oracle(role: Role, own_tenant: bool, op: &Interaction, need: &str, ty: (&str, &str, bool, bool), scopes: &str, ctx: Option<&str>, own_patient: Option<&str>) -> Expect {
+fn oracle(
+    role: Role,
+    own_tenant: bool,
+    op: &Interaction,
+    need: &str,
+    ty: (&str, &str, bool, bool),
+    scopes: &str,
+    ctx: Option<&str>,
+    own_patient: Option<&str>,
+) -> Expect {
     let (name, cat, in_compartment, shared) = ty;
     if !own_tenant || need.is_empty() {
         return Expect::Deny;
@@ -121,7 +164,11 @@ fn oracle(role: Role, own_tenant: bool, op: &Interaction, need: &str, ty: (&str,
     if matches!(op, Interaction::Export) && role != Role::Service {
         return Expect::Deny;
     }
-    let cat = if op_name == Some("access-log") { "audit" } else { cat };
+    let cat = if op_name == Some("access-log") {
+        "audit"
+    } else {
+        cat
+    };
     let col = CATEGORIES.iter().position(|c| *c == cat).unwrap();
     let mut bound = BOUNDS.iter().find(|(r, _)| *r == role).unwrap().1[col].to_owned();
     if op_name == Some("access-log") && role == Role::Patient {
@@ -139,7 +186,10 @@ fn oracle(role: Role, own_tenant: bool, op: &Interaction, need: &str, ty: (&str,
     } else {
         None
     };
-    let is_write = matches!(op, Interaction::Create | Interaction::Update | Interaction::Patch | Interaction::Delete);
+    let is_write = matches!(
+        op,
+        Interaction::Create | Interaction::Update | Interaction::Patch | Interaction::Delete
+    );
     let mut best: Option<Expect> = None;
     for (context, sty, sperms) in resource_scopes(scopes) {
         if (sty != "*" && sty != name) || !perms_contain(&sperms, need) {
@@ -153,7 +203,11 @@ fn oracle(role: Role, own_tenant: bool, op: &Interaction, need: &str, ty: (&str,
         if !usable {
             continue;
         }
-        let scope_patient = if context == "patient" { ctx.map(str::to_owned) } else { None };
+        let scope_patient = if context == "patient" {
+            ctx.map(str::to_owned)
+        } else {
+            None
+        };
         let patient = match (&role_patient, scope_patient) {
             (None, s) => s,
             (Some(r), None) => Some(r.clone()),
@@ -181,8 +235,10 @@ fn compartment_type(ty: &str) -> bool {
 
 #[test]
 fn authorization_matrix() {
-    let lab = json!({"resourceType": "Observation", "category": [{"coding": [{"code": "laboratory"}]}]});
-    let vital = json!({"resourceType": "Observation", "category": [{"coding": [{"code": "vital-signs"}]}]});
+    let lab =
+        json!({"resourceType": "Observation", "category": [{"coding": [{"code": "laboratory"}]}]});
+    let vital =
+        json!({"resourceType": "Observation", "category": [{"coding": [{"code": "vital-signs"}]}]});
     let (mut cases, mut leaks, mut too_strict) = (0usize, Vec::new(), Vec::new());
     for (role, _) in BOUNDS {
         let own_patient = (*role == Role::Patient).then_some("p1");
@@ -193,7 +249,9 @@ fn authorization_matrix() {
                 roles: vec![*role],
                 scopes: ScopeSet::parse(scopes).unwrap(),
                 patient: ctx.map(Into::into),
-                fhir_user: own_patient.map(|p| format!("Patient/{p}")).or(Some("Practitioner/d1".into())),
+                fhir_user: own_patient
+                    .map(|p| format!("Patient/{p}"))
+                    .or(Some("Practitioner/d1".into())),
                 client_id: "app".into(),
                 jti: "j".into(),
                 expires_s: i64::MAX,
@@ -202,29 +260,75 @@ fn authorization_matrix() {
             for (tenant, own_tenant) in [("t1", true), ("t2", false)] {
                 for (interaction, need) in interactions() {
                     for &ty in TYPES {
-                        let resources: Vec<Option<&serde_json::Value>> = if variant == "granular" && ty.0 == "Observation" { vec![None, Some(&lab), Some(&vital)] } else { vec![None] };
+                        let resources: Vec<Option<&serde_json::Value>> =
+                            if variant == "granular" && ty.0 == "Observation" {
+                                vec![None, Some(&lab), Some(&vital)]
+                            } else {
+                                vec![None]
+                            };
                         for resource in resources {
                             cases += 1;
-                            let mut expected = oracle(*role, own_tenant, &interaction, need, ty, scopes, ctx, own_patient);
+                            let mut expected = oracle(
+                                *role,
+                                own_tenant,
+                                &interaction,
+                                need,
+                                ty,
+                                scopes,
+                                ctx,
+                                own_patient,
+                            );
                             if resource == Some(&vital) {
                                 expected = Expect::Deny;
                             }
-                            let actual = decide(&principal, &Access { tenant, interaction: interaction.clone(), resource_type: Some(ty.0), resource });
-                            let case = format!("{role} {variant} tenant={tenant} {interaction:?} {} resource={}: expected {expected:?}, got {actual:?}", ty.0, resource.is_some());
+                            let actual = decide(
+                                &principal,
+                                &Access {
+                                    tenant,
+                                    interaction: interaction.clone(),
+                                    resource_type: Some(ty.0),
+                                    resource,
+                                },
+                            );
+                            let case = format!(
+                                "{role} {variant} tenant={tenant} {interaction:?} {} resource={}: expected {expected:?}, got {actual:?}",
+                                ty.0,
+                                resource.is_some()
+                            );
                             // Invariants, whatever the tables say.
                             let mut leak = false;
                             if actual.is_allowed() {
                                 leak |= !own_tenant;
-                                leak |= ty.0 == "AuditEvent" && !matches!(interaction, Interaction::Read | Interaction::Vread | Interaction::Search | Interaction::History | Interaction::Operation(_));
-                                leak |= matches!(role, Role::Researcher | Role::CommitteeMember | Role::PlatformAdmin) && ["patient", "clinical", "consent"].contains(&ty.1);
-                                leak |= scopes.split(' ').all(|s| !s.contains('/') || s.starts_with("launch"));
+                                leak |= ty.0 == "AuditEvent"
+                                    && !matches!(
+                                        interaction,
+                                        Interaction::Read
+                                            | Interaction::Vread
+                                            | Interaction::Search
+                                            | Interaction::History
+                                            | Interaction::Operation(_)
+                                    );
+                                leak |= matches!(
+                                    role,
+                                    Role::Researcher | Role::CommitteeMember | Role::PlatformAdmin
+                                ) && ["patient", "clinical", "consent"].contains(&ty.1);
+                                leak |= scopes
+                                    .split(' ')
+                                    .all(|s| !s.contains('/') || s.starts_with("launch"));
                                 leak |= *role != Role::Service && scopes.starts_with("system/");
                                 leak |= matches!(interaction, Interaction::Operation(ref o) if o == "$purge");
                                 if compartment_type(ty.0) {
                                     if *role == Role::Patient {
-                                        leak |= actual != Decision::AllowPatient { patient: "p1".into(), filters: vec![] } && !matches!(&actual, Decision::AllowPatient { patient, .. } if patient == "p1");
+                                        leak |= actual
+                                            != Decision::AllowPatient {
+                                                patient: "p1".into(),
+                                                filters: vec![],
+                                            }
+                                            && !matches!(&actual, Decision::AllowPatient { patient, .. } if patient == "p1");
                                     }
-                                    if scopes.split(' ').all(|s| !s.starts_with("user/") && !s.starts_with("system/")) {
+                                    if scopes.split(' ').all(|s| {
+                                        !s.starts_with("user/") && !s.starts_with("system/")
+                                    }) {
                                         leak |= !matches!(&actual, Decision::AllowPatient { patient, .. } if Some(patient.as_str()) == ctx);
                                     }
                                 }
@@ -232,7 +336,9 @@ fn authorization_matrix() {
                             let more_permissive = match (&expected, &actual) {
                                 (Expect::Deny, d) => d.is_allowed(),
                                 (Expect::Patient(_), Decision::Allow { .. }) => true,
-                                (Expect::Patient(p), Decision::AllowPatient { patient, .. }) => p != patient,
+                                (Expect::Patient(p), Decision::AllowPatient { patient, .. }) => {
+                                    p != patient
+                                }
                                 _ => false,
                             };
                             if leak || more_permissive {
@@ -241,7 +347,10 @@ fn authorization_matrix() {
                                 let matches = match (&expected, &actual) {
                                     (Expect::Deny, Decision::Deny { .. }) => true,
                                     (Expect::Allow, Decision::Allow { .. }) => true,
-                                    (Expect::Patient(p), Decision::AllowPatient { patient, .. }) => p == patient,
+                                    (
+                                        Expect::Patient(p),
+                                        Decision::AllowPatient { patient, .. },
+                                    ) => p == patient,
                                     _ => false,
                                 };
                                 if !matches {
@@ -254,10 +363,34 @@ fn authorization_matrix() {
             }
         }
     }
-    println!("authorization matrix: {cases} cases, {} leaks, {} stricter than expected", leaks.len(), too_strict.len());
+    println!(
+        "authorization matrix: {cases} cases, {} leaks, {} stricter than expected",
+        leaks.len(),
+        too_strict.len()
+    );
     assert!(cases > 20_000, "matrix shrank: {cases}");
-    assert!(leaks.is_empty(), "{} leaks, e.g.:\n{}", leaks.len(), leaks.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
-    assert!(too_strict.is_empty(), "{} mismatches, e.g.:\n{}", too_strict.len(), too_strict.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} leaks, e.g.:\n{}",
+        leaks.len(),
+        leaks
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        too_strict.is_empty(),
+        "{} mismatches, e.g.:\n{}",
+        too_strict.len(),
+        too_strict
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// Granular filters are handed to the search layer when there is no resource to check.
@@ -275,8 +408,18 @@ fn granular_filters_reach_the_search_layer() {
         expires_s: i64::MAX,
         family: None,
     };
-    let d = decide(&principal, &Access { tenant: "t1", interaction: Interaction::Search, resource_type: Some("Observation"), resource: None });
-    let Decision::AllowPatient { patient, filters } = d else { panic!("{d:?}") };
+    let d = decide(
+        &principal,
+        &Access {
+            tenant: "t1",
+            interaction: Interaction::Search,
+            resource_type: Some("Observation"),
+            resource: None,
+        },
+    );
+    let Decision::AllowPatient { patient, filters } = d else {
+        panic!("{d:?}")
+    };
     assert_eq!(patient, "p1");
     assert_eq!(filters.len(), 2, "one alternative per constrained scope");
 }

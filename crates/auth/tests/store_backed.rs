@@ -26,7 +26,10 @@ fn code_request(code: &str) -> TokenRequest {
         code: Some(code.into()),
         redirect_uri: Some(REDIRECT.into()),
         code_verifier: Some(VERIFIER.into()),
-        credentials: ClientCredentials { client_id: Some("app".into()), ..Default::default() },
+        credentials: ClientCredentials {
+            client_id: Some("app".into()),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -55,10 +58,25 @@ fn full_flow_on_the_store() -> Result<(), AuthError> {
         login: "doc".into(),
         display_name: "Dr Doc".into(),
         password: Some("correct horse battery".into()),
-        memberships: vec![Membership { tenant: "t1".into(), roles: vec![Role::Clinician], fhir_user: Some("Practitioner/d1".into()) }],
+        memberships: vec![Membership {
+            tenant: "t1".into(),
+            roles: vec![Role::Clinician],
+            fhir_user: Some("Practitioner/d1".into()),
+        }],
     })?;
-    assert!(b.create_user(NewUser { login: "DOC".into(), display_name: "x".into(), password: None, memberships: vec![] }).is_err(), "login names are unique across processes");
-    let LoginOutcome::Success(logged_in) = b.login("doc", "correct horse battery", None)? else { panic!("login failed") };
+    assert!(
+        b.create_user(NewUser {
+            login: "DOC".into(),
+            display_name: "x".into(),
+            password: None,
+            memberships: vec![]
+        })
+        .is_err(),
+        "login names are unique across processes"
+    );
+    let LoginOutcome::Success(logged_in) = b.login("doc", "correct horse battery", None)? else {
+        panic!("login failed")
+    };
     assert_eq!(logged_in.id, user.id);
 
     let request = AuthorizeRequest {
@@ -72,9 +90,23 @@ fn full_flow_on_the_store() -> Result<(), AuthError> {
         aud: Some("https://m.example/fhir/t1".into()),
         ..Default::default()
     };
-    let valid = a.authorize(&request).map_err(|e| AuthError::Invalid(format!("{e:?}")))?;
-    let url = a.issue_code(&valid, &logged_in, &Consent { scopes: None, patient: Some("p1".into()) })?;
-    let code = url.split("code=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default().to_owned();
+    let valid = a
+        .authorize(&request)
+        .map_err(|e| AuthError::Invalid(format!("{e:?}")))?;
+    let url = a.issue_code(
+        &valid,
+        &logged_in,
+        &Consent {
+            scopes: None,
+            patient: Some("p1".into()),
+        },
+    )?;
+    let code = url
+        .split("code=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default()
+        .to_owned();
 
     // Process B redeems the code; process A sees the token as valid.
     let tokens = b.token(&code_request(&code))?;
@@ -87,24 +119,60 @@ fn full_flow_on_the_store() -> Result<(), AuthError> {
     assert!(b.verify_access_token(&tokens.access_token).is_err());
 
     // Refresh rotation across processes.
-    let url = a.issue_code(&valid, &logged_in, &Consent { scopes: None, patient: Some("p1".into()) })?;
-    let code = url.split("code=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default().to_owned();
+    let url = a.issue_code(
+        &valid,
+        &logged_in,
+        &Consent {
+            scopes: None,
+            patient: Some("p1".into()),
+        },
+    )?;
+    let code = url
+        .split("code=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default()
+        .to_owned();
     let first = a.token(&code_request(&code))?;
     let refresh = |rt: &str| TokenRequest {
         grant_type: "refresh_token".into(),
         refresh_token: Some(rt.into()),
-        credentials: ClientCredentials { client_id: Some("app".into()), ..Default::default() },
+        credentials: ClientCredentials {
+            client_id: Some("app".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let rt1 = first.refresh_token.clone().unwrap_or_default();
     let second = b.token(&refresh(&rt1))?;
-    assert!(a.token(&refresh(&rt1)).is_err(), "rotated refresh token reused");
-    assert!(a.token(&refresh(second.refresh_token.as_deref().unwrap_or_default())).is_err(), "family revoked");
+    assert!(
+        a.token(&refresh(&rt1)).is_err(),
+        "rotated refresh token reused"
+    );
+    assert!(
+        a.token(&refresh(
+            second.refresh_token.as_deref().unwrap_or_default()
+        ))
+        .is_err(),
+        "family revoked"
+    );
 
     // Key rotation in A; B verifies A's new tokens (unknown kid → reload).
     a.rotate_signing_key()?;
-    let url = a.issue_code(&valid, &logged_in, &Consent { scopes: None, patient: Some("p1".into()) })?;
-    let code = url.split("code=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default().to_owned();
+    let url = a.issue_code(
+        &valid,
+        &logged_in,
+        &Consent {
+            scopes: None,
+            patient: Some("p1".into()),
+        },
+    )?;
+    let code = url
+        .split("code=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default()
+        .to_owned();
     let fresh = a.token(&code_request(&code))?;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(b.verify_access_token(&fresh.access_token).is_ok());
