@@ -18,6 +18,7 @@
 //! that rejects unauthenticated requests and inserts a [`Principal`] into the request
 //! extensions; handlers see it through [`RequestContext::principal`].
 
+pub mod audit;
 pub mod config;
 pub mod context;
 pub mod fhir;

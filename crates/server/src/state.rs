@@ -2,27 +2,45 @@
 
 use std::sync::Arc;
 
+use medicus_audit::AuditTrail;
 use medicus_bulk::jobs::JobRegistry;
 use medicus_store::api::Store;
 
 use crate::config::ServerConfig;
 
-/// What the router needs: the store, the configuration and the bulk job registry. Built by the CLI.
+/// What the router needs: the store, the configuration, the bulk job registry and the audit
+/// trail. Built by the CLI.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: ServerConfig,
     /// `$export` / `$import` jobs; their files live under `config.bulk_dir`.
     pub jobs: Arc<JobRegistry>,
+    /// Where every FHIR interaction is recorded; `None` turns auditing off (only for
+    /// benchmark baselines).
+    pub audit: Option<AuditTrail>,
 }
 
 impl AppState {
+    /// State with an audit trail appending to `store` itself.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        let audit = AuditTrail::new(store.clone());
+        AppState::with_audit(store, config, Some(audit))
+    }
+
+    /// State with the given trail (shared with other components, e.g. the auth layer), or
+    /// none: without a trail nothing is audited.
+    pub fn with_audit(
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        audit: Option<AuditTrail>,
+    ) -> Self {
         let jobs = Arc::new(JobRegistry::new(config.bulk_dir.clone()));
         AppState {
             store,
             config,
             jobs,
+            audit,
         }
     }
 }

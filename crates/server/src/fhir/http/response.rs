@@ -16,6 +16,9 @@ pub struct FhirResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Option<Value>,
+    /// Patients the response concerns beyond those in `body` (e.g. of a write answered
+    /// without a body), for the audit trail.
+    pub subjects: Vec<String>,
 }
 
 impl FhirResponse {
@@ -24,6 +27,7 @@ impl FhirResponse {
             status,
             headers: HeaderMap::new(),
             body,
+            subjects: Vec::new(),
         }
     }
 
@@ -76,14 +80,25 @@ impl FhirResponse {
             ))),
             ReturnPreference::Minimal => None,
         };
-        FhirResponse::new(status, body)
-            .version_headers(v)
-            .location(fhir_base, v)
+        let mut response = FhirResponse::new(status, body);
+        if let Some(b) = &v.body {
+            response.subjects = crate::audit::patients_of_body(b);
+        }
+        response.version_headers(v).location(fhir_base, v)
     }
 }
 
 impl IntoResponse for FhirResponse {
     fn into_response(self) -> Response {
+        // The audit middleware reads the patients from here rather than re-parsing the body.
+        let mut subjects = self.subjects;
+        let mut bundle_type = None;
+        if let Some(body) = &self.body {
+            subjects.extend(crate::audit::patients_of_body(body));
+            if body.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+                bundle_type = body.get("type").and_then(Value::as_str).map(str::to_string);
+            }
+        }
         let mut response = match self.body {
             Some(body) => match serde_json::to_vec(&body) {
                 Ok(bytes) => {
@@ -102,6 +117,18 @@ impl IntoResponse for FhirResponse {
             None => self.status.into_response(),
         };
         response.headers_mut().extend(self.headers);
+        if !subjects.is_empty() {
+            subjects.sort();
+            subjects.dedup();
+            response
+                .extensions_mut()
+                .insert(crate::audit::AuditSubjects(subjects));
+        }
+        if let Some(t) = bundle_type {
+            response
+                .extensions_mut()
+                .insert(crate::audit::ResponseBundleType(t));
+        }
         response
     }
 }
@@ -125,6 +152,13 @@ impl IntoResponse for FhirError {
             );
             return response;
         }
-        FhirResponse::new(status, Some(self.to_operation_outcome())).into_response()
+        let mut response =
+            FhirResponse::new(status, Some(self.to_operation_outcome())).into_response();
+        if matches!(self, FhirError::UnknownTenant) {
+            response
+                .extensions_mut()
+                .insert(crate::audit::UnknownTenantMarker);
+        }
+        response
     }
 }

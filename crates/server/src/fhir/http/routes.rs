@@ -4,6 +4,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use super::{bulk_export, bulk_import, compartment, instance, system, type_level};
+use crate::audit;
 use crate::state::AppState;
 
 /// FHIR REST routes. Static segments (`metadata`, `_history`, `_search`, `$validate`,
@@ -53,6 +54,27 @@ pub fn fhir_routes() -> Router<AppState> {
         .route(
             "/fhir/{tenant}/{type}/{id}/$everything",
             get(compartment::everything_instance).post(compartment::everything_instance_post),
+        )
+        // The audit trail, served from the chain: read-only.
+        .route(
+            "/fhir/{tenant}/AuditEvent",
+            get(audit::search_audit_events)
+                .post(audit::refuse_write)
+                .put(audit::refuse_write)
+                .delete(audit::refuse_write)
+                .patch(audit::refuse_write),
+        )
+        .route(
+            "/fhir/{tenant}/AuditEvent/{id}",
+            get(audit::read_audit_event)
+                .post(audit::refuse_write)
+                .put(audit::refuse_write)
+                .delete(audit::refuse_write)
+                .patch(audit::refuse_write),
+        )
+        .route(
+            "/fhir/{tenant}/Patient/{id}/$access-log",
+            get(audit::access_log),
         )
         .route(
             "/fhir/{tenant}/{type}",
