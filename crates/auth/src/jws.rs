@@ -76,6 +76,18 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
+impl Jwks {
+    /// A JWKS document (`{"keys": [...]}`); every key must be a usable public key.
+    pub fn from_json(text: &str) -> Result<Jwks, AuthError> {
+        let jwks: Jwks =
+            serde_json::from_str(text).map_err(|e| AuthError::Invalid(format!("JWKS: {e}")))?;
+        for key in &jwks.keys {
+            PublicKey::from_jwk(key)?;
+        }
+        Ok(jwks)
+    }
+}
+
 /// A compact JWS split and decoded, signature not yet checked.
 #[derive(Debug)]
 pub struct Parsed<'a> {
