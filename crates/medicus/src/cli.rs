@@ -45,6 +45,8 @@ pub enum Command {
     /// Copy every tenant, resource and version from one store into another (e.g. a SQLite pilot
     /// into PostgreSQL) with progress, then verify that both hold the same data.
     Migrate(crate::commands::migrate::MigrateArgs),
+    /// Audit trail: verify the hash chains (detects changed, deleted or reordered entries).
+    Audit(crate::commands::audit::AuditArgs),
 }
 
 /// Where the data lives.

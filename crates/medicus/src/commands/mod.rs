@@ -1,6 +1,7 @@
 //! The subcommands. Each receives the already merged flags/environment plus the configuration file.
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod demo;
 pub mod generate;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(args) => bench::run(args),
         Command::Import(args) => import::run(args, &file),
         Command::Migrate(args) => migrate::run(&args, &file),
+        Command::Audit(args) => audit::run(&args, &file),
     }
 }
 

@@ -111,13 +111,17 @@ impl Server {
             tracing::info!(%addr, "listening");
 
             let app = medicus_server::router(AppState::new(store, config));
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|source| CliError::Io {
-                    context: "server failed",
-                    source,
-                })
+            // With the peer address, so audit events record the client's IP.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|source| CliError::Io {
+                context: "server failed",
+                source,
+            })
         })?;
         tracing::info!("stopped");
         Ok(())
