@@ -34,7 +34,7 @@ pub enum Command {
     /// Run the server seeded (on first start) with a synthetic pilot of three hospitals, one
     /// tenant each, and print example requests to try.
     Demo(DemoArgs),
-    /// Administration: tenants.
+    /// Administration: tenants, users, OAuth clients, service tokens.
     Admin(AdminArgs),
     /// Import NDJSON files, Bundles or folders of them (also .gz) into a tenant.
     Import(crate::commands::import::ImportArgs),
@@ -94,6 +94,14 @@ pub enum AdminCommand {
     /// Manage tenants (each has its own FHIR base `/fhir/{tenant}`).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage users: create, roles per tenant, disable.
+    #[command(subcommand)]
+    User(crate::commands::auth_admin::UserCommand),
+    /// Manage OAuth clients (SMART apps, backend services).
+    #[command(subcommand)]
+    Client(crate::commands::auth_admin::ClientCommand),
+    /// Print a service access token for scripts.
+    Token(crate::commands::auth_admin::TokenArgs),
 }
 
 #[derive(Debug, Subcommand)]

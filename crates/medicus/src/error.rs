@@ -40,6 +40,8 @@ pub enum CliError {
     Bench(#[from] medicus_bench::BenchError),
     #[error("migrate: {0}")]
     Migrate(String),
+    #[error(transparent)]
+    Auth(#[from] medicus_auth::AuthError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -54,7 +56,10 @@ impl CliError {
             | CliError::LogFilter { .. }
             | CliError::ListenAddress { .. }
             | CliError::Store(StoreError::InvalidTenantId(_))
-            | CliError::Synth(medicus_synth::SynthError::InvalidConfig(_)) => 2,
+            | CliError::Synth(medicus_synth::SynthError::InvalidConfig(_))
+            | CliError::Auth(
+                medicus_auth::AuthError::Invalid(_) | medicus_auth::AuthError::InvalidScope { .. },
+            ) => 2,
             CliError::Listen { .. }
             | CliError::NoDataDir(_)
             | CliError::DataDir { .. }
@@ -63,6 +68,7 @@ impl CliError {
             | CliError::Synth(_)
             | CliError::Bench(_)
             | CliError::Migrate(_)
+            | CliError::Auth(_)
             | CliError::ImportIncomplete(_) => 1,
             CliError::Import(e) => crate::commands::import::exit_code(e),
         }

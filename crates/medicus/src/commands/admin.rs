@@ -1,4 +1,4 @@
-//! `medicus admin tenant create|list`.
+//! `medicus admin tenant create|list`; users, clients and tokens in `auth_admin`.
 
 use medicus_store::tenant::validate_tenant_id;
 
@@ -8,6 +8,9 @@ use crate::error::CliError;
 
 pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
     match args.command {
+        AdminCommand::User(command) => super::auth_admin::run_user(command, file),
+        AdminCommand::Client(command) => super::auth_admin::run_client(command, file),
+        AdminCommand::Token(args) => super::auth_admin::run_token(args, file),
         AdminCommand::Tenant(TenantCommand::Create { id, data }) => {
             // Check the id before anything touches the data directory.
             validate_tenant_id(&id)?;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod auth_admin;
 pub mod bench;
 pub mod demo;
 pub mod generate;
