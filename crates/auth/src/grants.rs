@@ -738,6 +738,23 @@ impl Auth {
         if self.family_revoked(&doc.family)? {
             return Err(grant_err("grant revoked"));
         }
+        // Scope is checked before rotation: a refused request leaves the token usable.
+        let granted = ScopeSet::parse(&doc.scopes)
+            .map_err(|_| AuthError::Corrupt("refresh scopes".into()))?;
+        let scopes = match req.scope.as_deref() {
+            Some(text) => {
+                let asked = ScopeSet::parse(text)
+                    .map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?;
+                if !asked.is_within(&granted) {
+                    return Err(oauth(
+                        OAuthErrorCode::InvalidScope,
+                        "scope exceeds the original grant",
+                    ));
+                }
+                asked
+            }
+            None => granted.clone(),
+        };
         let mut rotated = doc.clone();
         rotated.rotated = true;
         if docs::put(
@@ -756,22 +773,6 @@ impl Auth {
                 "refresh token reused concurrently; grant revoked",
             ));
         }
-        let granted = ScopeSet::parse(&doc.scopes)
-            .map_err(|_| AuthError::Corrupt("refresh scopes".into()))?;
-        let scopes = match req.scope.as_deref() {
-            Some(text) => {
-                let asked = ScopeSet::parse(text)
-                    .map_err(|_| oauth(OAuthErrorCode::InvalidScope, "malformed scope"))?;
-                if !asked.is_within(&granted) {
-                    return Err(oauth(
-                        OAuthErrorCode::InvalidScope,
-                        "scope exceeds the original grant",
-                    ));
-                }
-                asked
-            }
-            None => granted.clone(),
-        };
         let user = self.active_user(&doc.user_id, &doc.tenant)?;
         let refresh = self.new_refresh(
             &doc.family,

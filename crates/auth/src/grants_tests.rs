@@ -298,8 +298,6 @@ fn code_checks_pkce_redirect_client_and_expiry() {
 #[test]
 fn refresh_rotation_and_reuse_detection() {
     let (auth, _, user) = setup();
-    let code = get_code(&auth, &user, "user/*.rs offline_access", None);
-    let first = auth.token(&code_request(&code)).unwrap();
     let refresh = |token: &str, scope: Option<&str>| TokenRequest {
         grant_type: "refresh_token".into(),
         refresh_token: Some(token.into()),
@@ -310,32 +308,28 @@ fn refresh_rotation_and_reuse_detection() {
         },
         ..Default::default()
     };
-    let rt1 = first.refresh_token.clone().unwrap();
-    let second = auth.token(&refresh(&rt1, None)).unwrap();
-    let rt2 = second.refresh_token.clone().unwrap();
-    assert_ne!(rt1, rt2);
-    // Down-scoping works, up-scoping does not.
+    // An unrelated family that must survive what follows.
+    let code = get_code(&auth, &user, "user/*.rs offline_access", None);
+    let other = auth.token(&code_request(&code)).unwrap();
+
+    let code = get_code(&auth, &user, "user/*.rs offline_access", None);
+    let a = auth.token(&code_request(&code)).unwrap();
+    let rt_a = a.refresh_token.clone().unwrap();
+    // Up-scoping is refused and leaves the token usable; down-scoping works.
     assert_eq!(
         oauth_code(
-            auth.token(&refresh(&rt2, Some("user/*.cruds")))
+            auth.token(&refresh(&rt_a, Some("user/*.cruds")))
                 .unwrap_err()
         ),
         OAuthErrorCode::InvalidScope
     );
-    // The failed up-scoping consumed rt2 (rotated before the scope check): use a fresh chain.
-    let code = get_code(&auth, &user, "user/*.rs offline_access", None);
-    let a = auth.token(&code_request(&code)).unwrap();
     let b = auth
-        .token(&refresh(
-            a.refresh_token.as_ref().unwrap(),
-            Some("user/Observation.r"),
-        ))
+        .token(&refresh(&rt_a, Some("user/Observation.r")))
         .unwrap();
     assert_eq!(b.scope, "user/Observation.r");
-    assert!(b.refresh_token.is_some());
-    let c = auth
-        .token(&refresh(b.refresh_token.as_ref().unwrap(), None))
-        .unwrap();
+    let rt_b = b.refresh_token.clone().unwrap();
+    assert_ne!(rt_a, rt_b, "rotated");
+    let c = auth.token(&refresh(&rt_b, None)).unwrap();
     assert_eq!(
         c.scope, "user/*.rs offline_access",
         "the refresh chain keeps the original grant"
@@ -343,10 +337,7 @@ fn refresh_rotation_and_reuse_detection() {
     // Reusing a rotated refresh token revokes the family: the newest tokens die too.
     assert!(auth.verify_access_token(&c.access_token).is_ok());
     assert_eq!(
-        oauth_code(
-            auth.token(&refresh(a.refresh_token.as_ref().unwrap(), None))
-                .unwrap_err()
-        ),
+        oauth_code(auth.token(&refresh(&rt_a, None)).unwrap_err()),
         OAuthErrorCode::InvalidGrant
     );
     assert!(auth.verify_access_token(&c.access_token).is_err());
@@ -359,7 +350,11 @@ fn refresh_rotation_and_reuse_detection() {
         OAuthErrorCode::InvalidGrant
     );
     // Other families are untouched.
-    assert!(auth.verify_access_token(&second.access_token).is_ok());
+    assert!(auth.verify_access_token(&other.access_token).is_ok());
+    assert!(
+        auth.token(&refresh(other.refresh_token.as_ref().unwrap(), None))
+            .is_ok()
+    );
 }
 
 #[test]
