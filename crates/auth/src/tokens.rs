@@ -227,6 +227,7 @@ impl Auth {
             .read()
             .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?;
         Ok(view.revoked.contains(&format!("jti:{}", principal.jti))
+            || view.revoked.contains(&format!("sub:{}", principal.subject))
             || principal
                 .family
                 .as_ref()
@@ -274,6 +275,17 @@ impl Auth {
             .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?
             .revoked
             .insert(marker);
+        Ok(())
+    }
+
+    pub(crate) fn unrevoke_marker(&self, marker: &str) -> Result<(), AuthError> {
+        self.records
+            .doc_delete(NS_REVOKED, marker, DocExpect::Any)?;
+        self.revocations
+            .write()
+            .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?
+            .revoked
+            .remove(marker);
         Ok(())
     }
 

@@ -268,11 +268,20 @@ impl Auth {
         })
     }
 
+    /// Disables (or re-enables) a user. Disabling also revokes the user's live access tokens
+    /// (a `sub:` marker for one token lifetime); refresh tokens are refused at their next use.
     pub fn set_disabled(&self, id: &str, disabled: bool) -> Result<User, AuthError> {
-        self.update_user(id, |u| {
+        let user = self.update_user(id, |u| {
             u.disabled = disabled;
             Ok(())
-        })
+        })?;
+        if disabled {
+            let until = self.now() + self.config.access_token_ttl_s + self.config.leeway_s;
+            self.revoke_marker(format!("sub:{id}"), until)?;
+        } else {
+            self.unrevoke_marker(&format!("sub:{id}"))?;
+        }
+        Ok(user)
     }
 
     pub fn set_password(&self, id: &str, password: &str) -> Result<User, AuthError> {
@@ -519,6 +528,24 @@ mod tests {
             auth.login("alice", "correct horse battery", None).unwrap(),
             LoginOutcome::Disabled
         );
+        let (token, _) = auth
+            .issue_access_token(&crate::tokens::TokenGrant {
+                subject: user.id.clone(),
+                tenant: "t1".into(),
+                roles: vec![Role::Clinician],
+                scopes: crate::ScopeSet::parse("user/*.rs").unwrap(),
+                patient: None,
+                fhir_user: None,
+                client_id: "app".into(),
+                family: None,
+            })
+            .unwrap();
+        assert!(
+            auth.verify_access_token(&token).is_err(),
+            "disabled user's token"
+        );
+        auth.set_disabled(&user.id, false).unwrap();
+        assert!(auth.verify_access_token(&token).is_ok());
     }
 
     use crate::clock::Clock;
