@@ -40,7 +40,13 @@ impl BenchServer {
 
 /// Serves `store` on a free loopback port until the returned task is aborted.
 pub async fn spawn(store: Arc<dyn Store>) -> Result<(SocketAddr, JoinHandle<()>), BenchError> {
-    let app = medicus_server::router(AppState::new(store, ServerConfig::default()));
+    // `MEDICUS_BENCH_AUDIT=off`: the baseline without the audit trail (BENCHMARKS.md, Audit).
+    let state = if std::env::var("MEDICUS_BENCH_AUDIT").is_ok_and(|v| v == "off") {
+        AppState::with_audit(store, ServerConfig::default(), None)
+    } else {
+        AppState::new(store, ServerConfig::default())
+    };
+    let app = medicus_server::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let handle = tokio::spawn(async move {
