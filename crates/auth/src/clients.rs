@@ -99,6 +99,51 @@ pub struct ClientCredentials {
     pub client_assertion: Option<String>,
 }
 
+impl ClientCredentials {
+    /// Adds the client authentication of an `Authorization` header: `Basic` with the
+    /// form-urlencoded client id and secret (RFC 6749 §2.3.1). A request may authenticate one
+    /// way only; a header and form credentials together are `invalid_request`.
+    pub fn with_authorization(mut self, authorization: Option<&str>) -> Result<Self, AuthError> {
+        let Some(header) = authorization else {
+            return Ok(self);
+        };
+        let bad = || oauth(OAuthErrorCode::InvalidClient, "malformed Basic credentials");
+        let (scheme, value) = header.trim().split_once(' ').ok_or_else(bad)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(bad());
+        }
+        let decoded = crate::crypto::b64_decode(value.trim()).map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+        let form_decode = |v: &str| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| bad())
+        };
+        let (id, secret) = (form_decode(id)?, form_decode(secret)?);
+        if self.client_secret.is_some() || self.client_assertion.is_some() {
+            return Err(oauth(
+                OAuthErrorCode::InvalidRequest,
+                "more than one client authentication",
+            ));
+        }
+        if self
+            .client_id
+            .as_deref()
+            .is_some_and(|form_id| form_id != id)
+        {
+            return Err(oauth(
+                OAuthErrorCode::InvalidRequest,
+                "client_id differs from the Basic credentials",
+            ));
+        }
+        self.client_id = Some(id);
+        self.client_secret = Some(secret);
+        Ok(self)
+    }
+}
+
 /// Redirect URIs are absolute https URLs without fragment; plain http only for loopback hosts
 /// (native apps, RFC 8252 §7.3).
 pub fn validate_redirect_uri(uri: &str) -> Result<(), AuthError> {
@@ -429,6 +474,48 @@ pub(crate) mod tests {
 
     pub(crate) fn good_claims(jti: &str) -> serde_json::Value {
         json!({"iss": "svc", "sub": "svc", "aud": "https://m.example/auth/token", "exp": T0 + 240, "jti": jti})
+    }
+
+    #[test]
+    fn basic_credentials() {
+        use base64::Engine;
+        let basic = |text: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(text)
+            )
+        };
+        let c = ClientCredentials::default()
+            .with_authorization(Some(&basic("my%20app:s%3Acret+x")))
+            .unwrap();
+        assert_eq!(
+            (c.client_id.as_deref(), c.client_secret.as_deref()),
+            (Some("my app"), Some("s:cret x"))
+        );
+        let c = ClientCredentials::default()
+            .with_authorization(None)
+            .unwrap();
+        assert!(c.client_id.is_none());
+        assert!(
+            ClientCredentials::default()
+                .with_authorization(Some("Bearer abc"))
+                .is_err()
+        );
+        assert!(
+            ClientCredentials::default()
+                .with_authorization(Some("Basic !!!"))
+                .is_err()
+        );
+        let twice = ClientCredentials {
+            client_secret: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(twice.with_authorization(Some(&basic("a:b"))).is_err());
+        let other_id = ClientCredentials {
+            client_id: Some("other".into()),
+            ..Default::default()
+        };
+        assert!(other_id.with_authorization(Some(&basic("a:b"))).is_err());
     }
 
     #[test]

@@ -35,6 +35,16 @@ impl Audience {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header (RFC 6750 §2.1), `None` for any other
+/// scheme or a malformed value.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.chars().all(token68))
+        .then_some(token)
+}
+
 /// The claims of a medicus access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -320,6 +330,15 @@ mod tests {
             client_id: "app".into(),
             family: Some("f1".into()),
         }
+    }
+
+    #[test]
+    fn bearer_header() {
+        assert_eq!(bearer_token("Bearer abc.def-_"), Some("abc.def-_"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer a b"), None);
     }
 
     #[test]
