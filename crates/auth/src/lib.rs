@@ -11,6 +11,7 @@ pub mod clients;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod federation;
 pub mod grants;
 pub mod jws;
 pub mod keys;
