@@ -221,17 +221,111 @@ impl Auth {
         })
     }
 
-    fn is_revoked(&self, principal: &Principal, now: i64) -> Result<bool, AuthError> {
-        let stale = self
+    /// Like [`Auth::verify_access_token`], but never touches the store, so an async request
+    /// handler may call it on its own thread: `Ok(None)` when the answer needs the store (a
+    /// signing key not loaded yet, a revocation view older than `revocation_sync_s`; with
+    /// [`Auth::start_background_refresh`] running that is rare). Then call
+    /// `verify_access_token` on a blocking thread.
+    pub fn verify_access_token_in_memory(
+        &self,
+        token: &str,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let now = self.now();
+        // One second more than the blocking path allows: the clock has whole seconds and the
+        // background refresh runs every half second, so a view synced in the previous second
+        // is at most that old.
+        if self.revocations_stale(now - 1)? {
+            return Ok(None);
+        }
+        let hash = sha256(token.as_bytes());
+        let cached = self
+            .cache
+            .read()
+            .map_err(|_| AuthError::Crypto("cache lock poisoned"))?
+            .get(&hash)
+            .cloned();
+        let principal = match cached {
+            Some(p) => {
+                if p.expires_s + self.config.leeway_s <= now {
+                    return Err(AuthError::InvalidToken("expired"));
+                }
+                p
+            }
+            None => {
+                let parsed = jws::parse(token)?;
+                let kid = parsed
+                    .header
+                    .kid
+                    .as_deref()
+                    .ok_or(AuthError::InvalidToken("no kid"))?;
+                let known = self
+                    .keys
+                    .read()
+                    .map_err(|_| AuthError::Crypto("key lock poisoned"))?
+                    .public
+                    .contains_key(kid);
+                if !known {
+                    return Ok(None);
+                }
+                let p = Arc::new(self.verify_uncached(token, now)?);
+                self.cache_insert(hash, p.clone(), now)?;
+                p
+            }
+        };
+        if self.revoked_in_view(&principal)? {
+            return Err(AuthError::InvalidToken("revoked"));
+        }
+        Ok(Some(principal))
+    }
+
+    fn revocations_stale(&self, now: i64) -> Result<bool, AuthError> {
+        Ok(self
             .revocations
             .read()
             .map_err(|_| AuthError::Crypto("revocation lock poisoned"))?
             .synced_s
             .saturating_add(self.config.revocation_sync_s)
-            <= now;
-        if stale {
+            <= now)
+    }
+
+    /// Starts a thread that keeps the revocation view and the signing keys fresh (every half
+    /// second, keys every `key_reload_s`), so request paths need no store access. It ends
+    /// when the last `Arc<Auth>` is dropped. Store errors are left to the request path (a
+    /// stale view sends it to the store, where the error surfaces).
+    pub fn start_background_refresh(
+        auth: &Arc<Auth>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let weak = Arc::downgrade(auth);
+        std::thread::Builder::new()
+            .name("auth-refresh".into())
+            .spawn(move || {
+                loop {
+                    let Some(auth) = weak.upgrade() else {
+                        return;
+                    };
+                    let now = auth.now();
+                    let _ = auth.sync_revocations(now);
+                    let keys_stale = auth.keys.read().map_or(true, |k| {
+                        k.loaded_s
+                            .is_none_or(|l| now - l >= auth.config.key_reload_s)
+                    });
+                    if keys_stale {
+                        let _ = auth.reload_keys();
+                    }
+                    drop(auth);
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            })
+    }
+
+    fn is_revoked(&self, principal: &Principal, now: i64) -> Result<bool, AuthError> {
+        if self.revocations_stale(now)? {
             self.sync_revocations(now)?;
         }
+        self.revoked_in_view(principal)
+    }
+
+    fn revoked_in_view(&self, principal: &Principal) -> Result<bool, AuthError> {
         let view = self
             .revocations
             .read()
@@ -456,6 +550,84 @@ mod tests {
             auth.verify_access_token(&token),
             Err(AuthError::InvalidToken("expired"))
         ));
+    }
+
+    #[test]
+    fn in_memory_path_never_needs_the_store_when_fresh() {
+        let (auth, clock, _) = auth();
+        let (token, claims) = auth.issue_access_token(&grant()).unwrap();
+        // Revocation view never synced: the store is needed.
+        assert!(
+            auth.verify_access_token_in_memory(&token)
+                .unwrap()
+                .is_none()
+        );
+        assert!(auth.verify_access_token(&token).is_ok());
+        let p = auth.verify_access_token_in_memory(&token).unwrap().unwrap();
+        assert_eq!(p.jti, claims.jti);
+        // A cold token signed by a loaded key verifies in memory too.
+        let (cold, _) = auth.issue_access_token(&grant()).unwrap();
+        assert!(auth.verify_access_token_in_memory(&cold).unwrap().is_some());
+        // Forged and revoked tokens are refused in memory.
+        let mut forged = cold.clone();
+        forged.pop();
+        forged.push(if cold.ends_with('A') { 'B' } else { 'A' });
+        assert!(auth.verify_access_token_in_memory(&forged).is_err());
+        auth.revoke_jti(&claims.jti, claims.exp).unwrap();
+        assert!(auth.verify_access_token_in_memory(&token).is_err());
+        // Unknown kid: the store is needed (a key rotated elsewhere).
+        let key = auth.signing_key().unwrap();
+        let unknown = forge(
+            &key,
+            serde_json::json!({"alg": "RS256", "kid": "rotated-elsewhere", "typ": "at+jwt"}),
+            &serde_json::to_value(&claims).unwrap(),
+        );
+        assert!(
+            auth.verify_access_token_in_memory(&unknown)
+                .unwrap()
+                .is_none()
+        );
+        clock.advance(2);
+        assert!(
+            auth.verify_access_token_in_memory(&cold).unwrap().is_none(),
+            "stale view"
+        );
+    }
+
+    #[test]
+    fn background_refresh_keeps_the_view_fresh() {
+        let records = Arc::new(crate::testing::MemRecords::new(crate::clock::SystemClock));
+        let mut config = crate::AuthConfig::new("https://m.example/auth", "https://m.example/fhir");
+        config.password_cost = crate::password::PasswordCost::TEST;
+        let auth = Arc::new(Auth::new(
+            records,
+            crate::ServerKey::generate().unwrap(),
+            config,
+            Arc::new(crate::clock::SystemClock),
+        ));
+        auth.install_test_key();
+        let handle = Auth::start_background_refresh(&auth).unwrap();
+        let (token, _) = auth.issue_access_token(&grant()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while auth
+            .verify_access_token_in_memory(&token)
+            .unwrap()
+            .is_none()
+        {
+            assert!(std::time::Instant::now() < deadline, "view never refreshed");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // For three seconds every check stays in memory.
+        for _ in 0..30 {
+            assert!(
+                auth.verify_access_token_in_memory(&token)
+                    .unwrap()
+                    .is_some()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(auth);
+        handle.join().unwrap();
     }
 
     #[test]
