@@ -14,6 +14,15 @@ use crate::search::{SearchPage, SearchQuery};
 /// Monotonically increasing id of a committed write transaction; the change-feed position.
 pub type TxId = i64;
 
+/// A resource for `WriteSession::put_extracted_many`: its body and its index entries.
+#[derive(Debug, Clone)]
+pub struct ExtractedPut {
+    pub resource_type: String,
+    pub id: String,
+    pub body: Value,
+    pub entries: Vec<IndexEntry>,
+}
+
 /// One stored version of a resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceVersion {
@@ -209,6 +218,26 @@ pub trait WriteSession: ReadSession {
         entries: Vec<IndexEntry>,
         precondition: Precondition,
     ) -> Result<WriteOutcome, StoreError>;
+    /// `put_extracted` without preconditions for each item, in order: one result per item (the
+    /// inner error is that item's; the outer one ends the session). PostgreSQL creates all new
+    /// resources of the call with one statement instead of a round trip each.
+    fn put_extracted_many(
+        &mut self,
+        items: Vec<ExtractedPut>,
+    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
+        Ok(items
+            .into_iter()
+            .map(|p| {
+                self.put_extracted(
+                    &p.resource_type,
+                    &p.id,
+                    p.body,
+                    p.entries,
+                    Precondition::None,
+                )
+            })
+            .collect())
+    }
     /// Delete; `Ok(None)` when there was nothing to delete (absent or already deleted).
     fn delete(
         &mut self,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
-use medicus_store::api::{Precondition, Store, WriteOutcome, WriteSession};
+use medicus_store::api::{ExtractedPut, Precondition, Store, WriteOutcome, WriteSession};
 use medicus_store::index::extract_entries;
 use medicus_store::search::parse_search;
 use serde_json::Value;
@@ -43,10 +43,22 @@ pub(crate) struct Writer<'a> {
     /// and freeing them here costs the (serial) writer about a tenth of its time.
     garbage: Vec<WriteOutcome>,
     dropper: Option<SyncSender<Vec<WriteOutcome>>>,
+    /// Resources waiting to be written together (`WriteSession::put_extracted_many`).
+    queued: Vec<Queued>,
+}
+
+/// A resource waiting in `Writer::queued`, with where it came from for the error report.
+struct Queued {
+    file: usize,
+    pos: u64,
+    put: ExtractedPut,
 }
 
 /// Written bodies per hand-over to the dropping thread.
 const GARBAGE_BATCH: usize = 256;
+
+/// Resources handed to the store at once: PostgreSQL creates them with one statement.
+const PUT_GROUP: usize = 256;
 
 impl<'a> Writer<'a> {
     pub fn new(
@@ -80,6 +92,7 @@ impl<'a> Writer<'a> {
             },
             garbage: Vec::with_capacity(GARBAGE_BATCH),
             dropper,
+            queued: Vec::with_capacity(PUT_GROUP),
         }
     }
 
@@ -102,10 +115,30 @@ impl<'a> Writer<'a> {
             }
             Prepared::Ready(ready) => {
                 let size = ready.size;
-                if let Err(error) = self.put(*ready)? {
-                    self.fail(file, pos, error, None)?;
+                if ready.conditional {
+                    // Its references are resolved by searching: what came before must be
+                    // written first.
+                    self.write_queued()?;
+                    if let Err(error) = self.put(*ready)? {
+                        self.fail(file, pos, error, None)?;
+                    } else {
+                        self.state.resources += 1;
+                    }
                 } else {
-                    self.state.resources += 1;
+                    let r = *ready;
+                    self.queued.push(Queued {
+                        file,
+                        pos,
+                        put: ExtractedPut {
+                            resource_type: r.resource_type,
+                            id: r.id,
+                            body: r.body,
+                            entries: r.entries,
+                        },
+                    });
+                    if self.queued.len() >= PUT_GROUP {
+                        self.write_queued()?;
+                    }
                 }
                 self.mark(file, pos, offset);
                 self.in_batch += 1;
@@ -163,6 +196,40 @@ impl<'a> Writer<'a> {
             .ok_or(ImportError::Internal("no session"))
     }
 
+    /// Writes the queued resources; a failed one goes to the report, a fatal error ends.
+    fn write_queued(&mut self) -> Result<(), ImportError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let queued = std::mem::take(&mut self.queued);
+        let (origins, puts): (Vec<(usize, u64)>, Vec<ExtractedPut>) =
+            queued.into_iter().map(|q| ((q.file, q.pos), q.put)).unzip();
+        let results = self.session()?.put_extracted_many(puts)?;
+        for ((file, pos), result) in origins.into_iter().zip(results) {
+            match result {
+                Ok(outcome) => {
+                    self.state.resources += 1;
+                    self.discard(outcome);
+                }
+                Err(e) => self.fail(file, pos, e.to_string(), None)?,
+            }
+        }
+        self.queued = Vec::with_capacity(PUT_GROUP);
+        Ok(())
+    }
+
+    /// Hands a written body to the dropping thread (in batches).
+    fn discard(&mut self, outcome: WriteOutcome) {
+        self.garbage.push(outcome);
+        if self.garbage.len() >= GARBAGE_BATCH {
+            let full = std::mem::replace(&mut self.garbage, Vec::with_capacity(GARBAGE_BATCH));
+            if let Some(dropper) = &self.dropper {
+                // A gone dropper hands the batch back in the error: dropped here then.
+                let _ = dropper.send(full);
+            }
+        }
+    }
+
     /// Writes one resource; the inner error is a per-resource failure, the outer one fatal.
     fn put(&mut self, mut r: ReadyResource) -> Result<Result<(), String>, ImportError> {
         let session = self.session()?;
@@ -180,15 +247,7 @@ impl<'a> Writer<'a> {
             Precondition::None,
         ) {
             Ok(outcome) => {
-                self.garbage.push(outcome);
-                if self.garbage.len() >= GARBAGE_BATCH {
-                    let full =
-                        std::mem::replace(&mut self.garbage, Vec::with_capacity(GARBAGE_BATCH));
-                    if let Some(dropper) = &self.dropper {
-                        // A gone dropper hands the batch back in the error: dropped here then.
-                        let _ = dropper.send(full);
-                    }
-                }
+                self.discard(outcome);
                 Ok(Ok(()))
             }
             Err(e) => Ok(Err(e.to_string())),
@@ -202,6 +261,7 @@ impl<'a> Writer<'a> {
 
     /// Records checkpoints and commits the open batch (if any), then reports progress.
     pub fn commit(&mut self) -> Result<(), ImportError> {
+        self.write_queued()?;
         let Some(mut session) = self.session.take() else {
             return Ok(());
         };

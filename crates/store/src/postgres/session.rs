@@ -1,6 +1,6 @@
 //! Read and write sessions over one tenant.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{ClientWrapper, Object};
@@ -458,6 +458,122 @@ impl<'s> PostgresWriteSession<'s> {
                 (row.rid, row.version + 1, row.deleted)
             }
         };
+        self.buffer_version(
+            rtype,
+            rid,
+            version,
+            created,
+            resource_type,
+            id,
+            body,
+            entries,
+        )
+        .await
+    }
+
+    /// Creates as many of `items` as are new with one statement; the others (existing
+    /// resources, or a later occurrence of an id earlier in `items`) go the way of `put`, in
+    /// their order.
+    async fn put_many_inner(
+        &mut self,
+        items: Vec<ExtractedPut>,
+    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
+        let mut keys: Vec<(i32, i64, &str)> = items
+            .iter()
+            .filter_map(|p| {
+                let rtype = self.type_code(&p.resource_type).ok()?;
+                Some((rtype, hash(&p.id), p.id.as_str()))
+            })
+            .collect();
+        // Key order, as every writer inserts: concurrent imports cannot deadlock on the
+        // unique index.
+        keys.sort_unstable();
+        keys.dedup();
+        let mut created: HashMap<(i32, String), i64> = HashMap::with_capacity(keys.len());
+        if !keys.is_empty() {
+            let rtypes: Vec<i32> = keys.iter().map(|k| k.0).collect();
+            let idhs: Vec<i64> = keys.iter().map(|k| k.1).collect();
+            let ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
+            let conn = self.conn.as_ref().ok_or_else(gone)?;
+            let stmt = conn
+                .prepare_cached(
+                    "INSERT INTO resource (tenant, rtype, idh, id, version, tx, updated_us, deleted)
+                     SELECT $1, k.rtype, k.idh, k.id, 1, $2, $3, false
+                     FROM unnest($4::int4[], $5::int8[], $6::text[]) AS k(rtype, idh, id)
+                     ON CONFLICT (tenant, rtype, idh, id) DO NOTHING RETURNING rid, rtype, id",
+                )
+                .await?;
+            let rows = conn
+                .query(
+                    &stmt,
+                    &[
+                        &self.tenant,
+                        &self.tx,
+                        &self.timestamp_us,
+                        &rtypes,
+                        &idhs,
+                        &ids,
+                    ],
+                )
+                .await?;
+            for r in rows {
+                created.insert((r.get(1), r.get(2)), r.get(0));
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for p in items {
+            let rid = match self.type_code(&p.resource_type) {
+                Ok(rtype) => created
+                    .remove(&(rtype, p.id.clone()))
+                    .map(|rid| (rtype, rid)),
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            out.push(match rid {
+                Some((rtype, rid)) => {
+                    self.buffer_version(
+                        rtype,
+                        rid,
+                        1,
+                        true,
+                        &p.resource_type,
+                        &p.id,
+                        p.body,
+                        p.entries,
+                    )
+                    .await
+                }
+                None => {
+                    self.put_inner(
+                        &p.resource_type,
+                        &p.id,
+                        p.body,
+                        p.entries,
+                        Precondition::None,
+                    )
+                    .await
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Buffers a new version (stamped, compressed) and its index rows; flushes when the
+    /// buffers are full.
+    #[allow(clippy::too_many_arguments)]
+    async fn buffer_version(
+        &mut self,
+        rtype: i32,
+        rid: i64,
+        version: i64,
+        created: bool,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        entries: Vec<IndexEntry>,
+    ) -> Result<WriteOutcome, StoreError> {
         let body = stamp(resource_type, id, version, &self.last_updated, body);
         let blob = codec::encode(&body)?;
         self.version_bytes += blob.len();
@@ -692,6 +808,13 @@ impl WriteSession for PostgresWriteSession<'_> {
             s.put_inner(resource_type, id, body, entries, precondition)
                 .await
         })
+    }
+
+    fn put_extracted_many(
+        &mut self,
+        items: Vec<ExtractedPut>,
+    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
+        self.run(async |s| s.put_many_inner(items).await)
     }
 
     fn delete(
