@@ -303,15 +303,22 @@ pub(crate) fn plan<'q>(
     if let Some((_, b)) = best
         && !b.exact
     {
-        let large: Vec<usize> = (0..clauses.len())
+        let mut large: Vec<usize> = (0..clauses.len())
             .filter(|&i| estimates[i].is_some_and(|e| !e.exact))
             .collect();
         if large.len() > 1 || best.is_some_and(|(i, _)| !ordered[i]) {
             best = None;
+            // Ordered clauses first: once one is counted exactly, a range needs counting only
+            // up to that size (a `date=ge…` range can hold far more rows than a code).
+            large.sort_by_key(|&i| !ordered[i]);
             for i in large {
                 let mut sql = Sql::new(s.dialect);
                 if let Some(rows) = clauses[i].rows(s, &mut sql, rt) {
-                    let e = probe(db, &rows, &sql, DEEP_PROBE_CAP)?;
+                    let cap = match best {
+                        Some((_, b)) if b.exact && !ordered[i] => (b.rows + 1).min(DEEP_PROBE_CAP),
+                        _ => DEEP_PROBE_CAP,
+                    };
+                    let e = probe(db, &rows, &sql, cap)?;
                     estimates[i] = Some(e);
                     if best.is_none_or(|(_, b)| smaller(e, b)) {
                         best = Some((i, e));
