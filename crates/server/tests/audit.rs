@@ -382,3 +382,25 @@ async fn other_routes_still_match_beside_the_audit_routes() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_bulk_export_kick_off_is_one_event() {
+    let app = TestApp::new();
+    for _ in 0..3 {
+        app.create(&json!({"resourceType": "Patient"})).await;
+    }
+    let r = app
+        .request(
+            "GET",
+            "/fhir/default/$export?_type=Patient",
+            &[("prefer", "respond-async")],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let ops = events(&app, "?subtype=operation").await;
+    assert_eq!(ops.len(), 1, "{ops:#?}");
+    assert_eq!(ops[0]["action"], "E");
+    let query = ops[0]["entity"][0]["query"].as_str().unwrap();
+    assert_eq!(query, "JGV4cG9ydD9fdHlwZT1QYXRpZW50"); // base64("$export?_type=Patient")
+}
