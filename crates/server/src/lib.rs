@@ -19,6 +19,7 @@
 //! extensions; handlers see it through [`RequestContext::principal`].
 
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod context;
 pub mod fhir;

@@ -18,11 +18,14 @@ use crate::state::AppState;
 /// 500 and records it), FHIR format handling, body limit.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(fhir_routes())
-        .fallback(not_found)
+        .merge(fhir_routes());
+    if state.auth.is_some() {
+        app = app.merge(crate::auth::routes());
+    }
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(from_fn(fhir_format))

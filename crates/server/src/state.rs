@@ -6,6 +6,7 @@ use medicus_audit::AuditTrail;
 use medicus_bulk::jobs::JobRegistry;
 use medicus_store::api::Store;
 
+use crate::auth::AuthState;
 use crate::config::ServerConfig;
 
 /// What the router needs: the store, the configuration, the bulk job registry and the audit
@@ -19,6 +20,9 @@ pub struct AppState {
     /// Where every FHIR interaction is recorded; `None` turns auditing off (only for
     /// benchmark baselines).
     pub audit: Option<AuditTrail>,
+    /// The OAuth2/OIDC/SMART authorisation server (`/auth`, the SMART configuration); `None`
+    /// serves neither. Set with [`AppState::with_auth`].
+    pub auth: Option<AuthState>,
 }
 
 impl AppState {
@@ -41,6 +45,13 @@ impl AppState {
             config,
             jobs,
             audit,
+            auth: None,
         }
+    }
+
+    /// Serves the authorisation server of `auth` as well.
+    pub fn with_auth(mut self, auth: AuthState) -> Self {
+        self.auth = Some(auth);
+        self
     }
 }
