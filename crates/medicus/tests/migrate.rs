@@ -125,7 +125,6 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
             &json!({"resourceType": "Patient", "id": "s1"}),
         )
         .expect(201);
-    let before = snapshot(&server, &["default", "second"]);
     drop(server);
 
     let target = TestDir::new();
@@ -133,17 +132,6 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
     let out = migrate(&source, &to);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("verified"), "{}", stdout(&out));
-
-    // The target serves the same data: versions, lastUpdated, deletions, search indexes.
-    let copy = Server::start_with(&target, database(&to));
-    assert_eq!(snapshot(&copy, &["default", "second"]), before);
-    let found = copy
-        .tenant("default")
-        .get("Observation?code=http://loinc.org|718-7&subject=Patient/p1");
-    found.expect(200);
-    assert_eq!(found.resources().len(), 1);
-    copy.tenant("default").get("Patient/gone").expect(410);
-    drop(copy);
 
     // A second run copies only what is new; a target with foreign data is refused.
     let server = sqlite_server(&source);
@@ -154,6 +142,7 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
             &json!({"resourceType": "Patient", "id": "p2"}),
         )
         .expect(201);
+    let before = snapshot(&server, &["default", "second"]);
     drop(server);
     let out = migrate(&source, &to);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -161,6 +150,28 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
         stdout(&out).contains("copied 1 versions"),
         "{}",
         stdout(&out)
+    );
+
+    // The target serves the same data: versions, lastUpdated, deletions, search indexes (only
+    // now: serving it records accesses in its audit trail, after which a further run refuses
+    // it, which the end of this test shows).
+    let copy = Server::start_with(&target, database(&to));
+    assert_eq!(snapshot(&copy, &["default", "second"]), before);
+    let found = copy
+        .tenant("default")
+        .get("Observation?code=http://loinc.org|718-7&subject=Patient/p1");
+    found.expect(200);
+    assert_eq!(found.resources().len(), 1);
+    copy.tenant("default").get("Patient/gone").expect(410);
+    // A graceful stop writes every access it recorded.
+    let mut copy = copy;
+    assert!(copy.signal_and_wait(libc::SIGTERM).success());
+    let out = migrate(&source, &to);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("serve it only after"),
+        "{}",
+        stderr(&out)
     );
 
     let other = TestDir::new();

@@ -379,7 +379,9 @@ fn copy_audit(source: &dyn Store, target: &dyn Store) -> Result<(), CliError> {
             {
                 return Err(CliError::Migrate(format!(
                     "audit chain {chain} in the target is not a part of the source's \
-                     (entry {} differs); migrate into a store without audit entries",
+                     (entry {} differs): the target was used since the last copy (serving it \
+                     records accesses); migrate into a fresh target, and serve it only after \
+                     the last run",
                     h.seq
                 )));
             }
