@@ -72,6 +72,15 @@ impl TestApp {
     }
 
     pub fn with_config(config: ServerConfig) -> TestApp {
+        TestApp::with_state(config, |state| state)
+    }
+
+    /// `with_config` with a hook that completes the state before the router is built (e.g.
+    /// `AppState::with_auth`). It runs on the test's thread: store calls belong elsewhere.
+    pub fn with_state(
+        config: ServerConfig,
+        complete: impl FnOnce(AppState) -> AppState,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let test_store = TestStore::open(dir.path()).expect("open store");
         let store = test_store.store.clone();
@@ -87,7 +96,7 @@ impl TestApp {
             bulk_dir: dir.path().join("bulk"),
             ..config
         };
-        let state = AppState::new(store.clone(), config);
+        let state = complete(AppState::new(store.clone(), config));
         TestApp {
             router: router(state),
             store,
