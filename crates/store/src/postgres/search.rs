@@ -26,6 +26,7 @@ pub(crate) static DIALECT: Dialect = Dialect {
     check_fence: " OFFSET 0",
     checked_count_limit: CHECKED_COUNT_LIMIT,
     batch_probes: true,
+    total_in_page: true,
     version_by_type: "",
     fulltext_rows,
     fulltext_check,

@@ -112,6 +112,9 @@ pub(crate) struct Dialect {
     /// (a round trip and a plan per statement cost more than counting a few thousand index
     /// rows that a sequence of probes with shrinking bounds would skip).
     pub batch_probes: bool,
+    /// Whether the first page of a search whose total is counted exactly over a small driver
+    /// gets the total as a window count in its own rows (one statement to plan instead of two).
+    pub total_in_page: bool,
     /// The hint to read `version` by its `(tenant, rtype, tx)` index.
     pub version_by_type: &'static str,
     /// Rows of the full-text table matching the words in `column` (`None`: every string) as

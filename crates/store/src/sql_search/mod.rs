@@ -249,7 +249,7 @@ pub(crate) fn search(
         };
         return Ok(page);
     }
-    let (text, sql) = match_query(
+    let (mut text, sql) = match_query(
         &plan,
         &p.scope,
         p.rt_code,
@@ -258,7 +258,22 @@ pub(crate) fn search(
         Some(q.count + 1),
         None,
     );
-    // The count and the page need nothing from each other: one round trip for both.
+    // A first page over a small, exactly counted driver can carry the total itself: the window
+    // count sees every match before the LIMIT, and one statement is planned instead of two.
+    let mut total_in_page = false;
+    let counting = match counting {
+        Some(Counting::Exact(_))
+            if p.scope.dialect.total_in_page && first_page && plan.exact_driver().is_some() =>
+        {
+            text = text.replacen(COLUMNS, &format!("{COLUMNS}, count(*) OVER ()"), 1);
+            // No row: nothing matched.
+            total = Some(0);
+            total_in_page = true;
+            None
+        }
+        other => other,
+    };
+    // Otherwise the count and the page need nothing from each other: one round trip for both.
     let (mut resources, mut rids) = (Vec::new(), Vec::new());
     let page: (&str, &[Arg]) = (&text, &sql.args);
     let statements = match &counting {
@@ -275,6 +290,9 @@ pub(crate) fn search(
                 total = c.total(&mut plan, r)?;
             }
             return Ok(false);
+        }
+        if total_in_page && resources.is_empty() {
+            total = Some(count_of(r.int(7)?));
         }
         rids.push(r.int(0)?);
         resources.push(version_of(db, r)?);

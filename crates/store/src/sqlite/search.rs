@@ -19,6 +19,7 @@ pub(crate) static DIALECT: Dialect = Dialect {
     check_fence: "",
     checked_count_limit: u64::MAX,
     batch_probes: false,
+    total_in_page: false,
     version_by_type: " INDEXED BY version_by_type",
     fulltext_rows,
     fulltext_check,
