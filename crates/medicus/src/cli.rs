@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// `https://fhir.example.org` [default: from the request's Host header]
     #[arg(long, env = "MEDICUS_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
+
+    /// File with the server key (32 bytes, base64) that seals TOTP seeds and signing keys;
+    /// created with mode 0600 when missing [default: DATA/server.key]
+    #[arg(long, env = "MEDICUS_SERVER_KEY_FILE", value_name = "FILE")]
+    pub server_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -195,6 +195,8 @@ pub struct ServeSettings {
     pub database: Database,
     pub listen: String,
     pub server: ServerConfig,
+    /// The server key of the authorisation server (`--server-key-file`, else `DATA/server.key`).
+    pub server_key_file: PathBuf,
 }
 
 impl ServeSettings {
@@ -263,11 +265,16 @@ impl ServeSettings {
         let data = data_dir(&args.data, file);
         let database = database(&args.data, file)?;
         server.bulk_dir = data.join("bulk");
+        let server_key_file = args
+            .server_key_file
+            .clone()
+            .unwrap_or_else(|| data.join("server.key"));
         Ok(ServeSettings {
             data,
             database,
             listen,
             server,
+            server_key_file,
         })
     }
 }

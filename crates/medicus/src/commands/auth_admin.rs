@@ -163,7 +163,16 @@ fn server_key(
         Some(p) => p.clone(),
         None => data_dir(&args.data, file).join("server.key"),
     };
-    match std::fs::read_to_string(&path) {
+    load_server_key(&path, database)
+}
+
+/// Reads the server key at `path`, or creates it (mode 0600) when the file does not exist.
+/// `serve` and the admin commands share it, so tokens and sealed records agree.
+pub(crate) fn load_server_key(
+    path: &std::path::Path,
+    database: &Database,
+) -> Result<ServerKey, CliError> {
+    match std::fs::read_to_string(path) {
         Ok(text) => Ok(ServerKey::from_base64(&text)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = ServerKey::generate()?;
@@ -173,7 +182,7 @@ fn server_key(
                     source,
                 })?;
             }
-            write_private(&path, key.to_base64().as_bytes())?;
+            write_private(path, key.to_base64().as_bytes())?;
             if matches!(database, Database::Postgres(_)) {
                 super::say(format_args!(
                     "created server key {} (every node needs the same key)",

@@ -4,6 +4,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use medicus_auth::{Auth, AuthConfig, Records, ServerKey, SystemClock};
+use medicus_server::auth::{AuthState, JwksFetchConfig, WebAuthConfig, http_jwks_fetcher};
 use medicus_server::{AppState, ServerConfig};
 use medicus_store::Store;
 use medicus_store::tenant::DEFAULT_TENANT;
@@ -26,6 +28,7 @@ pub struct Server {
     addrs: Vec<SocketAddr>,
     listen: String,
     config: ServerConfig,
+    server_key: ServerKey,
 }
 
 /// Where the server is reachable once it listens.
@@ -58,6 +61,8 @@ impl Server {
             });
         }
         let store = super::open_store(&settings.database)?;
+        let server_key =
+            super::auth_admin::load_server_key(&settings.server_key_file, &settings.database)?;
         if store.create_tenant(DEFAULT_TENANT)? {
             tracing::info!(tenant = DEFAULT_TENANT, "created tenant");
         }
@@ -71,6 +76,7 @@ impl Server {
             addrs,
             listen: settings.listen.clone(),
             config: settings.server.clone(),
+            server_key,
         })
     }
 
@@ -89,19 +95,30 @@ impl Server {
             addrs,
             listen,
             config,
+            server_key,
         } = self;
-        runtime.block_on(async move {
-            let listener =
-                TcpListener::bind(&addrs[..])
-                    .await
-                    .map_err(|source| CliError::Listen {
-                        addr: listen.clone(),
-                        source,
-                    })?;
-            let addr = listener.local_addr().map_err(|source| CliError::Listen {
-                addr: listen,
+        // Bound before the runtime runs: the issuer may name the port, and the auth setup
+        // below reads the store, which must not happen on an async worker.
+        let std_listener = std::net::TcpListener::bind(&addrs[..])
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| CliError::Listen {
+                addr: listen.clone(),
                 source,
             })?;
+        let addr = std_listener
+            .local_addr()
+            .map_err(|source| CliError::Listen {
+                addr: listen.clone(),
+                source,
+            })?;
+        let auth = start_auth(&store, server_key, config.base_url.as_deref(), addr)?;
+        runtime.block_on(async move {
+            runtime_purge(auth.core.clone());
+            let listener =
+                TcpListener::from_std(std_listener).map_err(|source| CliError::Listen {
+                    addr: listen,
+                    source,
+                })?;
             let listening = Listening { addr };
             super::say(format_args!(
                 "medicus: FHIR base URL {}",
@@ -110,7 +127,7 @@ impl Server {
             on_listening(&listening);
             tracing::info!(%addr, "listening");
 
-            let app = medicus_server::router(AppState::new(store, config));
+            let app = medicus_server::router(AppState::new(store, config).with_auth(auth));
             // With the peer address, so audit events record the client's IP.
             axum::serve(
                 listener,
@@ -126,6 +143,60 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The authorisation server: issuer `{base}/auth`, audience `{base}/fhir/{tenant}`, the
+/// same as `medicus admin` computes from `--base-url`. Without a configured base URL the
+/// bound address stands in (loopback for a wildcard address).
+fn start_auth(
+    store: &Arc<dyn Store>,
+    server_key: ServerKey,
+    base_url: Option<&str>,
+    addr: SocketAddr,
+) -> Result<AuthState, CliError> {
+    let base = match base_url {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => {
+            let mut local = addr;
+            if local.ip().is_unspecified() {
+                local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::warn!(
+                "no base URL configured: tokens are issued for http://{local}; set --base-url for other clients"
+            );
+            format!("http://{local}")
+        }
+    };
+    let records: Records = store.clone();
+    let core = Auth::new(
+        records,
+        server_key,
+        AuthConfig::new(format!("{base}/auth"), format!("{base}/fhir")),
+        Arc::new(SystemClock),
+    )
+    .with_jwks_fetcher(http_jwks_fetcher(JwksFetchConfig::default()));
+    core.ensure_signing_key()?;
+    let core = Arc::new(core);
+    Auth::start_background_refresh(&core).map_err(|source| CliError::Io {
+        context: "cannot start the auth refresh thread",
+        source,
+    })?;
+    Ok(AuthState::new(core, WebAuthConfig::default()))
+}
+
+/// Removes expired grants, codes, login sessions and revocation markers every ten minutes,
+/// until the runtime stops.
+fn runtime_purge(auth: Arc<Auth>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let auth = auth.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || auth.purge_expired()).await {
+                tracing::warn!(error = %e, "purging expired auth records failed");
+            }
+        }
+    });
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
