@@ -29,7 +29,7 @@ const APP_NAME: &str = "<script>alert('app')</script> Charts";
 
 struct Env {
     /// Owns the store (and its scratch database) for the test's duration.
-    _app: TestApp,
+    app: TestApp,
     core: Arc<Auth>,
     url: String,
     http: reqwest::Client,
@@ -172,7 +172,7 @@ async fn start(login_limit: u32) -> Env {
         .build()
         .expect("client");
     Env {
-        _app: app,
+        app,
         core,
         url: format!("http://{addr}"),
         http,
@@ -982,4 +982,61 @@ async fn client_credentials_and_discovery() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(env.core.jwks().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_and_tokens_are_audited() {
+    let env = start(50).await;
+    let (cookie, csrf, _) = env.start_login().await;
+    let typed = "no-such-login-xyz";
+    let failed = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", typed),
+                ("password", "secret guess 123"),
+            ],
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    let code = env.code().await;
+    let token = env.redeem(&code, "app", REDIRECT, VERIFIER).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+
+    let page = env.app.get("/fhir/default/AuditEvent?_count=100").await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    let events: Vec<Value> = page.json["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    let of = |code: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["subtype"][0]["code"] == code)
+            .collect()
+    };
+    // Logins are DICOM "Login" events; a failure has outcome 4.
+    let logins = of("110122");
+    let failures: Vec<&&Value> = logins.iter().filter(|e| e["outcome"] == "4").collect();
+    assert_eq!(failures.len(), 1, "{events:?}");
+    assert_eq!(failures[0]["agent"][0]["who"]["display"], "anonymous");
+    let text = failures[0].to_string();
+    assert!(
+        !text.contains(typed) && !text.contains("secret guess"),
+        "{text}"
+    );
+    let successes: Vec<&&Value> = logins.iter().filter(|e| e["outcome"] == "0").collect();
+    assert_eq!(successes.len(), 1, "{events:?}");
+    assert_eq!(successes[0]["agent"][0]["role"][0]["text"], "clinician");
+    let issued = of("token-issued");
+    assert_eq!(issued.len(), 1, "{events:?}");
+    assert!(
+        issued[0].to_string().contains("Patient/p1"),
+        "{}",
+        issued[0]
+    );
 }

@@ -10,6 +10,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use medicus_audit::{AuditEvent, Kind, OutcomeCode};
 use medicus_auth::grants::{AuthorizeError, Consent, ValidAuthorize};
 use medicus_auth::policy::{category, role_bound};
 use medicus_auth::scope::Perms;
@@ -214,6 +215,15 @@ pub(crate) async fn login(
     let core = auth.core.clone();
     let store = state.store.clone();
     let step = blocking(move || login_step(&core, &*store, &session_id, &pairs)).await;
+    let step = match step {
+        Ok((step, event)) => {
+            if let Some(event) = event {
+                super::audit(&state, &parts, event).await;
+            }
+            Ok(step)
+        }
+        Err(e) => Err(e),
+    };
     match step {
         Ok(LoginStep::SessionLost) => session_lost(),
         Ok(LoginStep::CsrfFailed) => csrf_failed(),
@@ -264,16 +274,16 @@ fn login_step(
     store: &dyn Store,
     session_id: &str,
     pairs: &[(String, String)],
-) -> Result<LoginStep, AuthError> {
+) -> Result<(LoginStep, Option<AuditEvent>), AuthError> {
     let Some(s) = session::load(core.records(), session_id)? else {
-        return Ok(LoginStep::SessionLost);
+        return Ok((LoginStep::SessionLost, None));
     };
     if !s.csrf_ok(field(pairs, "csrf")) {
-        return Ok(LoginStep::CsrfFailed);
+        return Ok((LoginStep::CsrfFailed, None));
     }
     let valid = match core.authorize(&s.request.to_request()) {
         Ok(v) => v,
-        Err(e) => return Ok(LoginStep::Refused(e)),
+        Err(e) => return Ok((LoginStep::Refused(e), None)),
     };
     let again = |status, error, totp| LoginStep::Again {
         client_name: valid.client.name.clone(),
@@ -288,69 +298,113 @@ fn login_step(
         .map(str::trim)
         .filter(|t| !t.is_empty());
     if login.is_empty() || password.is_empty() {
-        return Ok(again(
+        let step = again(
             StatusCode::BAD_REQUEST,
             "Enter your user name and password.",
             totp.is_some(),
-        ));
+        );
+        return Ok((step, None));
     }
+    let failure = |step: LoginStep, status: StatusCode, why: &str, user: Option<&User>| {
+        let event = login_event(&valid, Kind::LoginFailure, status, user, Some(why));
+        Ok((step, Some(event)))
+    };
     let user = match core.login(login, password, totp)? {
         LoginOutcome::Success(user) => user,
         LoginOutcome::TotpRequired => {
-            return Ok(again(
+            let step = again(
                 StatusCode::OK,
                 "Enter your password again with the code from your authenticator app.",
                 true,
-            ));
+            );
+            return Ok((step, None));
         }
         LoginOutcome::Invalid => {
-            return Ok(again(
-                StatusCode::UNAUTHORIZED,
-                "Wrong user name or password.",
-                totp.is_some(),
-            ));
+            let status = StatusCode::UNAUTHORIZED;
+            let step = again(status, "Wrong user name or password.", totp.is_some());
+            return failure(step, status, "invalid credentials", None);
         }
         LoginOutcome::TotpInvalid => {
-            return Ok(again(StatusCode::UNAUTHORIZED, "Wrong code.", true));
+            let status = StatusCode::UNAUTHORIZED;
+            let step = again(status, "Wrong code.", true);
+            return failure(step, status, "invalid second factor", None);
         }
         LoginOutcome::Locked { .. } => {
-            return Ok(again(
-                StatusCode::FORBIDDEN,
+            let status = StatusCode::FORBIDDEN;
+            let step = again(
+                status,
                 "Too many failed attempts for this account. Try again later.",
                 totp.is_some(),
-            ));
+            );
+            return failure(step, status, "account locked", None);
         }
         LoginOutcome::Disabled => {
-            return Ok(LoginStep::Failed(
-                StatusCode::FORBIDDEN,
-                "This account is disabled.".into(),
-            ));
+            let status = StatusCode::FORBIDDEN;
+            let step = LoginStep::Failed(status, "This account is disabled.".into());
+            return failure(step, status, "account disabled", None);
         }
-        LoginOutcome::TotpEnrolmentRequired(_) => {
-            return Ok(LoginStep::Failed(
-                StatusCode::FORBIDDEN,
+        LoginOutcome::TotpEnrolmentRequired(user) => {
+            let status = StatusCode::FORBIDDEN;
+            let step = LoginStep::Failed(
+                status,
                 "Your role needs a second factor (TOTP). Ask an administrator to enrol one.".into(),
-            ));
+            );
+            return failure(step, status, "second factor not enrolled", Some(&user));
         }
     };
     if user.roles_in(&valid.tenant).is_empty() {
         session::take(core.records(), session_id)?;
-        return Ok(LoginStep::Failed(
-            StatusCode::FORBIDDEN,
+        let status = StatusCode::FORBIDDEN;
+        let step = LoginStep::Failed(
+            status,
             "Your account has no access to the organisation of this application.".into(),
-        ));
+        );
+        return failure(step, status, "no role in the tenant", Some(&user));
     }
     let mut next = LoginSession::new(s.request.clone(), core_ttl(&s))?;
     next.user_id = Some(user.id.clone());
     let Some(new_id) = session::rotate(core.records(), session_id, &next)? else {
-        return Ok(LoginStep::SessionLost);
+        return Ok((LoginStep::SessionLost, None));
     };
     let data = consent_data(&valid, &user, store, "")?;
-    Ok(LoginStep::Consent {
-        data,
-        csrf: next.csrf,
-        session_id: new_id,
-    })
+    let event = login_event(&valid, Kind::Login, StatusCode::OK, Some(&user), None);
+    Ok((
+        LoginStep::Consent {
+            data,
+            csrf: next.csrf,
+            session_id: new_id,
+        },
+        Some(event),
+    ))
+}
+
+/// A login event of the client's tenant (the user only when known: an unknown login name
+/// and a wrong password look alike, and the name typed is not recorded).
+fn login_event(
+    valid: &ValidAuthorize,
+    kind: Kind,
+    status: StatusCode,
+    user: Option<&User>,
+    why: Option<&str>,
+) -> AuditEvent {
+    let mut event = AuditEvent::new(Some(valid.tenant.clone()), kind);
+    event.status = status.as_u16();
+    event.outcome = if kind == Kind::Login {
+        OutcomeCode::Success
+    } else {
+        OutcomeCode::Minor
+    };
+    event.outcome_desc = why.map(str::to_owned);
+    event.agent.client = Some(valid.client.client_id.clone());
+    if let Some(u) = user {
+        event.agent.user = Some(u.id.clone());
+        event.agent.roles = u
+            .roles_in(&valid.tenant)
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+    }
+    event
 }
 
 /// The rest of the session's lifetime (login does not extend it).

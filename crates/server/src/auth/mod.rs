@@ -25,11 +25,13 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use medicus_audit::{AuditEvent, TryRecord};
 use medicus_auth::{Auth, AuthError, Principal};
 
 pub use jwks_fetch::{JwksFetchConfig, http_jwks_fetcher};
 use rate_limit::RateLimiter;
 
+use crate::context::RequestId;
 use crate::state::AppState;
 
 /// Settings of the HTTP side of the authorisation server.
@@ -182,4 +184,24 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| AuthError::Crypto("auth task failed"))?
+}
+
+/// Records a login or token event with the request's address and id. Handed to the batching
+/// trail; when its channel is full, waits on a blocking thread (never on the worker).
+pub(crate) async fn audit(state: &AppState, parts: &Parts, mut event: AuditEvent) {
+    let Some(trail) = state.audit.clone() else {
+        return;
+    };
+    event.address = client_ip(parts).map(|ip| ip.to_string());
+    event.request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+    match trail.try_record(event) {
+        Ok(()) => {}
+        Err(TryRecord::Full(event)) => {
+            let done = tokio::task::spawn_blocking(move || trail.record(*event)).await;
+            if !matches!(done, Ok(Ok(()))) {
+                tracing::error!("auth audit event could not be handed to the writer");
+            }
+        }
+        Err(TryRecord::Failed(e)) => tracing::error!(error = %e, "auth audit event not recorded"),
+    }
 }

@@ -4,11 +4,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use medicus_audit::{AuditEvent, Kind};
 use medicus_auth::clients::ClientCredentials;
 use medicus_auth::grants::TokenRequest;
-use medicus_auth::{AuthError, OAuthError, OAuthErrorCode, Scope};
+use medicus_auth::{AuthError, OAuthError, OAuthErrorCode, Principal, Scope};
 use serde_json::{Value, json};
 
 use super::login::read_form;
@@ -119,20 +121,42 @@ fn uses_basic(headers: &HeaderMap) -> bool {
 }
 
 async fn form(req: Request) -> Result<(HeaderMap, Form), Response> {
+    let (parts, form) = form_parts(req).await?;
+    Ok((parts.headers, form))
+}
+
+async fn form_parts(req: Request) -> Result<(Parts, Form), Response> {
     let (parts, body) = req.into_parts();
     match read_form(&parts.headers, body).await {
-        Ok(pairs) => Ok((parts.headers, Form { pairs })),
+        Ok(pairs) => Ok((parts, Form { pairs })),
         Err(message) => Err(oauth_error(OAuthErrorCode::InvalidRequest, message)),
     }
 }
 
+/// `token-issued`: who got a token for which tenant and patient, by which grant.
+fn token_event(grant_type: &str, p: &Principal) -> AuditEvent {
+    let mut event = AuditEvent::new(Some(p.tenant.clone()), Kind::TokenIssued);
+    event.status = 200;
+    event.outcome_desc = Some(grant_type.to_owned());
+    event.agent.user = Some(p.subject.clone());
+    event.agent.client = Some(p.client_id.clone());
+    event.agent.roles = p.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    event.subjects = p.patient.iter().map(|id| format!("Patient/{id}")).collect();
+    event
+}
+
 /// `POST /auth/token`.
-pub(crate) async fn token(Authz(auth): Authz, req: Request) -> Response {
-    let (headers, form) = match form(req).await {
+pub(crate) async fn token(
+    Authz(auth): Authz,
+    State(state): State<AppState>,
+    req: Request,
+) -> Response {
+    let (parts, form) = match form_parts(req).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let basic = uses_basic(&headers);
+    let headers = &parts.headers;
+    let basic = uses_basic(headers);
     let request = (|| -> Result<TokenRequest, AuthError> {
         Ok(TokenRequest {
             grant_type: form.get("grant_type")?.ok_or_else(|| {
@@ -143,7 +167,7 @@ pub(crate) async fn token(Authz(auth): Authz, req: Request) -> Response {
             code_verifier: form.get("code_verifier")?,
             refresh_token: form.get("refresh_token")?,
             scope: form.get("scope")?,
-            credentials: form.credentials(&headers)?,
+            credentials: form.credentials(headers)?,
         })
     })();
     let request = match request {
@@ -151,11 +175,23 @@ pub(crate) async fn token(Authz(auth): Authz, req: Request) -> Response {
         Err(e) => return auth_error(e, basic),
     };
     let core = auth.core.clone();
-    match blocking(move || core.token(&request)).await {
-        Ok(answer) => match serde_json::to_value(&answer) {
-            Ok(body) => no_store(StatusCode::OK, body),
-            Err(_) => oauth_error(OAuthErrorCode::ServerError, "internal error"),
-        },
+    let issued = blocking(move || {
+        let answer = core.token(&request)?;
+        // Only for the audit event; a token just issued verifies.
+        let principal = core.verify_access_token(&answer.access_token).ok();
+        Ok((answer, principal, request.grant_type))
+    })
+    .await;
+    match issued {
+        Ok((answer, principal, grant_type)) => {
+            if let Some(p) = principal {
+                super::audit(&state, &parts, token_event(&grant_type, &p)).await;
+            }
+            match serde_json::to_value(&answer) {
+                Ok(body) => no_store(StatusCode::OK, body),
+                Err(_) => oauth_error(OAuthErrorCode::ServerError, "internal error"),
+            }
+        }
         Err(e) => auth_error(e, basic),
     }
 }
