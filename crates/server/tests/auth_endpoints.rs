@@ -1040,3 +1040,146 @@ async fn logins_and_tokens_are_audited() {
         issued[0]
     );
 }
+
+/// RFC 4648 base32 without padding (the enrolment secret's form).
+fn base32_decode(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut bits, mut acc) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {c}"),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_sign_in_with_a_second_factor() {
+    let env = start(50).await;
+    let core = env.core.clone();
+    let secret = env.app.with_store(move |_| {
+        let admin = |login: &str| {
+            core.create_user(NewUser {
+                login: login.into(),
+                display_name: "Admin".into(),
+                password: Some(PASSWORD.into()),
+                memberships: vec![Membership {
+                    tenant: "default".into(),
+                    roles: vec![Role::TenantAdmin],
+                    fhir_user: None,
+                }],
+            })
+            .expect("admin")
+        };
+        admin("no-totp");
+        let user = admin("admin");
+        let enrolment = core.begin_totp(&user.id, "medicus").expect("enrol");
+        let secret = base32_decode(&enrolment.secret_base32);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        // Confirmed with the previous step's code, so the current one is still unused.
+        let code = medicus_auth::totp::code_at(&secret, now - 30);
+        assert!(core.confirm_totp(&user.id, &code).expect("confirm"));
+        secret
+    });
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64
+    };
+
+    // An admin role without an enrolled second factor gets no session.
+    let (cookie, csrf, _) = env.start_login().await;
+    let page = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", "no-totp"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text);
+    assert!(page.cookie().is_none());
+
+    // Password alone: the form asks for the code.
+    let (cookie, csrf, _) = env.start_login().await;
+    let page = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[("csrf", &csrf), ("login", "admin"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("name=\"totp\""));
+    assert!(
+        page.cookie().is_none(),
+        "no session before the second factor"
+    );
+    let wrong = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", "admin"),
+                ("password", PASSWORD),
+                ("totp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let code = medicus_auth::totp::code_at(&secret, now());
+    let ok = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", "admin"),
+                ("password", PASSWORD),
+                ("totp", &code),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(ok.cookie().is_some());
+    // A tenant-admin cannot choose a patient for launch/patient.
+    assert!(
+        ok.text.contains("your role cannot choose one"),
+        "{}",
+        ok.text
+    );
+    assert!(!ok.text.contains("name=\"patient\""));
+
+    // The same code again (replay) is refused.
+    let (cookie, csrf, _) = env.start_login().await;
+    let replay = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", "admin"),
+                ("password", PASSWORD),
+                ("totp", &code),
+            ],
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+}
