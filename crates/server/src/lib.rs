@@ -8,6 +8,9 @@
 //!   outcomes as FHIR responses.
 //! - [`context`]: the per-request context (tenant, request id, principal) that an auth layer
 //!   will fill in later.
+//! - [`auth`]: the OAuth2/OIDC/SMART authorisation server at `/auth` (login and consent pages,
+//!   token, introspection, revocation, JWKS, userinfo, discovery) and the SMART configuration
+//!   under each FHIR base, mounted when the state has an [`auth::AuthState`].
 //!
 //! Entry point: [`router`] with an [`AppState`] (`store` + [`ServerConfig`]). Routes: the FHIR API
 //! under `/fhir/{tenant}/…`, `/healthz` (200 `ok`) and `/readyz` (200 when the store answers,
