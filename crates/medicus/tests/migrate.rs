@@ -155,7 +155,13 @@ fn a_pilot_is_copied_with_every_version_and_verified() {
     // The target serves the same data: versions, lastUpdated, deletions, search indexes (only
     // now: serving it records accesses in its audit trail, after which a further run refuses
     // it, which the end of this test shows).
-    let copy = Server::start_with(&target, database(&to));
+    // Sign-in records are copied sealed: the target runs with the source's server key.
+    let mut options = database(&to);
+    options.args.extend([
+        "--server-key-file".to_owned(),
+        source.data().join("server.key").display().to_string(),
+    ]);
+    let copy = Server::start_with(&target, options);
     assert_eq!(snapshot(&copy, &["default", "second"]), before);
     let found = copy
         .tenant("default")

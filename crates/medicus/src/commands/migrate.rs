@@ -537,5 +537,14 @@ fn verify_platform(source: &dyn Store, target: &dyn Store) -> Result<(), CliErro
         docs.0,
         chains.len()
     ));
+    if docs.0 > 0 {
+        // Signing keys and TOTP seeds are copied sealed: they open only with the key that
+        // sealed them.
+        say(format_args!(
+            "the copied sign-in records are sealed with the source's server key: start the \
+             target's nodes with the same key (--server-key-file, by default DATA/server.key \
+             of the source)"
+        ));
+    }
     Ok(())
 }
