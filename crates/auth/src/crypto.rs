@@ -90,7 +90,9 @@ impl ServerKey {
             .aead()?
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
             .map_err(|_| {
-                AuthError::Corrupt("sealed value does not open with this server key".into())
+                AuthError::Corrupt(
+                    "sealed value does not open with this server key (every node of a database needs the same --server-key-file)".into(),
+                )
             })?;
         Ok(plain.to_vec())
     }

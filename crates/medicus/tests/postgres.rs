@@ -96,11 +96,17 @@ fn two_servers_and_import_share_one_postgres_database() {
         println!("skipped: MEDICUS_TEST_DATABASE is not set");
         return;
     };
+    let (dir1, dir2) = (TestDir::new(), TestDir::new());
+    // Every node of a database shares the server key (the first creates it).
     let options = Options {
-        args: vec!["--database".into(), db.url().to_owned()],
+        args: vec![
+            "--database".into(),
+            db.url().to_owned(),
+            "--server-key-file".into(),
+            dir1.path().join("server.key").display().to_string(),
+        ],
         ..Options::default()
     };
-    let (dir1, dir2) = (TestDir::new(), TestDir::new());
     let one = Server::start_with(&dir1, options.clone());
     let two = Server::start_with(&dir2, options);
     let patient = json!({"resourceType": "Patient", "id": "p1", "gender": "female"});

@@ -1429,13 +1429,14 @@ fn a_stale_index_is_rebuilt_at_connect() {
     };
     let before = (rows(ta), rows(tb));
     assert!(before.0.iter().sum::<i64>() > 0 && before.1.iter().sum::<i64>() > 0);
-    sql(
-        &db.url,
-        &format!(
-            "UPDATE meta SET value = '0' WHERE key = 'index_version';
-             DELETE FROM idx_string_t{ta}; DELETE FROM idx_token_t{tb}; DELETE FROM fts_t{ta}"
-        ),
-    );
+    for statement in [
+        "UPDATE meta SET value = '0' WHERE key = 'index_version'".to_owned(),
+        format!("DELETE FROM idx_string_t{ta}"),
+        format!("DELETE FROM idx_token_t{tb}"),
+        format!("DELETE FROM fts_t{ta}"),
+    ] {
+        sql(&db.url, &statement);
+    }
     assert_ne!(rows(ta), before.0);
     let store = db.store();
     assert_eq!((rows(ta), rows(tb)), before);
