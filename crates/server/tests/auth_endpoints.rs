@@ -28,8 +28,8 @@ const APP_SCOPES: &str = "openid fhirUser profile launch/patient patient/*.rs of
 const APP_NAME: &str = "<script>alert('app')</script> Charts";
 
 struct Env {
-    /// Owns the store (and its scratch database) for the test's duration.
-    app: TestApp,
+    /// Shared with the server task, so the store (and its scratch database) goes last.
+    app: Arc<TestApp>,
     core: Arc<Auth>,
     url: String,
     http: reqwest::Client,
@@ -39,12 +39,18 @@ struct Env {
     _jwks_server: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn serve(router: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// Serves `router` until the runtime ends. `keep` lives as long as the server: the test's
+/// store must outlive the server's state, whose audit trail flushes into it when dropped.
+async fn serve(
+    router: axum::Router,
+    keep: impl Send + 'static,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
+        let _keep = keep;
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -102,7 +108,7 @@ async fn start(login_limit: u32) -> Env {
             async move { axum::Json(body) }
         }),
     );
-    let (jwks_addr, jwks_task) = serve(jwks_router).await;
+    let (jwks_addr, jwks_task) = serve(jwks_router, ()).await;
 
     let (svc_key, _) = SigningKey::generate_ec("svc-1", Alg::ES384).expect("ec key");
     let svc_jwks = Jwks {
@@ -166,7 +172,8 @@ async fn start(login_limit: u32) -> Env {
             "system/*.rs",
         );
     });
-    let (addr, _task) = serve(app.router.clone()).await;
+    let app = Arc::new(app);
+    let (addr, _task) = serve(app.router.clone(), app.clone()).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
