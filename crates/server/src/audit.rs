@@ -139,6 +139,10 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> Option<Classifi
         return None;
     }
     let s = &segs[1..];
+    // Public discovery documents (`.well-known/smart-configuration`) touch no clinical data.
+    if s.first().is_some_and(|seg| seg.starts_with(".well-known")) {
+        return None;
+    }
     let get = method == Method::GET || method == Method::HEAD;
     let q = || query.map(str::to_string);
     let op = |name: &str| {
@@ -627,6 +631,14 @@ mod tests {
 
     #[test]
     fn paths_classify() {
+        assert!(
+            classify(
+                &Method::GET,
+                "/fhir/t/.well-known/smart-configuration",
+                None
+            )
+            .is_none()
+        );
         let c = classify(&Method::GET, "/fhir/t/Observation/1", None).unwrap();
         assert_eq!(
             (c.kind, c.entities.clone()),
