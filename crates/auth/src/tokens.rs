@@ -109,25 +109,30 @@ impl Auth {
         Ok((token, claims))
     }
 
+    /// The principal of a token verified before, `None` if unseen; an expired one is an error.
+    fn cached(&self, hash: &[u8; 32], now: i64) -> Result<Option<Arc<Principal>>, AuthError> {
+        let cached = self
+            .cache
+            .read()
+            .map_err(|_| AuthError::Crypto("cache lock poisoned"))?
+            .get(hash)
+            .cloned();
+        match cached {
+            Some(p) if p.expires_s + self.config.leeway_s <= now => {
+                Err(AuthError::InvalidToken("expired"))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Verifies a bearer token: signature by a published key, `typ`, issuer, audience
     /// (`{fhir_base}/{tenant}`), time claims with leeway, and revocation. The result is cached
     /// until the token expires.
     pub fn verify_access_token(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let now = self.now();
         let hash = sha256(token.as_bytes());
-        let cached = self
-            .cache
-            .read()
-            .map_err(|_| AuthError::Crypto("cache lock poisoned"))?
-            .get(&hash)
-            .cloned();
-        let principal = match cached {
-            Some(p) => {
-                if p.expires_s + self.config.leeway_s <= now {
-                    return Err(AuthError::InvalidToken("expired"));
-                }
-                p
-            }
+        let principal = match self.cached(&hash, now)? {
+            Some(p) => p,
             None => {
                 let p = Arc::new(self.verify_uncached(token, now)?);
                 self.cache_insert(hash, p.clone(), now)?;
@@ -238,19 +243,8 @@ impl Auth {
             return Ok(None);
         }
         let hash = sha256(token.as_bytes());
-        let cached = self
-            .cache
-            .read()
-            .map_err(|_| AuthError::Crypto("cache lock poisoned"))?
-            .get(&hash)
-            .cloned();
-        let principal = match cached {
-            Some(p) => {
-                if p.expires_s + self.config.leeway_s <= now {
-                    return Err(AuthError::InvalidToken("expired"));
-                }
-                p
-            }
+        let principal = match self.cached(&hash, now)? {
+            Some(p) => p,
             None => {
                 let parsed = jws::parse(token)?;
                 let kid = parsed

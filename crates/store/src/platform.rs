@@ -129,6 +129,15 @@ pub trait PlatformRecords {
     fn audit_chains(&self) -> Result<Vec<String>, StoreError>;
 }
 
+/// Where a listing of `prefix` starts: after `after` when that lies inside the prefix's range,
+/// else at the prefix itself; as the comparison operator and its bound.
+pub(crate) fn list_start<'a>(prefix: &'a str, after: Option<&'a str>) -> (&'static str, &'a str) {
+    match after {
+        Some(a) if a >= prefix => (">", a),
+        _ => (">=", prefix),
+    }
+}
+
 /// The smallest string above every string that starts with `prefix` (in code point order, which
 /// is the byte order of UTF-8 and of both backends' key columns), `None` when there is none: a
 /// prefix becomes the key range `prefix <= key < upper` that an index answers.

@@ -20,7 +20,7 @@ use crate::error::StoreError;
 use crate::platform::{
     AUDIT_CHAINS_SQL, Arg, AuditBuilder, AuditEntry, AuditLink, AuditQuery, Doc, DocExpect,
     PlatformRecords, audit_query_sql, check_continues, decode_subjects, encode_subjects,
-    prefix_upper,
+    list_start, prefix_upper,
 };
 
 /// The class of the chain locks: advisory locks with two `int4` keys (class, hash of the chain
@@ -300,11 +300,7 @@ impl PlatformRecords for PostgresStore {
         after: Option<&str>,
         n: usize,
     ) -> Result<Vec<Doc>, StoreError> {
-        // The key range of the prefix, started after `after` when that lies inside it.
-        let (op, from) = match after {
-            Some(a) if a >= prefix => (">", a),
-            _ => (">=", prefix),
-        };
+        let (op, from) = list_start(prefix, after);
         let upper = prefix_upper(prefix);
         let sql = format!(
             "SELECT key, version, value, expires_us FROM doc

@@ -14,7 +14,7 @@ use crate::error::StoreError;
 use crate::platform::{
     AUDIT_CHAINS_SQL, Arg, AuditBuilder, AuditEntry, AuditLink, AuditQuery, Doc, DocExpect,
     PlatformRecords, audit_query_sql, check_continues, decode_subjects, encode_subjects,
-    prefix_upper,
+    list_start, prefix_upper,
 };
 
 /// A create or unconditional write: a new document (or one in place of an expired one) starts
@@ -194,11 +194,7 @@ impl PlatformRecords for SqliteStore {
         after: Option<&str>,
         n: usize,
     ) -> Result<Vec<Doc>, StoreError> {
-        // The key range of the prefix, started after `after` when that lies inside it.
-        let (op, from) = match after {
-            Some(a) if a >= prefix => (">", a),
-            _ => (">=", prefix),
-        };
+        let (op, from) = list_start(prefix, after);
         let upper = prefix_upper(prefix);
         let sql = format!(
             "SELECT key, version, value, expires_us FROM doc
