@@ -2,15 +2,17 @@
 //! (RFC 7009), JWKS, userinfo (OIDC Core §5.3), OIDC discovery and the SMART configuration.
 //! Answers are JSON; token-bearing ones carry `Cache-Control: no-store`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medicus_audit::{AuditEvent, Kind};
-use medicus_auth::clients::ClientCredentials;
+use medicus_auth::clients::{Client, ClientCredentials};
 use medicus_auth::grants::TokenRequest;
-use medicus_auth::{AuthError, OAuthError, OAuthErrorCode, Principal, Scope};
+use medicus_auth::{Auth, AuthError, OAuthError, OAuthErrorCode, Principal, Scope};
 use serde_json::{Value, json};
 
 use super::login::read_form;
@@ -210,18 +212,7 @@ fn token_and_client(
 /// `POST /auth/introspect` (RFC 7662). Only confidential clients (resource servers, backend
 /// services) may introspect, and only tokens of their tenant are reported active.
 pub(crate) async fn introspect(Authz(auth): Authz, req: Request) -> Response {
-    let (headers, form) = match form(req).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let basic = uses_basic(&headers);
-    let (token, creds) = match token_and_client(&headers, &form) {
-        Ok(t) => t,
-        Err(e) => return auth_error(e, basic),
-    };
-    let core = auth.core.clone();
-    let result = blocking(move || {
-        let client = core.authenticate_client(&creds)?;
+    with_token_and_client(auth.core.clone(), req, |core, client, token| {
         if !client.is_confidential() {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidClient,
@@ -231,15 +222,25 @@ pub(crate) async fn introspect(Authz(auth): Authz, req: Request) -> Response {
         }
         core.introspect(&client, &token)
     })
-    .await;
-    match result {
-        Ok(body) => no_store(StatusCode::OK, body),
-        Err(e) => auth_error(e, basic),
-    }
+    .await
 }
 
 /// `POST /auth/revoke` (RFC 7009): 200 whether or not the token was known.
 pub(crate) async fn revoke(Authz(auth): Authz, req: Request) -> Response {
+    with_token_and_client(auth.core.clone(), req, |core, client, token| {
+        core.revoke(&client, &token).map(|()| json!({}))
+    })
+    .await
+}
+
+/// Introspection and revocation alike: the form's token, the client authenticated from the
+/// form or `Authorization: Basic`, then `work` on a blocking thread; a `no-store` JSON answer,
+/// or the OAuth error (401 with a challenge when the client used Basic).
+async fn with_token_and_client(
+    core: Arc<Auth>,
+    req: Request,
+    work: impl FnOnce(&Auth, Client, String) -> Result<Value, AuthError> + Send + 'static,
+) -> Response {
     let (headers, form) = match form(req).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -249,14 +250,13 @@ pub(crate) async fn revoke(Authz(auth): Authz, req: Request) -> Response {
         Ok(t) => t,
         Err(e) => return auth_error(e, basic),
     };
-    let core = auth.core.clone();
     let result = blocking(move || {
         let client = core.authenticate_client(&creds)?;
-        core.revoke(&client, &token)
+        work(&core, client, token)
     })
     .await;
     match result {
-        Ok(()) => no_store(StatusCode::OK, json!({})),
+        Ok(body) => no_store(StatusCode::OK, body),
         Err(e) => auth_error(e, basic),
     }
 }
