@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::index::{IndexEntry, extract_entries};
+use crate::objects::ObjectRecords;
 use crate::platform::PlatformRecords;
 use crate::search::{SearchPage, SearchQuery};
 
@@ -262,7 +263,7 @@ pub trait WriteSession: ReadSession {
 }
 
 /// A storage backend.
-pub trait Store: PlatformRecords + Send + Sync + 'static {
+pub trait Store: PlatformRecords + ObjectRecords + Send + Sync + 'static {
     /// Create a tenant; `Ok(false)` when it already existed.
     fn create_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
     fn tenant_exists(&self, tenant: &str) -> Result<bool, StoreError>;

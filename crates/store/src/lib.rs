@@ -8,6 +8,7 @@ pub mod api;
 mod codec;
 mod error;
 pub mod index;
+pub mod objects;
 pub mod platform;
 pub mod postgres;
 pub mod search;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use api::*;
 pub use error::StoreError;
+pub use objects::ObjectRecords;
 pub use platform::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

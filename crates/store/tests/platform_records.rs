@@ -891,7 +891,7 @@ fn a_sqlite_store_of_schema_version_two_is_migrated() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     // The migration brought the triggers too.
     let r = conn.execute_batch("DELETE FROM audit");
     assert!(r.is_err_and(|e| e.to_string().contains("append-only")));
@@ -907,6 +907,7 @@ fn a_postgres_database_of_schema_version_one_is_migrated() {
         &s,
         dir.path(),
         "DROP TABLE doc, audit, audit_subject; DROP FUNCTION audit_append_only();
+         DROP TABLE obj_bucket, obj_version, obj_segment, obj_upload, obj_part;
          UPDATE meta SET value = '1' WHERE key = 'schema_version';",
     )
     .unwrap();

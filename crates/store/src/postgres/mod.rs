@@ -45,6 +45,7 @@
 //! `COPY … FROM STDIN`, a few with one `INSERT … SELECT FROM unnest(…)` per table, pipelined.
 
 mod index_rows;
+mod objects;
 mod platform;
 mod read;
 mod reindex;

@@ -15,7 +15,7 @@ use deadpool_postgres::Object;
 use crate::error::StoreError;
 
 /// The schema this binary writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) use crate::index::INDEX_VERSION;
 
@@ -28,7 +28,7 @@ const TENANT_LOCK: i64 = 0x6d65_6469_6375_7302;
 pub(crate) const FEED_LOCK: i64 = 0x6d65_6469_6375_7303;
 
 /// Migrations in order: `(version, SQL)`. Forward only; a released entry never changes.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, super::objects::V3)];
 
 /// The tables partitioned by tenant: `create_tenant` makes one partition of each.
 pub(crate) const PARTITIONED: &[&str] = &[

@@ -54,7 +54,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<bool, StoreError> {
             )));
         }
         Some(1) => migrate_v1_to_v2(conn)?,
-        // 2 → 3 adds tables only: `SCHEMA` below creates them.
+        // 2 → 3 and 3 → 4 add tables only: `SCHEMA` below creates them.
         _ => {}
     }
     conn.execute_batch(schema::SCHEMA)?;

@@ -2,6 +2,7 @@
 
 mod index_rows;
 mod maintenance;
+mod objects;
 mod platform;
 mod read;
 mod schema;

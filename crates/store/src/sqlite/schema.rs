@@ -7,7 +7,8 @@
 /// range-searched tables have a by-resource index for the same purpose.
 /// Version 3: platform records (`doc`, `audit`, `audit_subject`); only new tables, which
 /// `SCHEMA` creates in a store of version 2.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4: object storage metadata (`obj_*`, `crate::objects`); only new tables.
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub use crate::index::INDEX_VERSION;
 
@@ -140,6 +141,36 @@ CREATE TRIGGER IF NOT EXISTS audit_subject_no_update BEFORE UPDATE ON audit_subj
   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_subject_no_delete BEFORE DELETE ON audit_subject
   BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+-- Object storage metadata (crate::objects): buckets (global names, an owning tenant), every
+-- version of every key (seq orders a key's versions; exactly one row per key is latest),
+-- multipart uploads and parts, and the data files (blobs) each row references.
+CREATE TABLE IF NOT EXISTS obj_bucket (
+  name TEXT PRIMARY KEY, tenant TEXT NOT NULL, created_us INTEGER NOT NULL,
+  versioning INTEGER NOT NULL, config BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS obj_bucket_by_tenant ON obj_bucket (tenant, name);
+CREATE TABLE IF NOT EXISTS obj_version (
+  seq INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+  latest INTEGER NOT NULL, delete_marker INTEGER NOT NULL, size INTEGER NOT NULL,
+  etag TEXT NOT NULL, created_us INTEGER NOT NULL, blob TEXT, meta BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS obj_version_by_id ON obj_version (bucket, key, version_id);
+CREATE INDEX IF NOT EXISTS obj_version_by_key ON obj_version (bucket, key, seq);
+CREATE INDEX IF NOT EXISTS obj_version_latest ON obj_version (bucket, key) WHERE latest = 1;
+CREATE INDEX IF NOT EXISTS obj_version_by_blob ON obj_version (blob) WHERE blob IS NOT NULL;
+-- The data files of a multipart object (owner = its version's seq).
+CREATE TABLE IF NOT EXISTS obj_segment (
+  owner INTEGER NOT NULL, idx INTEGER NOT NULL, blob TEXT NOT NULL,
+  PRIMARY KEY (owner, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS obj_segment_by_blob ON obj_segment (blob);
+CREATE TABLE IF NOT EXISTS obj_upload (
+  upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
+  created_us INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS obj_upload_by_key ON obj_upload (bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS obj_part (
+  upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
+  etag TEXT NOT NULL, created_us INTEGER NOT NULL, blob TEXT NOT NULL, meta BLOB NOT NULL,
+  PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS obj_part_by_blob ON obj_part (blob);
 ";
 
 /// The index tables, dropped and recreated by a reindex.
