@@ -72,6 +72,9 @@ const DROP: &[&str] = &[
     "presentedForm",
     "data",
     "subscriberId",
+    "serialNumber",
+    "lotNumber",
+    "udiCarrier",
     "valueString",
     "valueMarkdown",
     "valueHumanName",
@@ -192,7 +195,7 @@ impl<'a> Deidentifier<'a> {
 
     /// Any element below the resource level; `None` drops it.
     fn element(&self, key: &str, v: &Value) -> Option<Value> {
-        if DROP.contains(&key) {
+        if dropped(key) {
             return None;
         }
         if is_identifier_key(key) {
@@ -233,7 +236,7 @@ impl<'a> Deidentifier<'a> {
             match k.as_str() {
                 // Element ids are free strings.
                 "id" => {}
-                "reference" => {
+                "reference" | "fullUrl" => {
                     if let Some(r) = v.as_str().and_then(|r| self.reference(r)) {
                         out.insert(k.clone(), Value::from(r));
                     }
@@ -349,6 +352,31 @@ impl<'a> Deidentifier<'a> {
         }))
     }
 }
+
+/// Whether an element is dropped: the listed names, any choice of a free-text type
+/// (`onsetString`, `authorString`, `valueAttachment`, …), and the `_x` siblings of them all
+/// (a primitive's id and extensions).
+fn dropped(key: &str) -> bool {
+    let key = key.strip_prefix('_').unwrap_or(key);
+    DROP.contains(&key)
+        || key.starts_with(|c: char| c.is_ascii_lowercase())
+            && FREE_TEXT_TYPES
+                .iter()
+                .any(|t| key.len() > t.len() && key.ends_with(t))
+}
+
+/// FHIR data types that carry free text or contact data, as a choice element's suffix.
+const FREE_TEXT_TYPES: &[&str] = &[
+    "String",
+    "Markdown",
+    "Annotation",
+    "Attachment",
+    "HumanName",
+    "ContactPoint",
+    "Uri",
+    "Url",
+    "Base64Binary",
+];
 
 fn is_identifier_key(k: &str) -> bool {
     k == "identifier" || k.ends_with("Identifier") || k == "requisition"

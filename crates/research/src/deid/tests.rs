@@ -212,7 +212,7 @@ proptest! {
 
     /// Any resource shape: what comes out never contains a string that was only under a dropped key.
     #[test]
-    fn dropped_keys_never_leak_from_nested_elements(secret in word(), depth in 0usize..4, key in prop::sample::select(vec!["text", "note", "name", "telecom", "valueString", "display", "comment", "description"])) {
+    fn dropped_keys_never_leak_from_nested_elements(secret in word(), depth in 0usize..4, key in prop::sample::select(vec!["text", "note", "name", "telecom", "valueString", "display", "comment", "description", "onsetString", "authorString", "_text", "serialNumber"])) {
         let mut inner = json!({ key: secret.clone(), "code": null });
         if key == "display" { inner = json!({ "reference": "Organization/o1", "display": secret.clone() }); }
         for _ in 0..depth { inner = json!({ "component": [inner] }); }
