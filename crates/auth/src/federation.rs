@@ -34,6 +34,9 @@ pub struct IdentityProvider {
     /// Short name, unique per tenant (`keycloak`).
     pub id: String,
     pub tenant: String,
+    /// What the login page offers: "Sign in with {display_name}" (the id when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// The provider's issuer (exactly as in its id_tokens).
     pub issuer: String,
     pub authorization_endpoint: String,
@@ -51,6 +54,13 @@ pub struct IdentityProvider {
     /// A claim holding the user's FHIR resource (`Practitioner/…`), if the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fhir_user_claim: Option<String>,
+}
+
+impl IdentityProvider {
+    /// The name shown on the login page.
+    pub fn label(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// What the HTTP layer keeps nothing of: everything is stored under `state`.
@@ -130,6 +140,15 @@ impl Auth {
                 )));
             }
         }
+        if idp
+            .display_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 80)
+        {
+            return Err(AuthError::Invalid(
+                "a provider's display name is 1-80 characters".into(),
+            ));
+        }
         if idp.role_map.is_empty() {
             return Err(AuthError::Invalid(
                 "a provider needs at least one role mapping".into(),
@@ -152,6 +171,14 @@ impl Auth {
 
     pub fn idp(&self, tenant: &str, id: &str) -> Result<Option<IdentityProvider>, AuthError> {
         Ok(docs::get(&*self.records, NS_IDP, &format!("{tenant}:{id}"))?.map(|(i, _)| i))
+    }
+
+    /// Removes a provider; its users stay (linked, but nobody can sign in through it).
+    pub fn remove_idp(&self, tenant: &str, id: &str) -> Result<bool, AuthError> {
+        Ok(
+            docs::take::<IdentityProvider>(&*self.records, NS_IDP, &format!("{tenant}:{id}"))?
+                .is_some(),
+        )
     }
 
     pub fn list_idps(&self, tenant: &str) -> Result<Vec<IdentityProvider>, AuthError> {
@@ -369,6 +396,7 @@ mod tests {
         IdentityProvider {
             id: "keycloak".into(),
             tenant: "t1".into(),
+            display_name: Some("Hospital Keycloak".into()),
             issuer: "https://kc.example/realms/h".into(),
             authorization_endpoint: "https://kc.example/realms/h/auth".into(),
             token_endpoint: "https://kc.example/realms/h/token".into(),

@@ -86,6 +86,20 @@ pub struct ServeArgs {
     /// created with mode 0600 when missing [default: DATA/server.key]
     #[arg(long, env = "MEDICUS_SERVER_KEY_FILE", value_name = "FILE")]
     pub server_key_file: Option<PathBuf>,
+
+    /// Reverse proxy whose `X-Forwarded-For` names the client (for the per-IP login limit
+    /// and the audit), as an address or CIDR range; repeat or separate with commas
+    /// [default: none, the peer address is the client's]
+    #[arg(
+        long = "trusted-proxy",
+        env = "MEDICUS_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    #[command(flatten)]
+    pub s3: crate::commands::s3::S3Args,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +121,12 @@ pub enum AdminCommand {
     Client(crate::commands::auth_admin::ClientCommand),
     /// Print a service access token for scripts.
     Token(crate::commands::auth_admin::TokenArgs),
+    /// Manage S3 access keys (per tenant, with per-bucket permissions).
+    #[command(subcommand, name = "s3-key")]
+    S3Key(crate::commands::s3::S3KeyCommand),
+    /// Manage a tenant's external OpenID providers (federated login).
+    #[command(subcommand)]
+    Idp(crate::commands::idp_admin::IdpCommand),
 }
 
 #[derive(Debug, Subcommand)]

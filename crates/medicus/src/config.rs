@@ -197,6 +197,10 @@ pub struct ServeSettings {
     pub server: ServerConfig,
     /// The server key of the authorisation server (`--server-key-file`, else `DATA/server.key`).
     pub server_key_file: PathBuf,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<medicus_server::auth::IpNet>,
+    /// The S3 listener (`--s3-listen`, `--s3-domain`, `--master-key-file`).
+    pub s3: crate::commands::s3::S3Settings,
 }
 
 impl ServeSettings {
@@ -269,12 +273,16 @@ impl ServeSettings {
             .server_key_file
             .clone()
             .unwrap_or_else(|| data.join("server.key"));
+        let trusted_proxies = medicus_server::auth::parse_trusted(&args.trusted_proxies)
+            .map_err(|e| invalid("trusted_proxy", &e.to_string()))?;
         Ok(ServeSettings {
             data,
             database,
             listen,
             server,
             server_key_file,
+            trusted_proxies,
+            s3: crate::commands::s3::S3Settings::resolve(args),
         })
     }
 }

@@ -1107,7 +1107,7 @@ async fn admins_sign_in_with_a_second_factor() {
             .as_secs() as i64
     };
 
-    // An admin role without an enrolled second factor gets no session.
+    // An admin role without an enrolled second factor must enrol one before any consent.
     let (cookie, csrf, _) = env.start_login().await;
     let page = env
         .post_form(
@@ -1120,8 +1120,94 @@ async fn admins_sign_in_with_a_second_factor() {
             ],
         )
         .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text);
-    assert!(page.cookie().is_none());
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("Set up a second factor"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("Allow access?"));
+    let enrol_cookie = page.cookie().expect("the session moves to enrolment");
+    assert_ne!(enrol_cookie, cookie);
+    let enrol_csrf = page.csrf();
+    let marker = "id=\"totp-secret\">";
+    let at = page.text.find(marker).expect("the secret is shown") + marker.len();
+    let new_secret: String = page.text[at..]
+        .split('<')
+        .next()
+        .expect("secret")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let new_secret = base32_decode(&new_secret);
+    // Enrolment is not a login: consent refuses the session, and the form needs its CSRF token.
+    let consent = env
+        .post_form(
+            "/auth/consent",
+            Some(&enrol_cookie),
+            &[
+                ("csrf", &enrol_csrf),
+                ("action", "approve"),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+    assert_eq!(consent.status, StatusCode::FORBIDDEN, "{}", consent.text);
+    let forged = env
+        .post_form(
+            "/auth/totp",
+            Some(&enrol_cookie),
+            &[("csrf", "forged"), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let wrong = medicus_auth::totp::code_at(&new_secret, now() - 600);
+    let page = env
+        .post_form(
+            "/auth/totp",
+            Some(&enrol_cookie),
+            &[
+                ("csrf", &enrol_csrf),
+                ("code", &wrong),
+                ("action", "confirm"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.text);
+    assert!(
+        !page.text.contains("totp-secret"),
+        "the secret is shown once"
+    );
+    let (enrol_cookie, enrol_csrf) = (page.cookie().expect("cookie"), page.csrf());
+    let right = medicus_auth::totp::code_at(&new_secret, now());
+    let page = env
+        .post_form(
+            "/auth/totp",
+            Some(&enrol_cookie),
+            &[
+                ("csrf", &enrol_csrf),
+                ("code", &right),
+                ("action", "confirm"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Allow access?"), "{}", page.text);
+    assert!(page.cookie().is_some());
+    // From now on the account signs in with its code.
+    let (cookie, csrf, _) = env.start_login().await;
+    let page = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("login", "no-totp"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(page.text.contains("name=\"totp\""), "{}", page.text);
 
     // Password alone: the form asks for the code.
     let (cookie, csrf, _) = env.start_login().await;

@@ -11,6 +11,8 @@ pub fn run(args: AdminArgs, file: &FileConfig) -> Result<(), CliError> {
         AdminCommand::User(command) => super::auth_admin::run_user(command, file),
         AdminCommand::Client(command) => super::auth_admin::run_client(command, file),
         AdminCommand::Token(args) => super::auth_admin::run_token(args, file),
+        AdminCommand::S3Key(command) => super::s3::run_key(command, file),
+        AdminCommand::Idp(command) => super::idp_admin::run(command, file),
         AdminCommand::Tenant(TenantCommand::Create { id, data }) => {
             // Check the id before anything touches the data directory.
             validate_tenant_id(&id)?;

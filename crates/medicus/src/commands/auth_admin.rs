@@ -134,7 +134,7 @@ pub struct TokenArgs {
     pub auth: AuthArgs,
 }
 
-fn open_auth(
+pub(super) fn open_auth(
     args: &AuthArgs,
     file: &FileConfig,
     lifetime: Option<i64>,
@@ -217,7 +217,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
     })
 }
 
-fn parse_roles(roles: &[String]) -> Result<Vec<Role>, CliError> {
+pub(super) fn parse_roles(roles: &[String]) -> Result<Vec<Role>, CliError> {
     roles
         .iter()
         .filter(|r| !r.trim().is_empty())
@@ -233,7 +233,7 @@ fn find_user(auth: &Auth, login: &str) -> Result<User, CliError> {
         .ok_or_else(|| CliError::Auth(AuthError::NotFound(format!("user {login}"))))
 }
 
-fn require_tenant(store: &dyn medicus_store::Store, tenant: &str) -> Result<(), CliError> {
+pub(super) fn require_tenant(store: &dyn medicus_store::Store, tenant: &str) -> Result<(), CliError> {
     if store.list_tenants()?.iter().any(|t| t == tenant) {
         Ok(())
     } else {

@@ -3,11 +3,13 @@
 pub mod admin;
 pub mod audit;
 pub mod auth_admin;
+pub mod idp_admin;
 pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod import;
 pub mod migrate;
+pub mod s3;
 pub mod serve;
 
 use std::fmt::Arguments;

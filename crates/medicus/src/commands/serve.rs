@@ -29,6 +29,8 @@ pub struct Server {
     listen: String,
     config: ServerConfig,
     server_key: ServerKey,
+    web: WebAuthConfig,
+    s3: Option<super::s3::S3Listener>,
 }
 
 /// Where the server is reachable once it listens.
@@ -66,6 +68,7 @@ impl Server {
         if store.create_tenant(DEFAULT_TENANT)? {
             tracing::info!(tenant = DEFAULT_TENANT, "created tenant");
         }
+        let s3 = super::s3::prepare(&settings.s3, &settings.data, &store)?;
         tracing::info!(
             data = %settings.data.display(),
             store = %settings.database.describe(),
@@ -77,6 +80,11 @@ impl Server {
             listen: settings.listen.clone(),
             config: settings.server.clone(),
             server_key,
+            web: WebAuthConfig {
+                trusted_proxies: settings.trusted_proxies.clone(),
+                ..WebAuthConfig::default()
+            },
+            s3,
         })
     }
 
@@ -96,6 +104,8 @@ impl Server {
             listen,
             config,
             server_key,
+            web,
+            s3,
         } = self;
         // Bound before the runtime runs: the issuer may name the port, and the auth setup
         // below reads the store, which must not happen on an async worker.
@@ -111,7 +121,7 @@ impl Server {
                 addr: listen.clone(),
                 source,
             })?;
-        let auth = start_auth(&store, server_key, config.base_url.as_deref(), addr)?;
+        let auth = start_auth(&store, server_key, config.base_url.as_deref(), addr, web)?;
         runtime.block_on(async move {
             runtime_purge(auth.core.clone());
             let listener =
@@ -120,6 +130,9 @@ impl Server {
                     source,
                 })?;
             let listening = Listening { addr };
+            if let Some(s3) = s3 {
+                super::s3::spawn(s3, shutdown_signal())?;
+            }
             super::say(format_args!(
                 "medicus: FHIR base URL {}",
                 listening.fhir_base(DEFAULT_TENANT)
@@ -153,6 +166,7 @@ fn start_auth(
     server_key: ServerKey,
     base_url: Option<&str>,
     addr: SocketAddr,
+    web: WebAuthConfig,
 ) -> Result<AuthState, CliError> {
     let base = match base_url {
         Some(b) => b.trim_end_matches('/').to_owned(),
@@ -181,7 +195,7 @@ fn start_auth(
         context: "cannot start the auth refresh thread",
         source,
     })?;
-    Ok(AuthState::new(core, WebAuthConfig::default()))
+    Ok(AuthState::new(core, web))
 }
 
 /// Removes expired grants, codes, login sessions and revocation markers every ten minutes,

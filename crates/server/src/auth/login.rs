@@ -14,18 +14,20 @@ use medicus_audit::{AuditEvent, Kind, OutcomeCode};
 use medicus_auth::grants::{AuthorizeError, Consent, ValidAuthorize};
 use medicus_auth::policy::{category, role_bound};
 use medicus_auth::scope::Perms;
-use medicus_auth::users::{LoginOutcome, User};
+use medicus_auth::users::{LoginOutcome, TotpEnrolment, User};
 use medicus_auth::{Auth, AuthError, OAuthError, OAuthErrorCode, Role, Scope, ScopeSet};
 use medicus_store::Store;
 use serde_json::Value;
 
 use super::pages::{self, ConsentView, LoginView, Picker};
 use super::session::{self, AuthorizeParams, LoginSession};
-use super::{AuthState, Authz, blocking, client_ip};
+use super::{AuthState, Authz, blocking};
 use crate::fhir::query::parse_pairs;
 use crate::state::AppState;
 
 const FORM_LIMIT: usize = 64 * 1024;
+/// The issuer an authenticator app shows beside the account.
+pub(super) const TOTP_ISSUER: &str = "medicus";
 /// Patients listed by the picker per search.
 const PICKER_PAGE: usize = 20;
 
@@ -48,6 +50,7 @@ enum Started {
         client_name: String,
         csrf: String,
         session_id: String,
+        providers: Vec<(String, String)>,
     },
     Refused(AuthorizeError),
 }
@@ -65,6 +68,7 @@ async fn authorize(auth: AuthState, pairs: Vec<(String, String)>) -> Response {
             let s = LoginSession::new(params, ttl)?;
             let session_id = session::create(core.records(), &s)?;
             Ok(Started::Login {
+                providers: super::federation::offered(&core, &valid.tenant)?,
                 client_name: valid.client.name,
                 csrf: s.csrf,
                 session_id,
@@ -77,6 +81,7 @@ async fn authorize(auth: AuthState, pairs: Vec<(String, String)>) -> Response {
             client_name,
             csrf,
             session_id,
+            providers,
         }) => {
             let mut response = pages::login_page(
                 StatusCode::OK,
@@ -86,6 +91,7 @@ async fn authorize(auth: AuthState, pairs: Vec<(String, String)>) -> Response {
                     login: "",
                     error: None,
                     totp: false,
+                    providers: &providers,
                 },
             );
             set_session_cookie(&mut response, &auth, Some(&session_id));
@@ -98,7 +104,7 @@ async fn authorize(auth: AuthState, pairs: Vec<(String, String)>) -> Response {
 
 /// An invalid authorization request: back to the client when its redirect URI is known to
 /// be the client's, else an error page (never an open redirect).
-fn refused(e: &AuthorizeError) -> Response {
+pub(super) fn refused(e: &AuthorizeError) -> Response {
     match (e.redirect_url(), e) {
         (Some(url), _) => Redirect::to(&url).into_response(),
         (None, AuthorizeError::NoRedirect(error)) => {
@@ -108,7 +114,7 @@ fn refused(e: &AuthorizeError) -> Response {
     }
 }
 
-fn unavailable(e: &AuthError) -> Response {
+pub(super) fn unavailable(e: &AuthError) -> Response {
     tracing::error!(error = %e, "auth page failed");
     pages::error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -116,7 +122,7 @@ fn unavailable(e: &AuthError) -> Response {
     )
 }
 
-fn set_session_cookie(response: &mut Response, auth: &AuthState, id: Option<&str>) {
+pub(super) fn set_session_cookie(response: &mut Response, auth: &AuthState, id: Option<&str>) {
     response.headers_mut().append(
         header::SET_COOKIE,
         session::set_cookie(id, auth.secure_cookies(), auth.web.login_session_ttl_s),
@@ -153,14 +159,14 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn session_lost() -> Response {
+pub(super) fn session_lost() -> Response {
     pages::error_page(
         StatusCode::BAD_REQUEST,
         "Your sign-in session has expired, or your browser does not accept cookies.",
     )
 }
 
-fn csrf_failed() -> Response {
+pub(super) fn csrf_failed() -> Response {
     pages::error_page(
         StatusCode::FORBIDDEN,
         "The form could not be verified (missing or wrong security token).",
@@ -168,7 +174,7 @@ fn csrf_failed() -> Response {
 }
 
 /// What the consent page shows, computed on a blocking thread.
-struct ConsentData {
+pub(super) struct ConsentData {
     client_name: String,
     user_name: String,
     scopes: Vec<String>,
@@ -184,6 +190,13 @@ enum LoginStep {
         status: StatusCode,
         error: Option<&'static str>,
         totp: bool,
+        providers: Vec<(String, String)>,
+    },
+    /// An admin without a second factor: enrol one before anything else.
+    Enrol {
+        csrf: String,
+        session_id: String,
+        enrolment: TotpEnrolment,
     },
     Failed(StatusCode, String),
     Refused(AuthorizeError),
@@ -201,7 +214,7 @@ pub(crate) async fn login(
 ) -> Response {
     let (parts, body) = req.into_parts();
     // Counted before anything else, so that no form content escapes the limit.
-    if let Err(retry_after) = auth.limiter.attempt(client_ip(&parts)) {
+    if let Err(retry_after) = auth.limiter.attempt(auth.client_ip(&parts)) {
         return too_many(retry_after);
     }
     let pairs = match read_form(&parts.headers, body).await {
@@ -233,6 +246,7 @@ pub(crate) async fn login(
             status,
             error,
             totp,
+            providers,
         }) => pages::login_page(
             status,
             &LoginView {
@@ -241,8 +255,25 @@ pub(crate) async fn login(
                 login: &login_name,
                 error,
                 totp,
+                providers: &providers,
             },
         ),
+        Ok(LoginStep::Enrol {
+            csrf,
+            session_id,
+            enrolment,
+        }) => {
+            let mut response = pages::totp_enrol_page(
+                StatusCode::OK,
+                &pages::EnrolView {
+                    csrf: &csrf,
+                    enrolment: Some(&enrolment),
+                    error: None,
+                },
+            );
+            set_session_cookie(&mut response, &auth, Some(&session_id));
+            response
+        }
         Ok(LoginStep::Failed(status, message)) => pages::error_page(status, &message),
         Ok(LoginStep::Refused(e)) => refused(&e),
         Ok(LoginStep::Consent {
@@ -258,7 +289,7 @@ pub(crate) async fn login(
     }
 }
 
-fn too_many(retry_after: u64) -> Response {
+pub(super) fn too_many(retry_after: u64) -> Response {
     let mut response = pages::error_page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many sign-in attempts from your network. Wait a minute and try again.",
@@ -285,12 +316,14 @@ fn login_step(
         Ok(v) => v,
         Err(e) => return Ok((LoginStep::Refused(e), None)),
     };
+    let providers = super::federation::offered(core, &valid.tenant)?;
     let again = |status, error, totp| LoginStep::Again {
         client_name: valid.client.name.clone(),
         csrf: s.csrf.clone(),
         status,
         error: Some(error),
         totp,
+        providers: providers.clone(),
     };
     let login = field(pairs, "login").unwrap_or("");
     let password = field(pairs, "password").unwrap_or("");
@@ -344,12 +377,22 @@ fn login_step(
             return failure(step, status, "account disabled", None);
         }
         LoginOutcome::TotpEnrolmentRequired(user) => {
-            let status = StatusCode::FORBIDDEN;
-            let step = LoginStep::Failed(
-                status,
-                "Your role needs a second factor (TOTP). Ask an administrator to enrol one.".into(),
-            );
-            return failure(step, status, "second factor not enrolled", Some(&user));
+            // The password was right; the session continues only on the enrolment page,
+            // under a new id, and is logged in once a first code confirms the new secret.
+            let mut next = LoginSession::new(s.request.clone(), core_ttl(&s))?;
+            next.enrol_user_id = Some(user.id.clone());
+            let Some(new_id) = session::rotate(core.records(), session_id, &next)? else {
+                return Ok((LoginStep::SessionLost, None));
+            };
+            let enrolment = core.begin_totp(&user.id, TOTP_ISSUER)?;
+            return Ok((
+                LoginStep::Enrol {
+                    csrf: next.csrf,
+                    session_id: new_id,
+                    enrolment,
+                },
+                None,
+            ));
         }
     };
     if user.roles_in(&valid.tenant).is_empty() {
@@ -380,7 +423,7 @@ fn login_step(
 
 /// A login event of the client's tenant (the user only when known: an unknown login name
 /// and a wrong password look alike, and the name typed is not recorded).
-fn login_event(
+pub(super) fn login_event(
     valid: &ValidAuthorize,
     kind: Kind,
     status: StatusCode,
@@ -408,14 +451,14 @@ fn login_event(
 }
 
 /// The rest of the session's lifetime (login does not extend it).
-fn core_ttl(s: &LoginSession) -> i64 {
+pub(super) fn core_ttl(s: &LoginSession) -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     (s.expires_s - now).max(1)
 }
 
-fn consent_data(
+pub(super) fn consent_data(
     valid: &ValidAuthorize,
     user: &User,
     store: &dyn Store,
@@ -516,7 +559,7 @@ fn patient_label(id: &str, patient: &Value) -> String {
     label
 }
 
-fn consent_response(
+pub(super) fn consent_response(
     status: StatusCode,
     data: &ConsentData,
     csrf: &str,

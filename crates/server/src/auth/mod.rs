@@ -10,12 +10,15 @@
 //! [`AuthState`] is the handle the router holds in [`crate::AppState::auth`]; a FHIR
 //! enforcement layer uses [`AuthState::verify_bearer`] and `medicus_auth::decide` with it.
 
+mod federation;
+mod forwarded;
 mod jwks_fetch;
 mod login;
 mod oauth;
 mod pages;
 mod rate_limit;
 mod session;
+mod totp_enrol;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,11 +26,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use medicus_audit::{AuditEvent, TryRecord};
 use medicus_auth::{Auth, AuthError, Principal};
 
+pub use federation::{
+    CALLBACK_PATH, ProviderError, ProviderHttpConfig, ProviderMetadata, callback_url, discover,
+};
+pub use forwarded::{BadIpNet, IpNet, parse_trusted};
 pub use jwks_fetch::{JwksFetchConfig, http_jwks_fetcher};
 use rate_limit::RateLimiter;
 
@@ -42,6 +50,11 @@ pub struct WebAuthConfig {
     pub login_attempts_per_minute: u32,
     /// How long a login session (authorize → login → consent) lives, in seconds.
     pub login_session_ttl_s: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (for the per-IP login limit and
+    /// the audit's address); empty: the peer address is the client's.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Limits of the calls to external identity providers.
+    pub providers: ProviderHttpConfig,
 }
 
 impl Default for WebAuthConfig {
@@ -49,6 +62,8 @@ impl Default for WebAuthConfig {
         WebAuthConfig {
             login_attempts_per_minute: 10,
             login_session_ttl_s: 600,
+            trusted_proxies: Vec::new(),
+            providers: ProviderHttpConfig::default(),
         }
     }
 }
@@ -60,15 +75,27 @@ pub struct AuthState {
     pub core: Arc<Auth>,
     pub(crate) web: Arc<WebAuthConfig>,
     pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) providers: Arc<federation::ProviderHttp>,
 }
 
 impl AuthState {
     pub fn new(core: Arc<Auth>, web: WebAuthConfig) -> Self {
         AuthState {
             limiter: Arc::new(RateLimiter::new(web.login_attempts_per_minute, 60)),
+            providers: Arc::new(federation::ProviderHttp::new(web.providers.clone())),
             web: Arc::new(web),
             core,
         }
+    }
+
+    /// The client's address: the peer, or what trusted proxies forwarded (see
+    /// [`forwarded::client_ip`]).
+    pub fn client_address(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        forwarded::client_ip(peer, headers, &self.web.trusted_proxies)
+    }
+
+    pub(crate) fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
+        self.client_address(peer_ip(&parts.extensions), &parts.headers)
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when the issuer is served over https.
@@ -130,6 +157,9 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/auth/login", post(login::login))
         .route("/auth/consent", post(login::consent))
+        .route("/auth/totp", post(totp_enrol::enrol))
+        .route("/auth/federation/start", post(federation::start))
+        .route("/auth/federation/callback", get(federation::callback))
         .route("/auth/token", post(oauth::token))
         .route("/auth/introspect", post(oauth::introspect))
         .route("/auth/revoke", post(oauth::revoke))
@@ -165,13 +195,26 @@ impl FromRequestParts<AppState> for Authz {
     }
 }
 
-/// The client's IP: the peer address when the server was started with connect info.
-/// `X-Forwarded-For` is not trusted (anyone could send it).
-pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
+/// The peer address when the server was started with connect info.
+pub(crate) fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip())
+}
+
+/// The client's address for the audit of any request: the peer, or what a trusted proxy
+/// forwarded when the server has an [`AuthState`] configured with trusted proxies.
+/// `X-Forwarded-For` from anyone else is ignored (anyone could send it).
+pub fn request_ip(
+    state: &AppState,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer_ip(extensions);
+    match &state.auth {
+        Some(auth) => auth.client_address(peer, headers),
+        None => peer,
+    }
 }
 
 /// Runs store-touching work on a blocking thread; a panic or cancellation is an internal
@@ -192,7 +235,7 @@ pub(crate) async fn audit(state: &AppState, parts: &Parts, mut event: AuditEvent
     let Some(trail) = state.audit.clone() else {
         return;
     };
-    event.address = client_ip(parts).map(|ip| ip.to_string());
+    event.address = request_ip(state, &parts.extensions, &parts.headers).map(|ip| ip.to_string());
     event.request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
     match trail.try_record(event) {
         Ok(()) => {}

@@ -79,6 +79,8 @@ pub(crate) struct LoginView<'a> {
     pub error: Option<&'a str>,
     /// Ask for the second factor too.
     pub totp: bool,
+    /// The tenant's external identity providers: (id, label), one button each.
+    pub providers: &'a [(String, String)],
 }
 
 pub(crate) fn login_page(status: StatusCode, v: &LoginView<'_>) -> Response {
@@ -100,12 +102,81 @@ pub(crate) fn login_page(status: StatusCode, v: &LoginView<'_>) -> Response {
          <input type=\"text\" id=\"login\" name=\"login\" value=\"{login}\" autocomplete=\"username\" required>\n\
          <label for=\"password\">Password</label>\
          <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
-         {totp}<button type=\"submit\">Sign in</button>\n</form>",
+         {totp}<button type=\"submit\">Sign in</button>\n</form>{providers}",
         client = esc(v.client_name),
+        providers = provider_buttons(v.csrf, v.providers),
         csrf = esc(v.csrf),
         login = esc(v.login),
     );
     page(status, "Sign in", &body)
+}
+
+/// "Sign in with …" buttons: forms posting to `/auth/federation/start` with the session's
+/// CSRF token (a plain link would let another site start a login in the user's session).
+fn provider_buttons(csrf: &str, providers: &[(String, String)]) -> String {
+    if providers.is_empty() {
+        return String::new();
+    }
+    let buttons: String = providers
+        .iter()
+        .map(|(id, label)| {
+            format!(
+                "<form method=\"post\" action=\"/auth/federation/start\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"idp\" value=\"{}\">\
+                 <button type=\"submit\">Sign in with {}</button></form>\n",
+                esc(csrf),
+                esc(id),
+                esc(label)
+            )
+        })
+        .collect();
+    format!("\n<p>or</p>\n{buttons}")
+}
+
+pub(crate) struct EnrolView<'a> {
+    pub csrf: &'a str,
+    /// The new secret, shown once (after a wrong code only the form is shown again).
+    pub enrolment: Option<&'a medicus_auth::users::TotpEnrolment>,
+    pub error: Option<&'a str>,
+}
+
+/// TOTP enrolment: the secret as text and as an `otpauth://` URI (no QR image: the pages run
+/// without scripts or external resources), a form for the first code, and a way to start over.
+pub(crate) fn totp_enrol_page(status: StatusCode, v: &EnrolView<'_>) -> Response {
+    let error = v
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(e)))
+        .unwrap_or_default();
+    let csrf = esc(v.csrf);
+    let secret = match v.enrolment {
+        Some(e) => {
+            let grouped: Vec<String> = e
+                .secret_base32
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            format!(
+                "<p>Add this key to your authenticator app (type it in, time-based, 6 digits):</p>\n\
+                 <p><code id=\"totp-secret\">{}</code></p>\n\
+                 <p><small>or open <a id=\"totp-uri\" href=\"{uri}\">{uri}</a></small></p>\n",
+                esc(&grouped.join(" ")),
+                uri = esc(&e.uri),
+            )
+        }
+        None => String::new(),
+    };
+    let body = format!(
+        "<p>Your role requires a second factor. Set it up now to continue.</p>\n{error}{secret}\
+         <form method=\"post\" action=\"/auth/totp\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+         <label for=\"code\">Code shown by the app</label>\
+         <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" required>\n\
+         <button type=\"submit\" name=\"action\" value=\"confirm\">Confirm</button>\
+         <button type=\"submit\" name=\"action\" value=\"restart\" formnovalidate>Show a new key</button>\n</form>",
+    );
+    page(status, "Set up a second factor", &body)
 }
 
 /// What the consent page offers for the patient context.

@@ -80,6 +80,13 @@ pub(crate) struct LoginSession {
     /// Set once the user has logged in.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// An admin whose password was right but who has no second factor yet: the session
+    /// only continues on the TOTP enrolment page until a first code confirms one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrol_user_id: Option<String>,
+    /// Wrong codes on the enrolment page so far.
+    #[serde(default)]
+    pub enrol_attempts: u32,
     /// Seconds since the epoch; the document expires then too.
     pub expires_s: i64,
 }
@@ -90,6 +97,8 @@ impl LoginSession {
             csrf: random_token()?,
             request,
             user_id: None,
+            enrol_user_id: None,
+            enrol_attempts: 0,
             expires_s: now_s().saturating_add(ttl_s),
         })
     }
