@@ -62,6 +62,18 @@ async fn serve(
 }
 
 async fn start(login_limit: u32) -> Env {
+    start_with(login_limit, &[]).await
+}
+
+/// `trusted_proxies`: CIDR ranges whose `X-Forwarded-For` the server believes.
+async fn start_with(login_limit: u32, trusted_proxies: &[&str]) -> Env {
+    let trusted_proxies = medicus_server::auth::parse_trusted(
+        &trusted_proxies
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .expect("trusted proxies");
     let mut slot = None;
     let config = ServerConfig {
         base_url: Some(BASE.into()),
@@ -85,6 +97,7 @@ async fn start(login_limit: u32) -> Env {
             core,
             WebAuthConfig {
                 login_attempts_per_minute: login_limit,
+                trusted_proxies,
                 ..WebAuthConfig::default()
             },
         ))
@@ -1275,4 +1288,102 @@ async fn admins_sign_in_with_a_second_factor() {
         )
         .await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+}
+
+impl Env {
+    async fn login_from(&self, cookie: &str, csrf: &str, forwarded_for: &str) -> StatusCode {
+        let response = self
+            .http
+            .post(format!("{}/auth/login", self.url))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", forwarded_for)
+            .form(&[
+                ("csrf", csrf),
+                ("login", "nobody"),
+                ("password", "guess guess guess"),
+            ])
+            .send()
+            .await
+            .expect("POST");
+        response.status()
+    }
+
+    /// The addresses of the tenant's failed logins, once the trail has written `n` of them.
+    async fn failed_login_addresses(&self, n: usize) -> Vec<Option<String>> {
+        for _ in 0..100 {
+            let addresses = self.app.with_store(|store| {
+                let filter = medicus_audit::fhir::EventFilter {
+                    kind: vec!["login-failure".into()],
+                    ..Default::default()
+                };
+                medicus_audit::fhir::search(store, "default", &filter, 100, None)
+                    .expect("audit search")
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        medicus_audit::AuditEvent::decode(&e.record, e.at_us, Vec::new())
+                            .expect("event")
+                            .address
+                    })
+                    .collect::<Vec<_>>()
+            });
+            if addresses.len() >= n {
+                return addresses;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the failed logins were not audited");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    // Behind a trusted proxy (the test connects from 127.0.0.1): each forwarded client has
+    // its own login limit, and the audit names the client, not the proxy.
+    let env = start_with(2, &["127.0.0.0/8"]).await;
+    let (cookie, csrf, _) = env.start_login().await;
+    for _ in 0..2 {
+        let status = env.login_from(&cookie, &csrf, "198.51.100.1").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = env.login_from(&cookie, &csrf, "198.51.100.1").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // What a client wrote left of the proxy's entry is not believed.
+    let status = env
+        .login_from(&cookie, &csrf, "203.0.113.50, 198.51.100.1")
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let status = env.login_from(&cookie, &csrf, "198.51.100.2").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let addresses = env.failed_login_addresses(3).await;
+    assert_eq!(
+        addresses
+            .iter()
+            .filter(|a| a.as_deref() == Some("198.51.100.1"))
+            .count(),
+        2,
+        "{addresses:?}"
+    );
+    assert!(addresses.contains(&Some("198.51.100.2".into())));
+
+    // Without trusted proxies the header changes nothing: one limit for the peer, which the
+    // audit names.
+    let env = start(2).await;
+    let (cookie, csrf, _) = env.start_login().await;
+    for (i, status) in [
+        StatusCode::UNAUTHORIZED,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::TOO_MANY_REQUESTS,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let forwarded = format!("198.51.100.{}", 10 + i);
+        assert_eq!(env.login_from(&cookie, &csrf, &forwarded).await, status);
+    }
+    let addresses = env.failed_login_addresses(2).await;
+    assert!(
+        addresses.iter().all(|a| a.as_deref() == Some("127.0.0.1")),
+        "{addresses:?}"
+    );
 }
