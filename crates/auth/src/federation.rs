@@ -91,6 +91,20 @@ struct ProviderIdClaims {
     azp: Option<String>,
 }
 
+/// `http://` to this machine only (tests, a provider beside medicus): the host must be a
+/// loopback name, not merely start like one (`http://localhost.evil.example`).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    !authority.contains('@') && matches!(host, "127.0.0.1" | "localhost" | "::1")
+}
+
 /// The value at a dot path of a JSON object (`realm_access.roles`).
 fn claim_at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(claims, |v, key| v.get(key))
@@ -131,10 +145,7 @@ impl Auth {
             &idp.token_endpoint,
             &idp.jwks_uri,
         ] {
-            if !url.starts_with("https://")
-                && !url.starts_with("http://127.0.0.1")
-                && !url.starts_with("http://localhost")
-            {
+            if !url.starts_with("https://") && !is_loopback_http(url) {
                 return Err(AuthError::Invalid(format!(
                     "provider URL must be https: {url}"
                 )));
@@ -535,6 +546,26 @@ mod tests {
             auth.begin_federated_login("t1", "nope", "https://m.example/cb", None)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn only_loopback_may_use_http() {
+        for ok in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.example/x",
+            "http://127.0.0.1.nip.io/x",
+            "http://localhost@evil.example/x",
+            "http://evil.example/127.0.0.1",
+            "https://localhost/x",
+        ] {
+            assert!(!is_loopback_http(bad), "{bad}");
+        }
     }
 
     #[test]
