@@ -346,6 +346,11 @@ impl Objects {
         self.blobs.writer()
     }
 
+    /// Deletes a finished blob that will not be committed (its checksum did not match).
+    pub fn discard(&self, blob: SealedBlob) {
+        self.blobs.remove([blob.id]);
+    }
+
     fn new_version_id(bucket: &BucketRecord) -> Result<(String, Option<&'static str>)> {
         Ok(match Versioning::of(bucket) {
             Versioning::Enabled => (crypto::random_id()?, None),

@@ -29,6 +29,7 @@ pub mod fhir;
 mod health;
 mod middleware;
 mod router;
+pub mod s3;
 pub mod state;
 
 pub use config::ServerConfig;

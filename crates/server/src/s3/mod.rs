@@ -1,0 +1,65 @@
+//! The S3 listener: a separate address (`medicus serve --s3-listen`) speaking the S3 protocol
+//! over the object store (`medicus_objects`).
+//!
+//! The `s3s` crate carries the protocol: routing of path-style and virtual-hosted-style
+//! requests, SigV4 in headers and presigned URLs (including `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`
+//! and `UNSIGNED-PAYLOAD`), the 15-minute clock-skew limit, XML in and out. Storage, keys,
+//! permissions and limits are ours:
+//! - `auth.rs`: access keys of a tenant (secrets sealed under the master key, cached briefly),
+//!   per-bucket permissions;
+//! - `host.rs`: which `Host` headers name a bucket;
+//! - `service.rs`: the S3 operations over the engine, run on blocking threads, bodies streamed
+//!   through bounded channels;
+//! - `errors.rs`: engine errors as S3 error codes.
+
+mod auth;
+mod body;
+mod errors;
+mod host;
+mod service;
+
+use std::sync::Arc;
+
+use medicus_objects::{KeyProvider, Objects};
+use tokio::net::TcpListener;
+
+pub use host::Domains;
+
+/// What the listener needs.
+pub struct S3Options {
+    /// Base domains for virtual-hosted-style requests (`BUCKET.DOMAIN`); `localhost` is always
+    /// one. Any other `Host` is path-style.
+    pub domains: Vec<String>,
+}
+
+/// The S3 service as a tower service (an axum fallback).
+pub fn service(
+    objects: Arc<Objects>,
+    master: Arc<dyn KeyProvider>,
+    options: &S3Options,
+) -> s3s::service::S3Service {
+    let keys = Arc::new(auth::KeyCache::new(objects.clone(), master));
+    let mut builder =
+        s3s::service::S3ServiceBuilder::new(service::MedicusS3::new(objects, keys.clone()));
+    builder.set_auth(auth::KeyAuth(keys));
+    builder.set_host(Domains::new(&options.domains));
+    builder.build()
+}
+
+/// Serves S3 on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback_service(axum::error_handling::HandleError::new(
+        service,
+        |e: s3s::HttpError| async move {
+            tracing::error!(error = ?e, "S3 request failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        },
+    ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
