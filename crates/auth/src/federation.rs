@@ -374,12 +374,38 @@ impl Auth {
             .filter(|c| c.is_alphanumeric() || "._-".contains(*c))
             .take(64)
             .collect();
-        let user = self.create_user(NewUser {
-            login: format!("{username}@{}.{}", login.idp, login.tenant),
-            display_name: name,
-            password: None,
-            memberships: vec![membership],
-        })?;
+        // The provider's user name is only a readable default: when it is empty or taken
+        // (a name reused for another subject), a name derived from the subject stands in.
+        let by_subject = crate::crypto::b64url(&crate::crypto::sha256(std.sub.as_bytes()))
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect::<String>();
+        let mut candidates = vec![format!("{username}@{}.{}", login.idp, login.tenant)];
+        if username.is_empty() {
+            candidates.clear();
+        }
+        candidates.push(format!(
+            "{username}-{by_subject}@{}.{}",
+            login.idp, login.tenant
+        ));
+        let mut created = None;
+        for candidate in candidates {
+            match self.create_user(NewUser {
+                login: candidate,
+                display_name: name.clone(),
+                password: None,
+                memberships: vec![membership.clone()],
+            }) {
+                Ok(user) => {
+                    created = Some(user);
+                    break;
+                }
+                Err(AuthError::Exists(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let user = created.ok_or_else(|| deny("login name of this user is taken"))?;
         if docs::put(
             &*self.records,
             NS_IDP_LINK,
@@ -522,6 +548,20 @@ mod tests {
         assert_eq!(
             again.roles_in("t1"),
             vec![Role::TenantAdmin, Role::Clinician]
+        );
+        // Another subject with the same user name gets a name of its own.
+        let other = auth
+            .complete_federated_login(
+                &login,
+                &id_token(&key, &login, json!({"sub": "kc-456"})),
+                &jwks,
+            )
+            .unwrap();
+        assert_ne!(other.id, user.id);
+        assert!(
+            other.login.starts_with("anna-") && other.login.ends_with("@keycloak.t1"),
+            "{}",
+            other.login
         );
         auth.set_disabled(&user.id, true).unwrap();
         assert!(
