@@ -1387,3 +1387,67 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         "{addresses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_may_enrol_a_second_factor_from_the_consent_page() {
+    let env = start(50).await;
+    let (cookie, csrf, consent) = env.login("alice").await;
+    assert!(
+        consent.text.contains("Set up a second factor"),
+        "{}",
+        consent.text
+    );
+    let page = env
+        .post_form(
+            "/auth/totp",
+            Some(&cookie),
+            &[("csrf", &csrf), ("action", "begin")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let marker = "id=\"totp-secret\">";
+    let at = page.text.find(marker).expect("the secret is shown") + marker.len();
+    let secret: String = page.text[at..]
+        .split('<')
+        .next()
+        .expect("secret")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let secret = base32_decode(&secret);
+    let (cookie, csrf) = (page.cookie().expect("cookie"), page.csrf());
+    // The session is back in enrolment: no consent until the code is confirmed.
+    let early = env
+        .post_form(
+            "/auth/consent",
+            Some(&cookie),
+            &[("csrf", &csrf), ("action", "approve"), ("scope", "openid")],
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::FORBIDDEN, "{}", early.text);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let code = medicus_auth::totp::code_at(&secret, now);
+    let page = env
+        .post_form(
+            "/auth/totp",
+            Some(&cookie),
+            &[("csrf", &csrf), ("code", &code), ("action", "confirm")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Allow access?"));
+    assert!(!page.text.contains("Set up a second factor"));
+    // The next login asks for the code.
+    let (cookie, csrf, _) = env.start_login().await;
+    let page = env
+        .post_form(
+            "/auth/login",
+            Some(&cookie),
+            &[("csrf", &csrf), ("login", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(page.text.contains("name=\"totp\""), "{}", page.text);
+}

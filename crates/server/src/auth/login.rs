@@ -179,6 +179,8 @@ pub(super) struct ConsentData {
     user_name: String,
     scopes: Vec<String>,
     picker: Picker,
+    /// A local account without a second factor may set one up from here.
+    offer_totp: bool,
 }
 
 enum LoginStep {
@@ -469,6 +471,7 @@ pub(super) fn consent_data(
         user_name: user.display_name.clone(),
         scopes: valid.scopes.iter().map(ToString::to_string).collect(),
         picker: picker(valid, user, store, query)?,
+        offer_totp: user.has_password() && !user.has_totp(),
     })
 }
 
@@ -582,6 +585,7 @@ pub(super) fn consent_response(
             scopes: &data.scopes,
             picker,
             error,
+            offer_totp: data.offer_totp,
         },
     )
 }

@@ -168,7 +168,7 @@ pub(crate) fn totp_enrol_page(status: StatusCode, v: &EnrolView<'_>) -> Response
         None => String::new(),
     };
     let body = format!(
-        "<p>Your role requires a second factor. Set it up now to continue.</p>\n{error}{secret}\
+        "<p>Set up a second factor for your account to continue.</p>\n{error}{secret}\
          <form method=\"post\" action=\"/auth/totp\">\n\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
          <label for=\"code\">Code shown by the app</label>\
@@ -199,6 +199,8 @@ pub(crate) struct ConsentView<'a> {
     pub scopes: &'a [String],
     pub picker: Picker,
     pub error: Option<&'a str>,
+    /// Offer setting up a second factor (a local account without one).
+    pub offer_totp: bool,
 }
 
 pub(crate) fn consent_page(status: StatusCode, v: &ConsentView<'_>) -> Response {
@@ -260,9 +262,19 @@ pub(crate) fn consent_page(status: StatusCode, v: &ConsentView<'_>) -> Response 
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
          <ul class=\"scopes\">\n{scopes}</ul>\n{picker}\
          <button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
-         <button type=\"submit\" name=\"action\" value=\"deny\" formnovalidate>Deny</button>\n</form>",
+         <button type=\"submit\" name=\"action\" value=\"deny\" formnovalidate>Deny</button>\n</form>{totp}",
         user = esc(v.user_name),
         client = esc(v.client_name),
+        totp = if v.offer_totp {
+            format!(
+                "\n<form method=\"post\" action=\"/auth/totp\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <button type=\"submit\" name=\"action\" value=\"begin\">Set up a second factor (TOTP)</button>\
+                 </form>"
+            )
+        } else {
+            String::new()
+        },
     );
     page(status, "Allow access?", &body)
 }

@@ -3,7 +3,8 @@
 //! password, stored a new sealed secret (`Auth::begin_totp`) and moved the session to
 //! enrolment; here a first code from the app confirms the secret (`Auth::confirm_totp`), and
 //! only then is the session logged in and the consent page shown. `action=restart` shows a
-//! new secret. Wrong codes count towards the per-IP login limit and end the session after
+//! new secret. Any signed-in local account without a second factor may also choose to enrol
+//! from the consent page (`action=begin`), which takes its session back to enrolment. Wrong codes count towards the per-IP login limit and end the session after
 //! [`MAX_ATTEMPTS`]; every outcome that concerns the account is audited.
 
 use axum::extract::{Request, State};
@@ -127,7 +128,14 @@ fn enrol_step(
     if !s.csrf_ok(field(pairs, "csrf")) {
         return Ok((Step::CsrfFailed, None));
     }
-    let Some(user_id) = s.enrol_user_id.clone() else {
+    // A signed-in local user without a second factor may choose to set one up (from the
+    // consent page): the session goes back to enrolment until a code confirms it.
+    let voluntary = s.enrol_user_id.is_none() && field(pairs, "action") == Some("begin");
+    let Some(user_id) = s
+        .enrol_user_id
+        .clone()
+        .or_else(|| s.user_id.clone().filter(|_| voluntary))
+    else {
         return Ok((Step::Failed(StatusCode::FORBIDDEN, "Sign in first."), None));
     };
     let valid = match core.authorize(&s.request.to_request()) {
@@ -145,7 +153,16 @@ fn enrol_step(
     let mut next = LoginSession::new(s.request.clone(), core_ttl(&s))?;
     next.enrol_user_id = Some(user_id.clone());
     next.enrol_attempts = s.enrol_attempts;
-    if field(pairs, "action") == Some("restart") {
+    if voluntary && (!user.has_password() || user.has_totp()) {
+        return Ok((
+            Step::Failed(
+                StatusCode::BAD_REQUEST,
+                "This account already has a second factor, or signs in elsewhere.",
+            ),
+            None,
+        ));
+    }
+    if voluntary || field(pairs, "action") == Some("restart") {
         let Some(new_id) = session::rotate(core.records(), session_id, &next)? else {
             return Ok((Step::SessionLost, None));
         };
@@ -205,6 +222,8 @@ fn enrol_step(
             Some(event),
         ));
     }
+    // Re-read: the consent page must see the confirmed second factor.
+    let user = core.user(&user_id)?.unwrap_or(user);
     if user.roles_in(&valid.tenant).is_empty() {
         session::take(core.records(), session_id)?;
         let event = login_event(
