@@ -317,35 +317,50 @@ fn nested_provisions(consent: &Value, codes: &[&str]) -> Vec<Provision> {
     else {
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(codes.len());
     for prov in list {
-        let permit = match prov.get("type").and_then(Value::as_str) {
+        let Some(obj) = prov.as_object() else {
+            continue;
+        };
+        // One pass over the members: cheaper than a lookup per member.
+        let (mut kind, mut period, mut code) = (None, None, None);
+        for (k, v) in obj {
+            match k.as_str() {
+                "type" => kind = v.as_str(),
+                "period" => period = Some(v),
+                "code" => code = v.as_array(),
+                _ => {}
+            }
+        }
+        let permit = match kind {
             Some("permit") => true,
             Some("deny") => false,
             _ => continue,
         };
-        let period = if permit {
-            permit_period(prov.get("period"))
-        } else {
-            Some(deny_period(prov.get("period")))
-        };
-        let Some(period) = period else { continue };
-        for coding in prov
-            .get("code")
-            .and_then(Value::as_array)
+        // The codes first: most provisions carry codes the policy does not ask about.
+        let matched = code
             .into_iter()
             .flatten()
             .filter_map(|cc| cc.get("coding").and_then(Value::as_array))
             .flatten()
-        {
-            let system = coding.get("system").and_then(Value::as_str);
-            if system.is_some_and(|s| s != codes::POLICY_SYSTEM) {
-                continue;
-            }
-            let Some(code) = coding.get("code").and_then(Value::as_str) else {
-                continue;
-            };
-            if let Some(i) = codes.iter().position(|c| *c == code) {
+            .filter(|coding| {
+                coding
+                    .get("system")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s == codes::POLICY_SYSTEM)
+            })
+            .filter_map(|coding| coding.get("code").and_then(Value::as_str))
+            .filter_map(|c| codes.iter().position(|x| *x == c));
+        let mut parsed: Option<Option<Period>> = None;
+        for i in matched {
+            let period = *parsed.get_or_insert_with(|| {
+                if permit {
+                    permit_period(period)
+                } else {
+                    Some(deny_period(period))
+                }
+            });
+            if let Some(period) = period {
                 out.push(Provision {
                     code: i,
                     permit,
