@@ -71,7 +71,8 @@ pub struct FederatedLogin {
     pub state: String,
     pub nonce: String,
     pub code_verifier: String,
-    /// Where to continue afterwards (e.g. the pending /auth/authorize request).
+    /// What the caller binds the login to, returned with it: the HTTP layer stores the
+    /// SHA-256 of the browser's login-session id, so only that browser can complete it.
     pub return_to: Option<String>,
     /// The URL to send the browser to.
     pub authorize_url: String,
