@@ -1,0 +1,754 @@
+//! The S3 listener of the real binary, driven by real clients: `aws s3`/`aws s3api` (awscli),
+//! boto3 and s3cmd (pinned in scripts/test-requirements.txt). Uploads, multipart, versioning,
+//! presigned GET and PUT, listings, virtual-hosted-style requests, cross-tenant denial and the
+//! S3 errors of bad input.
+//!
+//! In CI (`CI=true`) a missing client fails the test; elsewhere the test says so and skips.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Options, Server, TestDir, medicus};
+
+/// A server with its S3 listener on a free port.
+struct S3 {
+    dir: TestDir,
+    server: Server,
+    endpoint: String,
+}
+
+fn start() -> S3 {
+    let dir = TestDir::new();
+    let server = Server::start_with(
+        &dir,
+        Options {
+            args: vec!["--s3-listen".into(), "127.0.0.1:0".into()],
+            ..Options::default()
+        },
+    );
+    let endpoint = server
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("medicus: S3 endpoint "))
+        .expect("the S3 endpoint is printed")
+        .to_owned();
+    S3 {
+        dir,
+        server,
+        endpoint,
+    }
+}
+
+impl S3 {
+    fn tenant(&self, id: &str) {
+        common::create_tenant(&self.dir, id);
+    }
+
+    /// Creates an access key: `(id, secret)`.
+    fn key(&self, tenant: &str, grants: &[&str]) -> (String, String) {
+        let data = self.dir.data();
+        let mut args = vec![
+            "admin",
+            "s3-key",
+            "create",
+            "--tenant",
+            tenant,
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        for g in grants {
+            args.push("--bucket");
+            args.push(g);
+        }
+        let out = medicus(&args);
+        assert!(
+            out.status.success(),
+            "s3-key create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .expect("key printed")
+        };
+        let (id, secret) = (field("access key id:"), field("secret access key:"));
+        // The secret is stored sealed, never as given.
+        assert!(!self.stored_bytes_contain(secret.as_bytes()));
+        (id, secret)
+    }
+
+    fn stored_bytes_contain(&self, needle: &[u8]) -> bool {
+        if self.dir.database().is_some() {
+            return false;
+        }
+        let db = self.dir.data().join("medicus.db");
+        let mut found = false;
+        for f in [db.clone(), db.with_extension("db-wal")] {
+            if let Ok(bytes) = std::fs::read(&f) {
+                found |= bytes.windows(needle.len()).any(|w| w == needle);
+            }
+        }
+        found
+    }
+}
+
+/// Whether the client is installed; in CI its absence is a failure.
+fn have(program: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(program)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed (scripts/test-requirements.txt)"
+        );
+        eprintln!(
+            "note: {program} is not installed; skipping (pip install -r scripts/test-requirements.txt)"
+        );
+    }
+    ok
+}
+
+/// Runs a Python script with the given environment; panics with its output when it fails.
+fn python(dir: &Path, name: &str, script: &str, env: &[(&str, &str)]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new("python3")
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{name} failed:\n{text}");
+    text
+}
+
+const BOTO3: &str = r#"
+import base64, hashlib, http.client, io, os, socket, sys, urllib.parse, urllib.request, zlib
+import datetime
+import boto3, botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+E = os.environ
+def client(key, secret, style="path", sig="s3v4"):
+    # Virtual-hosted style needs a name under which BUCKET.NAME is formed.
+    endpoint = E["ENDPOINT"].replace("127.0.0.1", "localhost") if style == "virtual" else E["ENDPOINT"]
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
+        aws_secret_access_key=secret, region_name="us-east-1",
+        config=Config(s3={"addressing_style": style}, signature_version=sig,
+                      retries={"max_attempts": 1}))
+s3 = client(E["KEY"], E["SECRET"])
+
+def code(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError(f"expected an error from {f.__name__}")
+
+# Buckets.
+s3.create_bucket(Bucket="docs")
+s3.create_bucket(Bucket="archive")
+assert {b["Name"] for b in s3.list_buckets()["Buckets"]} >= {"docs", "archive"}
+s3.head_bucket(Bucket="docs")
+assert code(s3.create_bucket, Bucket="docs")[0] == "BucketAlreadyOwnedByYou"
+
+# Objects with metadata, content headers, tags.
+body = os.urandom(200_000)
+put = s3.put_object(Bucket="docs", Key="reports/2024/a.bin", Body=body,
+    ContentType="application/x-test", ContentEncoding="identity",
+    ContentDisposition="attachment; filename=a.bin", Metadata={"ward": "7b"},
+    Tagging="kind=report&year=2024")
+assert put["ETag"] == '"' + hashlib.md5(body).hexdigest() + '"'
+got = s3.get_object(Bucket="docs", Key="reports/2024/a.bin")
+assert got["Body"].read() == body
+assert got["ContentType"] == "application/x-test"
+assert got["ContentDisposition"] == "attachment; filename=a.bin"
+assert got["ContentEncoding"] == "identity"
+assert got["Metadata"] == {"ward": "7b"}
+tags = s3.get_object_tagging(Bucket="docs", Key="reports/2024/a.bin")["TagSet"]
+assert sorted((t["Key"], t["Value"]) for t in tags) == [("kind", "report"), ("year", "2024")]
+s3.put_object_tagging(Bucket="docs", Key="reports/2024/a.bin", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+assert s3.get_object_tagging(Bucket="docs", Key="reports/2024/a.bin")["TagSet"] == [{"Key": "k", "Value": "v"}]
+
+# Ranges.
+r = s3.get_object(Bucket="docs", Key="reports/2024/a.bin", Range="bytes=65530-65545")
+assert r["Body"].read() == body[65530:65546] and r["ContentRange"] == "bytes 65530-65545/200000"
+r = s3.get_object(Bucket="docs", Key="reports/2024/a.bin", Range="bytes=-10")
+assert r["Body"].read() == body[-10:]
+assert code(s3.get_object, Bucket="docs", Key="reports/2024/a.bin", Range="bytes=300000-")[0] == "InvalidRange"
+
+# Conditional requests.
+etag = put["ETag"]
+assert code(s3.get_object, Bucket="docs", Key="reports/2024/a.bin", IfNoneMatch=etag)[1] == 304
+assert code(s3.get_object, Bucket="docs", Key="reports/2024/a.bin", IfMatch='"nope"')[0] == "PreconditionFailed"
+s3.get_object(Bucket="docs", Key="reports/2024/a.bin", IfMatch=etag)
+future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+assert code(s3.get_object, Bucket="docs", Key="reports/2024/a.bin", IfModifiedSince=future)[1] == 304
+assert code(s3.get_object, Bucket="docs", Key="reports/2024/a.bin", IfUnmodifiedSince=past)[0] == "PreconditionFailed"
+
+# Checksums: the right ones are kept, a wrong one refused.
+crc = base64.b64encode(zlib.crc32(b"checked").to_bytes(4, "big")).decode()
+p = s3.put_object(Bucket="docs", Key="checked", Body=b"checked", ChecksumCRC32=crc)
+assert p.get("ChecksumCRC32") == crc
+sha = base64.b64encode(hashlib.sha256(b"checked").digest()).decode()
+s3.put_object(Bucket="docs", Key="checked2", Body=b"checked", ChecksumSHA256=sha)
+assert s3.head_object(Bucket="docs", Key="checked2", ChecksumMode="ENABLED").get("ChecksumSHA256") == sha
+s3.put_object(Bucket="docs", Key="checked3", Body=b"checked", ChecksumAlgorithm="SHA1")
+sha1 = base64.b64encode(hashlib.sha1(b"checked").digest()).decode()
+assert s3.head_object(Bucket="docs", Key="checked3", ChecksumMode="ENABLED").get("ChecksumSHA1") == sha1
+assert code(s3.put_object, Bucket="docs", Key="bad", Body=b"checked", ChecksumCRC32="AAAAAA==")[0] == "BadDigest"
+assert code(s3.put_object, Bucket="docs", Key="bad", Body=b"checked",
+            ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode())[0] == "BadDigest"
+s3.put_object(Bucket="docs", Key="md5", Body=b"checked",
+              ContentMD5=base64.b64encode(hashlib.md5(b"checked").digest()).decode())
+assert code(s3.head_object, Bucket="docs", Key="bad")[1] == 404
+
+# Copy, with and without replaced metadata.
+s3.copy_object(Bucket="archive", Key="copy.bin", CopySource={"Bucket": "docs", "Key": "reports/2024/a.bin"})
+c = s3.get_object(Bucket="archive", Key="copy.bin")
+assert c["Body"].read() == body and c["Metadata"] == {"ward": "7b"}
+s3.copy_object(Bucket="archive", Key="copy2.bin", CopySource="docs/reports/2024/a.bin",
+    MetadataDirective="REPLACE", Metadata={"x": "y"}, ContentType="text/plain")
+h = s3.head_object(Bucket="archive", Key="copy2.bin")
+assert h["Metadata"] == {"x": "y"} and h["ContentType"] == "text/plain"
+
+# Listings: v2 with delimiter, pages, start-after; v1 with marker.
+for i in range(7):
+    s3.put_object(Bucket="archive", Key=f"list/{i}", Body=b"x")
+s3.put_object(Bucket="archive", Key="list/sub/deep", Body=b"x")
+l = s3.list_objects_v2(Bucket="archive", Prefix="list/", Delimiter="/")
+assert [o["Key"] for o in l["Contents"]] == [f"list/{i}" for i in range(7)]
+assert [p["Prefix"] for p in l["CommonPrefixes"]] == ["list/sub/"]
+keys, token = [], None
+while True:
+    kw = {"ContinuationToken": token} if token else {}
+    page = s3.list_objects_v2(Bucket="archive", Prefix="list/", MaxKeys=3, **kw)
+    keys += [o["Key"] for o in page.get("Contents", [])]
+    if not page["IsTruncated"]:
+        break
+    token = page["NextContinuationToken"]
+assert keys == [f"list/{i}" for i in range(7)] + ["list/sub/deep"], keys
+assert [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="list/", StartAfter="list/5")["Contents"]] == ["list/6", "list/sub/deep"]
+v1 = s3.list_objects(Bucket="archive", Prefix="list/", Marker="list/4", MaxKeys=2)
+assert [o["Key"] for o in v1["Contents"]] == ["list/5", "list/6"] and v1["IsTruncated"]
+paginator = s3.get_paginator("list_objects_v2")
+assert sum(len(p.get("Contents", [])) for p in paginator.paginate(Bucket="archive", PaginationConfig={"PageSize": 2})) == 10
+
+# DeleteObjects.
+d = s3.delete_objects(Bucket="archive", Delete={"Objects": [{"Key": f"list/{i}"} for i in range(7)]})
+assert len(d["Deleted"]) == 7
+assert [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="list/")["Contents"]] == ["list/sub/deep"]
+
+# Versioning with delete markers.
+s3.create_bucket(Bucket="versions")
+s3.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Enabled"})
+assert s3.get_bucket_versioning(Bucket="versions")["Status"] == "Enabled"
+v1 = s3.put_object(Bucket="versions", Key="k", Body=b"one")["VersionId"]
+v2 = s3.put_object(Bucket="versions", Key="k", Body=b"two")["VersionId"]
+assert v1 != v2
+assert s3.get_object(Bucket="versions", Key="k")["Body"].read() == b"two"
+assert s3.get_object(Bucket="versions", Key="k", VersionId=v1)["Body"].read() == b"one"
+dm = s3.delete_object(Bucket="versions", Key="k")
+assert dm["DeleteMarker"]
+assert code(s3.get_object, Bucket="versions", Key="k")[0] == "NoSuchKey"
+lv = s3.list_object_versions(Bucket="versions")
+assert [v["VersionId"] for v in lv["Versions"]] == [v2, v1]
+assert lv["DeleteMarkers"][0]["VersionId"] == dm["VersionId"] and lv["DeleteMarkers"][0]["IsLatest"]
+s3.delete_object(Bucket="versions", Key="k", VersionId=dm["VersionId"])
+assert s3.get_object(Bucket="versions", Key="k")["Body"].read() == b"two"
+s3.delete_object(Bucket="versions", Key="k", VersionId=v2)
+assert s3.get_object(Bucket="versions", Key="k")["Body"].read() == b"one"
+s3.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Suspended"})
+assert s3.put_object(Bucket="versions", Key="k", Body=b"null").get("VersionId") == "null"
+
+# Multipart: parts, upload part copy, list parts and uploads, complete, abort.
+part1 = os.urandom(5 * 1024 * 1024)
+mp = s3.create_multipart_upload(Bucket="docs", Key="big.bin", ContentType="application/x-big")
+uid = mp["UploadId"]
+e1 = s3.upload_part(Bucket="docs", Key="big.bin", UploadId=uid, PartNumber=1, Body=part1)["ETag"]
+e2 = s3.upload_part_copy(Bucket="docs", Key="big.bin", UploadId=uid, PartNumber=2,
+    CopySource={"Bucket": "docs", "Key": "reports/2024/a.bin"}, CopySourceRange="bytes=0-99")["CopyPartResult"]["ETag"]
+assert [p["PartNumber"] for p in s3.list_parts(Bucket="docs", Key="big.bin", UploadId=uid)["Parts"]] == [1, 2]
+assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="docs")["Uploads"]] == [uid]
+done = s3.complete_multipart_upload(Bucket="docs", Key="big.bin", UploadId=uid,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+assert done["ETag"].endswith('-2"')
+g = s3.get_object(Bucket="docs", Key="big.bin")
+assert g["Body"].read() == part1 + body[:100] and g["ContentType"] == "application/x-big"
+assert s3.head_object(Bucket="docs", Key="big.bin")["ContentLength"] == len(part1) + 100
+# A part below 5 MiB that is not the last one.
+uid = s3.create_multipart_upload(Bucket="docs", Key="small.bin")["UploadId"]
+ps = [s3.upload_part(Bucket="docs", Key="small.bin", UploadId=uid, PartNumber=n, Body=b"tiny")["ETag"] for n in (1, 2)]
+assert code(s3.complete_multipart_upload, Bucket="docs", Key="small.bin", UploadId=uid,
+    MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(ps)]})[0] == "EntityTooSmall"
+s3.abort_multipart_upload(Bucket="docs", Key="small.bin", UploadId=uid)
+assert code(s3.list_parts, Bucket="docs", Key="small.bin", UploadId=uid)[0] == "NoSuchUpload"
+# The managed transfer (threshold lowered) goes multipart too.
+from boto3.s3.transfer import TransferConfig
+blob = os.urandom(11 * 1024 * 1024)
+s3.upload_fileobj(io.BytesIO(blob), "docs", "managed.bin", Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+assert s3.head_object(Bucket="docs", Key="managed.bin")["ETag"].endswith('-3"')
+out = io.BytesIO()
+s3.download_fileobj("docs", "managed.bin", out)
+assert out.getvalue() == blob
+
+# Presigned GET and PUT (query-string SigV4).
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "docs", "Key": "checked"}, ExpiresIn=300)
+assert urllib.request.urlopen(url).read() == b"checked"
+url = s3.generate_presigned_url("put_object", Params={"Bucket": "docs", "Key": "presigned-put"}, ExpiresIn=300)
+urllib.request.urlopen(urllib.request.Request(url, data=b"via presigned PUT", method="PUT")).read()
+assert s3.get_object(Bucket="docs", Key="presigned-put")["Body"].read() == b"via presigned PUT"
+tampered = url.replace("presigned-put", "presigned-other")
+try:
+    urllib.request.urlopen(urllib.request.Request(tampered, data=b"x", method="PUT"))
+    raise AssertionError("a tampered presigned URL was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 403 and b"SignatureDoesNotMatch" in e.read()
+
+# Virtual-hosted style: the bucket in the Host header (bucket.localhost resolves nowhere here,
+# so connect to the listener and send that Host).
+vs3 = client(E["KEY"], E["SECRET"], style="virtual")
+vurl = vs3.generate_presigned_url("get_object", Params={"Bucket": "docs", "Key": "checked"}, ExpiresIn=300)
+u = urllib.parse.urlsplit(vurl)
+assert u.hostname == "docs.localhost", u.hostname
+port = urllib.parse.urlsplit(E["ENDPOINT"]).port
+conn = http.client.HTTPConnection("127.0.0.1", port)
+conn.request("GET", u.path + "?" + u.query, headers={"Host": u.netloc})
+resp = conn.getresponse()
+assert resp.status == 200 and resp.read() == b"checked", resp.status
+
+# Unsigned payload (header signature over UNSIGNED-PAYLOAD), as some clients send.
+us3 = boto3.client("s3", endpoint_url=E["ENDPOINT"], aws_access_key_id=E["KEY"], aws_secret_access_key=E["SECRET"],
+    region_name="us-east-1", config=Config(s3={"addressing_style": "path", "payload_signing_enabled": False}))
+us3.put_object(Bucket="docs", Key="unsigned", Body=b"unsigned payload")
+assert us3.get_object(Bucket="docs", Key="unsigned")["Body"].read() == b"unsigned payload"
+
+# Deleting a non-empty bucket fails; an emptied one goes.
+assert code(s3.delete_bucket, Bucket="archive")[0] == "BucketNotEmpty"
+for o in s3.list_objects_v2(Bucket="archive")["Contents"]:
+    s3.delete_object(Bucket="archive", Key=o["Key"])
+s3.delete_bucket(Bucket="archive")
+assert code(s3.head_bucket, Bucket="archive")[1] == 404
+print("boto3 ok")
+"#;
+
+#[test]
+fn boto3_objects_versions_multipart_presigned_and_virtual_hosts() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let s3 = start();
+    let (key, secret) = s3.key("default", &["*:admin"]);
+    let out = python(
+        s3.dir.path(),
+        "boto3_client.py",
+        BOTO3,
+        &[
+            ("ENDPOINT", &s3.endpoint),
+            ("KEY", &key),
+            ("SECRET", &secret),
+        ],
+    );
+    assert!(out.contains("boto3 ok"), "{out}");
+    // Nothing of the plaintext is on disk: the objects directory holds only sealed chunks.
+    assert!(!dir_contains(
+        &s3.dir.data().join("objects"),
+        b"via presigned PUT"
+    ));
+    assert!(!dir_contains(
+        &s3.dir.data().join("objects"),
+        b"unsigned payload"
+    ));
+    drop(s3.server);
+}
+
+fn dir_contains(root: &Path, needle: &[u8]) -> bool {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+const BAD_INPUT: &str = r#"
+import datetime, http.client, os, socket, urllib.parse
+import boto3, botocore.auth
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+E = os.environ
+def client(key, secret):
+    return boto3.client("s3", endpoint_url=E["ENDPOINT"], aws_access_key_id=key,
+        aws_secret_access_key=secret, region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+s3 = client(E["KEY"], E["SECRET"])
+
+def code(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError(f"expected an error from {f.__name__} {kw}")
+
+s3.create_bucket(Bucket="inputs")
+s3.put_object(Bucket="inputs", Key="ok", Body=b"ok")
+
+# Bad signatures: a wrong secret, an unknown key.
+assert code(client(E["KEY"], "wrong" + E["SECRET"][5:]).get_object, Bucket="inputs", Key="ok") == "SignatureDoesNotMatch"
+assert code(client("MKUNKNOWNKEY0000000", "x" * 40).list_buckets) == "InvalidAccessKeyId"
+
+# Clock skew beyond 15 minutes.
+real = botocore.auth.get_current_datetime
+botocore.auth.get_current_datetime = lambda: real() - datetime.timedelta(minutes=20)
+assert code(s3.get_object, Bucket="inputs", Key="ok") == "RequestTimeTooSkewed"
+botocore.auth.get_current_datetime = lambda: real() - datetime.timedelta(minutes=10)
+s3.get_object(Bucket="inputs", Key="ok")
+botocore.auth.get_current_datetime = real
+
+# Keys with '..', NUL, over 1024 bytes.
+assert code(s3.put_object, Bucket="inputs", Key="a/../b", Body=b"x") == "InvalidArgument"
+assert code(s3.put_object, Bucket="inputs", Key="a\x00b", Body=b"x") == "InvalidArgument"
+assert code(s3.put_object, Bucket="inputs", Key="k" * 1025, Body=b"x") == "KeyTooLongError"
+s3.put_object(Bucket="inputs", Key="k" * 1024, Body=b"x")
+
+# Bucket names that break the rules.
+for name in ["Bad_Name", "ab", "a..b", "-abc", "192.168.1.1"]:
+    assert code(s3.create_bucket, Bucket=name) == "InvalidBucketName", name
+
+# Unknown bucket and key.
+assert code(s3.get_object, Bucket="no-such-bucket", Key="ok") == "NoSuchBucket"
+assert code(s3.get_object, Bucket="inputs", Key="missing") == "NoSuchKey"
+assert code(s3.list_objects_v2, Bucket="no-such-bucket") == "NoSuchBucket"
+
+# A part too small, a wrong checksum.
+uid = s3.create_multipart_upload(Bucket="inputs", Key="mp")["UploadId"]
+es = [s3.upload_part(Bucket="inputs", Key="mp", UploadId=uid, PartNumber=n, Body=b"small")["ETag"] for n in (1, 2)]
+assert code(s3.complete_multipart_upload, Bucket="inputs", Key="mp", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": es[0]}, {"PartNumber": 2, "ETag": es[1]}]}) == "EntityTooSmall"
+assert code(s3.complete_multipart_upload, Bucket="inputs", Key="mp", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0123"'}]}) == "InvalidPart"
+assert code(s3.upload_part, Bucket="inputs", Key="mp", UploadId="nope", PartNumber=1, Body=b"x") == "NoSuchUpload"
+assert code(s3.put_object, Bucket="inputs", Key="crc", Body=b"data", ChecksumCRC32C="AAAAAA==") == "BadDigest"
+
+# A Content-Length the body does not have: the presigned PUT announces 100 bytes and sends 10.
+url = s3.generate_presigned_url("put_object", Params={"Bucket": "inputs", "Key": "short"}, ExpiresIn=300)
+u = urllib.parse.urlsplit(url)
+sock = socket.create_connection(("127.0.0.1", u.port))
+sock.sendall(f"PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: 100\r\n\r\n".encode() + b"0123456789")
+sock.shutdown(socket.SHUT_WR)
+reply = b""
+while True:
+    chunk = sock.recv(65536)
+    if not chunk:
+        break
+    reply += chunk
+assert reply == b"" or b"IncompleteBody" in reply or b" 400 " in reply.split(b"\r\n")[0], reply[:300]
+assert code(s3.head_object, Bucket="inputs", Key="short") in ("404", "NoSuchKey")
+
+# Anonymous requests are refused.
+conn = http.client.HTTPConnection("127.0.0.1", u.port)
+conn.request("GET", "/inputs/ok")
+r = conn.getresponse()
+assert r.status == 403 and b"AccessDenied" in r.read()
+print("bad input ok")
+"#;
+
+#[test]
+fn bad_input_answers_s3_errors() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let s3 = start();
+    let (key, secret) = s3.key("default", &["*:admin"]);
+    let out = python(
+        s3.dir.path(),
+        "bad_input.py",
+        BAD_INPUT,
+        &[
+            ("ENDPOINT", &s3.endpoint),
+            ("KEY", &key),
+            ("SECRET", &secret),
+        ],
+    );
+    assert!(out.contains("bad input ok"), "{out}");
+}
+
+const TENANTS: &str = r#"
+import os
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+E = os.environ
+def client(key, secret):
+    return boto3.client("s3", endpoint_url=E["ENDPOINT"], aws_access_key_id=key,
+        aws_secret_access_key=secret, region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+a = client(E["A_KEY"], E["A_SECRET"])          # tenant a, admin on every bucket
+b = client(E["B_KEY"], E["B_SECRET"])          # tenant b, admin on every bucket, and on "a-data" by name
+reader = client(E["R_KEY"], E["R_SECRET"])     # tenant a, read on "a-data" only
+
+def code(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError(f"expected an error from {f.__name__}")
+
+a.create_bucket(Bucket="a-data")
+a.put_object(Bucket="a-data", Key="secret.txt", Body=b"tenant a only")
+b.create_bucket(Bucket="b-data")
+
+# Tenant b's key reaches nothing of tenant a's bucket, whatever its grants name.
+assert code(b.get_object, Bucket="a-data", Key="secret.txt") == "NoSuchBucket"
+assert code(b.put_object, Bucket="a-data", Key="x", Body=b"x") == "NoSuchBucket"
+assert code(b.list_objects_v2, Bucket="a-data") == "NoSuchBucket"
+assert code(b.head_bucket, Bucket="a-data") in ("404", "NoSuchBucket")
+assert code(b.delete_object, Bucket="a-data", Key="secret.txt") == "NoSuchBucket"
+assert code(b.delete_bucket, Bucket="a-data") == "NoSuchBucket"
+assert code(b.copy_object, Bucket="b-data", Key="stolen", CopySource="a-data/secret.txt") == "NoSuchBucket"
+assert code(b.create_bucket, Bucket="a-data") == "BucketAlreadyExists"
+assert [x["Name"] for x in b.list_buckets()["Buckets"]] == ["b-data"]
+assert "b-data" not in [x["Name"] for x in a.list_buckets()["Buckets"]]
+assert code(a.get_object, Bucket="b-data", Key="x") == "NoSuchBucket"
+
+# Per-bucket permissions within a tenant.
+assert reader.get_object(Bucket="a-data", Key="secret.txt")["Body"].read() == b"tenant a only"
+assert code(reader.put_object, Bucket="a-data", Key="x", Body=b"x") == "AccessDenied"
+assert code(reader.delete_object, Bucket="a-data", Key="secret.txt") == "AccessDenied"
+assert code(reader.create_bucket, Bucket="a-new") == "AccessDenied"
+assert code(reader.put_bucket_versioning, Bucket="a-data", VersioningConfiguration={"Status": "Enabled"}) == "AccessDenied"
+assert [x["Name"] for x in reader.list_buckets()["Buckets"]] == ["a-data"]
+print("tenants ok")
+"#;
+
+#[test]
+fn no_key_of_one_tenant_reaches_another_tenants_bucket() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let s3 = start();
+    s3.tenant("a");
+    s3.tenant("b");
+    let (ak, asec) = s3.key("a", &["*:admin"]);
+    let (bk, bsec) = s3.key("b", &["*:admin", "a-data:admin"]);
+    let (rk, rsec) = s3.key("a", &["a-data:read"]);
+    let out = python(
+        s3.dir.path(),
+        "tenants.py",
+        TENANTS,
+        &[
+            ("ENDPOINT", &s3.endpoint),
+            ("A_KEY", &ak),
+            ("A_SECRET", &asec),
+            ("B_KEY", &bk),
+            ("B_SECRET", &bsec),
+            ("R_KEY", &rk),
+            ("R_SECRET", &rsec),
+        ],
+    );
+    assert!(out.contains("tenants ok"), "{out}");
+}
+
+fn aws(s3: &S3, key: &(String, String), args: &[&str]) -> String {
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &s3.endpoint])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", &key.0)
+        .env("AWS_SECRET_ACCESS_KEY", &key.1)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", s3.dir.path().join("aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s3.dir.path().join("aws-credentials"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn aws_cli_copies_syncs_lists_versions_and_presigns() {
+    if !have("aws", &["--version"]) {
+        return;
+    }
+    let s3 = start();
+    let key = s3.key("default", &["*:admin"]);
+    let work = s3.dir.path().join("aws");
+    std::fs::create_dir_all(work.join("tree/sub")).unwrap();
+    let big: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(work.join("big.bin"), &big).unwrap();
+    std::fs::write(work.join("tree/a.txt"), b"a").unwrap();
+    std::fs::write(work.join("tree/sub/b.txt"), b"b").unwrap();
+    let p = |name: &str| work.join(name).to_str().unwrap().to_owned();
+
+    aws(&s3, &key, &["s3", "mb", "s3://cli"]);
+    // 20 MiB: the CLI uploads in 8 MiB parts.
+    aws(&s3, &key, &["s3", "cp", &p("big.bin"), "s3://cli/big.bin"]);
+    let head = aws(
+        &s3,
+        &key,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "cli",
+            "--key",
+            "big.bin",
+        ],
+    );
+    assert!(head.contains("-3\\\""), "a multipart ETag: {head}");
+    aws(&s3, &key, &["s3", "cp", "s3://cli/big.bin", &p("big.copy")]);
+    assert!(std::fs::read(work.join("big.copy")).unwrap() == big);
+    aws(&s3, &key, &["s3", "sync", &p("tree"), "s3://cli/tree"]);
+    let ls = aws(&s3, &key, &["s3", "ls", "--recursive", "s3://cli/tree/"]);
+    assert!(
+        ls.contains("tree/a.txt") && ls.contains("tree/sub/b.txt"),
+        "{ls}"
+    );
+    let ls = aws(&s3, &key, &["s3", "ls", "s3://cli/tree/"]);
+    assert!(ls.contains("PRE sub/") && ls.contains("a.txt"), "{ls}");
+
+    // Versioning through s3api.
+    aws(
+        &s3,
+        &key,
+        &[
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            "cli",
+            "--versioning-configuration",
+            "Status=Enabled",
+        ],
+    );
+    aws(&s3, &key, &["s3", "cp", &p("tree/a.txt"), "s3://cli/v.txt"]);
+    aws(
+        &s3,
+        &key,
+        &["s3", "cp", &p("tree/sub/b.txt"), "s3://cli/v.txt"],
+    );
+    aws(&s3, &key, &["s3", "rm", "s3://cli/v.txt"]);
+    let versions = aws(
+        &s3,
+        &key,
+        &[
+            "s3api",
+            "list-object-versions",
+            "--bucket",
+            "cli",
+            "--prefix",
+            "v.txt",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&versions).unwrap();
+    assert_eq!(v["Versions"].as_array().unwrap().len(), 2, "{versions}");
+    assert_eq!(
+        v["DeleteMarkers"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+
+    // A presigned GET fetched without credentials.
+    let url = aws(
+        &s3,
+        &key,
+        &[
+            "s3",
+            "presign",
+            "s3://cli/tree/a.txt",
+            "--expires-in",
+            "300",
+        ],
+    );
+    let body = reqwest::blocking::get(url.trim()).unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.bytes().unwrap().as_ref(), b"a");
+
+    aws(&s3, &key, &["s3", "rm", "--recursive", "s3://cli/tree"]);
+    let left = aws(&s3, &key, &["s3api", "list-objects-v2", "--bucket", "cli", "--prefix", "tree/"]);
+    assert!(!left.contains("tree/a.txt"), "{left}");
+}
+
+#[test]
+fn s3cmd_puts_gets_lists_and_deletes() {
+    if !have("s3cmd", &["--version"]) {
+        return;
+    }
+    let s3 = start();
+    let (id, secret) = s3.key("default", &["*:admin"]);
+    let host = s3.endpoint.trim_start_matches("http://").to_owned();
+    let cfg = s3.dir.path().join("s3cmd.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[default]\naccess_key = {id}\nsecret_key = {secret}\nhost_base = {host}\nhost_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        ),
+    )
+    .unwrap();
+    let work = s3.dir.path().join("s3cmd");
+    std::fs::create_dir_all(&work).unwrap();
+    let data: Vec<u8> = (0..7 * 1024 * 1024u32).map(|i| (i % 13) as u8).collect();
+    std::fs::write(work.join("f.bin"), &data).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("s3cmd")
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "s3cmd {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let f = work.join("f.bin");
+    let back = work.join("back.bin");
+    run(&["mb", "s3://tool"]);
+    // 7 MiB with 5 MiB chunks: a multipart upload.
+    run(&[
+        "put",
+        "--multipart-chunk-size-mb=5",
+        f.to_str().unwrap(),
+        "s3://tool/dir/f.bin",
+    ]);
+    let ls = run(&["ls", "-r", "s3://tool"]);
+    assert!(ls.contains("s3://tool/dir/f.bin"), "{ls}");
+    run(&["get", "s3://tool/dir/f.bin", back.to_str().unwrap()]);
+    assert!(std::fs::read(&back).unwrap() == data);
+    let info = run(&["info", "s3://tool/dir/f.bin"]);
+    assert!(info.contains("7340032"), "{info}");
+    run(&["del", "s3://tool/dir/f.bin"]);
+    run(&["rb", "s3://tool"]);
+}
