@@ -553,11 +553,15 @@ impl World {
     /// The tenant's login events (newest first), waiting for the batching trail to write
     /// at least `at_least` of them.
     fn login_events(&self, chain: &str, at_least: usize) -> Vec<AuditEvent> {
+        self.events(chain, &["login", "login-failure"], at_least)
+    }
+
+    fn events(&self, chain: &str, kinds: &[&str], at_least: usize) -> Vec<AuditEvent> {
         let store = self.store();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let filter = EventFilter {
-                kind: vec!["login".into(), "login-failure".into()],
+                kind: kinds.iter().map(|k| k.to_string()).collect(),
                 ..EventFilter::default()
             };
             let page = search(&*store, chain, &filter, 100, None).expect("audit search");
@@ -748,6 +752,16 @@ fn federated_login_against_oidc_provider() {
             .iter()
             .all(|e| e.address.as_deref() == Some("127.0.0.1"))
     );
+    // Configuring the provider was an audited admin change (without the secret).
+    let changes = world.events("clinic", &["admin-change"], 1);
+    assert!(
+        changes.iter().any(|e| e
+            .outcome_desc
+            .as_deref()
+            .is_some_and(|d| d.starts_with("identity provider hospital set"))),
+        "{changes:?}"
+    );
+    assert!(!format!("{changes:?}").contains("medicus-test-secret"));
     // The replayed callback was recorded on the platform chain (its state named no tenant).
     let platform = world.login_events("_platform", 1);
     assert!(

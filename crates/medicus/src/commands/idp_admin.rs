@@ -2,11 +2,14 @@
 //! `add` reads the provider's discovery document unless every endpoint is given, stores the
 //! provider in the platform records with medicus's client secret sealed under the server key
 //! (it must be sent to the provider's token endpoint, so it is encrypted, not hashed), and
-//! prints the redirect URI to register at the provider.
+//! prints the redirect URI to register at the provider. Each change is an audit event
+//! (*admin-change*) in the tenant's chain, naming the provider but never its secret.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Subcommand;
+use medicus_audit::{AuditEvent, AuditTrail, Kind};
 use medicus_auth::federation::IdentityProvider;
 use medicus_auth::{AuthError, Role};
 use medicus_server::auth::{ProviderHttpConfig, callback_url, discover};
@@ -103,6 +106,23 @@ fn parse_map(entries: &[String]) -> Result<Vec<(String, Role)>, CliError> {
     Ok(map)
 }
 
+/// Records an admin change in the tenant's chain and waits until it is stored.
+fn audit_change(
+    store: &Arc<dyn medicus_store::Store>,
+    tenant: &str,
+    what: String,
+) -> Result<(), CliError> {
+    let mut event = AuditEvent::new(Some(tenant.to_owned()), Kind::AdminChange);
+    event.agent.user = Some("medicus-admin".into());
+    event.agent.client = Some("medicus-cli".into());
+    event.outcome_desc = Some(what);
+    let trail = AuditTrail::new(store.clone());
+    trail
+        .record(event)
+        .and_then(|()| trail.flush())
+        .map_err(|e| invalid(format!("the change was made but not audited: {e}")))
+}
+
 fn read_secret(path: &PathBuf) -> Result<String, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
         context: "reading the client secret file",
@@ -166,6 +186,11 @@ pub fn run(command: IdpCommand, file: &FileConfig) -> Result<(), CliError> {
                 },
                 secret.as_deref(),
             )?;
+            audit_change(
+                &store,
+                &idp.tenant,
+                format!("identity provider {} set ({})", idp.id, idp.issuer),
+            )?;
             super::say(format_args!(
                 "identity provider {} of tenant {} ({})",
                 idp.id, idp.tenant, idp.issuer
@@ -200,8 +225,9 @@ pub fn run(command: IdpCommand, file: &FileConfig) -> Result<(), CliError> {
             id,
             auth: args,
         } => {
-            let (auth, _) = open_auth(&args, file, None)?;
+            let (auth, store) = open_auth(&args, file, None)?;
             if auth.remove_idp(&tenant, &id)? {
+                audit_change(&store, &tenant, format!("identity provider {id} removed"))?;
                 super::say(format_args!(
                     "removed identity provider {id} of tenant {tenant}"
                 ));
