@@ -607,6 +607,21 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies() {
+        let args = ServeArgs {
+            trusted_proxies: vec!["10.0.0.0/8,127.0.0.1".into(), "::1".into()],
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args, &FileConfig::default()).unwrap();
+        assert_eq!(settings.trusted_proxies.len(), 3);
+        let args = ServeArgs {
+            trusted_proxies: vec!["proxy.local".into()],
+            ..ServeArgs::default()
+        };
+        assert!(ServeSettings::resolve(&args, &FileConfig::default()).is_err());
+    }
+
+    #[test]
     fn invalid_values_are_rejected() {
         let args = ServeArgs {
             max_body_bytes: Some(0),
