@@ -28,10 +28,12 @@
 //! missing or partial date), this crate reads it as open-ended instead: unreadable restrictions
 //! fail closed, unreadable permits fail open to nothing.
 
+mod data_time;
 mod day;
 mod objection;
 mod period;
 
+pub use data_time::{DataTime, data_time};
 pub use day::Day;
 pub use objection::{
     ObjectionKind, ObjectionRecord, ObjectionStatus, WithdrawError, objection_consent,

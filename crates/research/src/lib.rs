@@ -11,6 +11,7 @@ pub mod deid;
 pub mod depseudo;
 mod docs;
 pub mod error;
+pub mod extract;
 pub mod keys;
 pub mod project;
 pub mod pseudonym;
