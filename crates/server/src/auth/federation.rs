@@ -459,8 +459,7 @@ fn provider_error_code(code: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-const FAILED: &str = "Sign-in through your organisation's identity provider failed. \
-                      Go back to the application and start again.";
+const FAILED: &str = "Sign-in through your organisation's identity provider failed.";
 
 fn callback_step(
     core: &Auth,
@@ -525,7 +524,7 @@ fn callback_step(
             None,
             StatusCode::BAD_REQUEST,
             "login session expired",
-            "Your sign-in session has expired. Go back to the application and start again.",
+            "Your sign-in session has expired.",
         );
     };
     let valid = match core.authorize(&s.request.to_request()) {
@@ -626,7 +625,7 @@ fn callback_step(
             client,
             StatusCode::BAD_REQUEST,
             "login session expired",
-            "Your sign-in session has expired. Go back to the application and start again.",
+            "Your sign-in session has expired.",
         );
     };
     let data = consent_data(&valid, &user, store, "")?;
