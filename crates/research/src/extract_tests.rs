@@ -228,29 +228,39 @@ fn reproducible_and_unlinkable_across_projects() {
 
 #[test]
 fn consent_basis_excludes_objections_and_the_window_limits_data() {
-    let data = patients(40);
-    let (_, manifest, outcomes) = run("proj-c", LegalBasis::Consent, &data);
-    let objected = outcomes
-        .iter()
-        .filter(|o| **o == PatientOutcome::Excluded(Exclusion::Objected))
-        .count()
-        + outcomes
-            .iter()
-            .filter(|o| **o == PatientOutcome::Excluded(Exclusion::NoConsent))
-            .count();
-    // The synthetic population has about 5 % objections; whoever is excluded is counted.
-    let excluded: u64 = manifest["excluded"]
-        .as_object()
-        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
-    assert_eq!(
-        excluded as usize,
-        outcomes.len()
-            - outcomes
-                .iter()
-                .filter(|o| matches!(o, PatientOutcome::Extracted { .. }))
-                .count()
+    let data = patients(60);
+    let today = Day(i32::try_from(NOW / 86_400).unwrap_or(0));
+    let objected = |rs: &[Value]| medicus_consent::objection_status(rs, today).full;
+    let with_objection = data.iter().filter(|(_, rs)| objected(rs)).count();
+    assert!(
+        with_objection > 0,
+        "the synthetic population has objections"
     );
-    assert!(objected <= outcomes.len());
+    for basis in [LegalBasis::OptOut, LegalBasis::Consent] {
+        let (_, manifest, outcomes) = run("proj-c", basis, &data);
+        for ((id, rs), outcome) in data.iter().zip(&outcomes) {
+            if objected(rs) {
+                assert_eq!(
+                    *outcome,
+                    PatientOutcome::Excluded(Exclusion::Objected),
+                    "{id} under {basis:?}"
+                );
+            } else if basis == LegalBasis::OptOut {
+                assert!(
+                    matches!(outcome, PatientOutcome::Extracted { .. }),
+                    "{id}: {outcome:?}"
+                );
+            }
+        }
+        let excluded: u64 = manifest["excluded"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+        let extracted = outcomes
+            .iter()
+            .filter(|o| matches!(o, PatientOutcome::Extracted { .. }))
+            .count();
+        assert_eq!(excluded as usize + extracted, data.len());
+    }
 
     // A permit window: nothing dated outside it.
     let keys = TrustCentreKey::from_bytes(&[6; 32]).project("proj-w");
@@ -335,4 +345,33 @@ fn a_permit_that_does_not_allow_the_run_yields_nothing() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn an_objection_excludes_from_the_next_run_and_its_withdrawal_brings_the_patient_back() {
+    let mut data = patients(30);
+    let today = Day(i32::try_from(NOW / 86_400).unwrap_or(0));
+    let (id, resources) = data
+        .iter_mut()
+        .find(|(_, rs)| !medicus_consent::objection_status(rs, today).full)
+        .unwrap_or_else(|| panic!("a patient without objection"));
+    let one = |rs: &[Value]| {
+        run("proj-o", LegalBasis::OptOut, &[(id.clone(), rs.to_vec())])
+            .2
+            .remove(0)
+    };
+    assert!(matches!(one(resources), PatientOutcome::Extracted { .. }));
+    let mut objection = medicus_consent::objection_consent(id, &[], today, "2025-12-31T08:00:00Z");
+    objection["id"] = json!("objection-1");
+    resources.push(objection.clone());
+    assert_eq!(
+        one(resources),
+        PatientOutcome::Excluded(Exclusion::Objected)
+    );
+    let withdrawn =
+        medicus_consent::withdraw_objection(&objection, today).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(last) = resources.last_mut() {
+        *last = withdrawn;
+    }
+    assert!(matches!(one(resources), PatientOutcome::Extracted { .. }));
 }
