@@ -72,7 +72,6 @@ impl BlobStore {
             index: 0,
             size: 0,
             md5: Md5::new(),
-            observer: None,
         })
     }
 
@@ -161,24 +160,15 @@ pub struct BlobWriter {
     index: u64,
     size: u64,
     md5: Md5,
-    observer: Option<Box<dyn FnMut(&[u8]) + Send>>,
 }
 
 impl BlobWriter {
-    /// Also passes every plaintext byte to `f` (for checksums the caller verifies).
-    pub fn observe(&mut self, f: Box<dyn FnMut(&[u8]) + Send>) {
-        self.observer = Some(f);
-    }
-
     pub fn size(&self) -> u64 {
         self.size
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), ObjectError> {
         self.md5.update(data);
-        if let Some(f) = &mut self.observer {
-            f(data);
-        }
         self.size += data.len() as u64;
         while !data.is_empty() {
             if self.pending.len() == CHUNK {

@@ -98,6 +98,9 @@ pub enum UploadChange<T> {
     NoSuchUpload,
 }
 
+/// What a completed upload removed: the versions it replaced and the parts it did not use.
+pub type Completed = (Vec<VersionRecord>, Vec<PartRecord>);
+
 /// The object metadata of a backend. Every `Store` provides it.
 pub trait ObjectRecords {
     /// Creates the bucket; `Ok(false)` if the name is taken (by any tenant).
@@ -193,7 +196,7 @@ pub trait ObjectRecords {
         upload_id: &str,
         version: &VersionRecord,
         replace: Option<&str>,
-    ) -> Result<UploadChange<(Vec<VersionRecord>, Vec<PartRecord>)>, StoreError>;
+    ) -> Result<UploadChange<Completed>, StoreError>;
 
     /// Which of `blobs` a version or a part still references (as its blob or a segment).
     fn blobs_referenced(&self, blobs: &[String]) -> Result<Vec<String>, StoreError>;
@@ -317,7 +320,7 @@ impl ObjectRecords for crate::testing::TestStore {
         upload_id: &str,
         version: &VersionRecord,
         replace: Option<&str>,
-    ) -> Result<UploadChange<(Vec<VersionRecord>, Vec<PartRecord>)>, StoreError> {
+    ) -> Result<UploadChange<Completed>, StoreError> {
         self.store.upload_complete(upload_id, version, replace)
     }
     fn blobs_referenced(&self, blobs: &[String]) -> Result<Vec<String>, StoreError> {

@@ -430,7 +430,6 @@ impl S3 for MedicusS3 {
         self.run(move |o| o.create_bucket(&tenant, &n)).await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
-            ..Default::default()
         }))
     }
 

@@ -10,8 +10,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::PostgresStore;
 use crate::error::StoreError;
 use crate::objects::{
-    BUCKET_COLUMNS, BucketDeleted, BucketRecord, ListFrom, ObjectRecords, PART_COLUMNS, PartRecord,
-    UPLOAD_COLUMNS, UploadChange, UploadRecord, VERSION_COLUMNS, VersionRecord, prefix_upper,
+    BUCKET_COLUMNS, BucketDeleted, BucketRecord, Completed, ListFrom, ObjectRecords, PART_COLUMNS,
+    PartRecord, UPLOAD_COLUMNS, UploadChange, UploadRecord, VERSION_COLUMNS, VersionRecord,
+    prefix_upper,
 };
 
 /// Migration 3: the object storage tables, not partitioned (bucket names are global; a bucket
@@ -118,11 +119,11 @@ impl Tx {
     }
 
     async fn commit(mut self) -> Result<(), StoreError> {
-        if let Some(conn) = self.0.take() {
-            if let Err(e) = conn.batch_execute("COMMIT").await {
-                drop(Object::take(conn));
-                return Err(e.into());
-            }
+        if let Some(conn) = self.0.take()
+            && let Err(e) = conn.batch_execute("COMMIT").await
+        {
+            drop(Object::take(conn));
+            return Err(e.into());
         }
         Ok(())
     }
@@ -640,7 +641,7 @@ impl ObjectRecords for PostgresStore {
         upload_id: &str,
         version: &VersionRecord,
         replace: Option<&str>,
-    ) -> Result<UploadChange<(Vec<VersionRecord>, Vec<PartRecord>)>, StoreError> {
+    ) -> Result<UploadChange<Completed>, StoreError> {
         self.objects_write(async |conn| {
             let n = conn
                 .execute("DELETE FROM obj_upload WHERE upload_id = $1", &[&upload_id])

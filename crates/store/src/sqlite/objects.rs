@@ -7,8 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{SqliteStore, lock};
 use crate::error::StoreError;
 use crate::objects::{
-    BUCKET_COLUMNS, BucketDeleted, BucketRecord, ListFrom, ObjectRecords, PART_COLUMNS, PartRecord,
-    UPLOAD_COLUMNS, UploadChange, UploadRecord, VERSION_COLUMNS, VersionRecord, prefix_upper,
+    BUCKET_COLUMNS, BucketDeleted, BucketRecord, Completed, ListFrom, ObjectRecords, PART_COLUMNS,
+    PartRecord, UPLOAD_COLUMNS, UploadChange, UploadRecord, VERSION_COLUMNS, VersionRecord,
+    prefix_upper,
 };
 
 fn limit(n: usize) -> i64 {
@@ -492,7 +493,7 @@ impl ObjectRecords for SqliteStore {
         upload_id: &str,
         version: &VersionRecord,
         replace: Option<&str>,
-    ) -> Result<UploadChange<(Vec<VersionRecord>, Vec<PartRecord>)>, StoreError> {
+    ) -> Result<UploadChange<Completed>, StoreError> {
         self.objects_write(|conn| {
             let n = conn
                 .prepare_cached("DELETE FROM obj_upload WHERE upload_id = ?1")?
