@@ -671,6 +671,55 @@ mod tests {
         assert_eq!(provider_error_code("<script>"), "other");
     }
 
+    /// Serves the JSON `body(own origin)` to every request until the test ends.
+    fn serve_json(body: impl Fn(&str) -> String) -> String {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let body = body(&origin);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        origin
+    }
+
+    fn discovery_doc(issuer: &str) -> String {
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn discovery_checks_the_issuer() {
+        let config = ProviderHttpConfig::default();
+        let good = serve_json(discovery_doc);
+        let meta = discover(&good, &config).unwrap();
+        assert_eq!(meta.token_endpoint, format!("{good}/token"));
+        // A document naming another issuer is refused (OpenID Connect Discovery §4.3).
+        let evil = serve_json(|_| discovery_doc("https://evil.example"));
+        assert!(matches!(
+            discover(&evil, &config),
+            Err(ProviderError::Malformed { .. })
+        ));
+        assert!(matches!(
+            discover("http://127.0.0.1:1", &config),
+            Err(ProviderError::Unreachable { .. })
+        ));
+    }
+
     #[test]
     fn key_sets_keep_only_signature_keys() {
         let body = br#"{"keys":[
