@@ -52,14 +52,41 @@ pub async fn serve(
     service: s3s::service::S3Service,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new().fallback_service(axum::error_handling::HandleError::new(
-        service,
-        |e: s3s::HttpError| async move {
-            tracing::error!(error = ?e, "S3 request failed");
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR
-        },
-    ));
+    let app = axum::Router::new()
+        .fallback_service(axum::error_handling::HandleError::new(
+            service,
+            |e: s3s::HttpError| async move {
+                tracing::error!(error = ?e, "S3 request failed");
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            },
+        ))
+        .layer(axum::middleware::from_fn(close_after_unread_body));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// An error answered before the request body was read (a refused upload) leaves the body's
+/// bytes on the connection, or a client waiting on `Expect: 100-continue` that never sends them:
+/// either way the next request on that connection would be parsed from the wrong place. Such
+/// responses close the connection.
+async fn close_after_unread_body(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header;
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
