@@ -185,6 +185,25 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCase {
+    /// The S3 listener in this process: large-object PUT/GET throughput and 4 KiB PUT/GET
+    /// operations per second, each against plain files with the same bytes in the same run.
+    S3 {
+        /// Size of the large objects in MiB
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        large_mib: usize,
+        /// Number of large objects
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        large_count: usize,
+        /// Seconds of each 4 KiB case
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        small_secs: u64,
+        /// Concurrent connections of the 4 KiB cases
+        #[arg(long, default_value_t = 16, value_name = "N")]
+        concurrency: usize,
+        /// Work directory [default: a temporary directory, removed afterwards]
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
     /// Single-writer throughput of FHIR transaction Bundles of 100 resources over HTTP, against
     /// the same writes straight into the store.
     Transactions {

@@ -10,6 +10,23 @@ use crate::error::CliError;
 
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
     let report = match args.case {
+        BenchCase::S3 {
+            large_mib,
+            large_count,
+            small_secs,
+            concurrency,
+            work_dir,
+        } => {
+            let table = super::s3_bench::run(&super::s3_bench::S3BenchOptions {
+                large_mib,
+                large_count,
+                small_secs,
+                concurrency,
+                work_dir,
+            })?;
+            super::say(format_args!("{table}"));
+            return Ok(());
+        }
         BenchCase::Transactions { transactions } => {
             transactions::run(&TransactionOptions { transactions })?
         }

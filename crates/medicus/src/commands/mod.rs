@@ -10,6 +10,7 @@ pub mod generate;
 pub mod import;
 pub mod migrate;
 pub mod s3;
+pub mod s3_bench;
 pub mod serve;
 
 use std::fmt::Arguments;
