@@ -259,7 +259,9 @@ impl<'a> Deidentifier<'a> {
     }
 
     fn string(&self, key: &str, s: &str) -> Option<Value> {
-        if let Some(shifted) = shift_date(s, self.offset, date_key(key)) {
+        // Only a 4- or 7-character string can be a partial date: ask the key only then.
+        let partial_ok = matches!(s.len(), 4 | 7) && date_key(key);
+        if let Some(shifted) = shift_date(s, self.offset, partial_ok) {
             return Some(Value::from(shifted));
         }
         Some(Value::from(s))
@@ -391,16 +393,17 @@ fn address(o: &Map<String, Value>) -> Option<Value> {
 
 /// Keys under which a partial date (year, year-month) is a date.
 fn date_key(k: &str) -> bool {
-    let l = k.to_ascii_lowercase();
-    l.contains("date")
-        || l.contains("instant")
-        || l == "start"
-        || l == "end"
-        || l == "issued"
-        || l == "created"
-        || l == "recorded"
-        || l == "lastupdated"
-        || l == "timestamp"
+    let has = |needle: &str| {
+        k.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    has("date")
+        || has("instant")
+        || matches!(
+            k,
+            "start" | "end" | "issued" | "created" | "recorded" | "lastUpdated" | "timestamp"
+        )
 }
 
 /// `s` shifted by `days` if it is a FHIR date/dateTime/instant (with a day, or partial when
