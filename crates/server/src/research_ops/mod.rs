@@ -52,6 +52,19 @@ impl Default for ResearchConfig {
     }
 }
 
+impl ResearchConfig {
+    /// The defaults with the trust-centre key read from its key file (see
+    /// `medicus_research::TrustCentreKey::load`: base64, 32 bytes, not readable by others).
+    pub fn with_key_file(
+        path: &std::path::Path,
+    ) -> Result<ResearchConfig, medicus_research::ResearchError> {
+        Ok(ResearchConfig {
+            trust_centre: Some(Arc::new(TrustCentreKey::load(path)?)),
+            ..ResearchConfig::default()
+        })
+    }
+}
+
 /// The routes of the research operations; merge them into the FHIR router (their static
 /// segments take precedence over the generic `{type}/{id}` routes).
 pub fn routes(config: Arc<ResearchConfig>) -> Router<AppState> {
