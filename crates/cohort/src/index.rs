@@ -84,6 +84,8 @@ pub struct TenantIndex {
     mask: Mutex<Mask>,
     pub(crate) medications: HashMap<String, Vec<(String, String)>>,
     pub(crate) keys: BTreeMap<(Domain, String, String), u32>,
+    /// The same keys for lookups by `&str` without allocating: per domain, system, code.
+    key_lookup: [HashMap<String, HashMap<String, u32>>; 8],
     pub(crate) key_data: Vec<KeyData>,
     pub(crate) facts: Vec<FactRow>,
     free: Vec<u32>,
@@ -141,15 +143,26 @@ impl TenantIndex {
     }
 
     fn key(&mut self, domain: Domain, system: &str, code: &str) -> u32 {
-        // Look up by reference first: the common case allocates nothing.
-        if let Some(&k) = self.keys.get(&(domain, system.to_owned(), code.to_owned())) {
+        // The common case (a known key) allocates nothing.
+        if let Some(&k) = self.key_lookup[domain.index()]
+            .get(system)
+            .and_then(|m| m.get(code))
+        {
             return k;
         }
         let k = self.key_data.len() as u32;
-        self.keys
-            .insert((domain, system.to_owned(), code.to_owned()), k);
+        self.insert_key(domain, system, code, k);
         self.key_data.push(KeyData::default());
         k
+    }
+
+    pub(crate) fn insert_key(&mut self, domain: Domain, system: &str, code: &str, k: u32) {
+        self.keys
+            .insert((domain, system.to_owned(), code.to_owned()), k);
+        self.key_lookup[domain.index()]
+            .entry(system.to_owned())
+            .or_default()
+            .insert(code.to_owned(), k);
     }
 
     fn slot(&mut self, name: &str) -> u32 {

@@ -21,6 +21,7 @@ pub mod index;
 pub mod obfuscate;
 pub mod plan;
 pub mod reference;
+pub mod service;
 mod snapshot;
 pub mod text;
 pub mod units;

@@ -67,6 +67,11 @@ impl Domain {
         Domain::Specimen,
     ];
 
+    /// Position in [`Domain::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn resource_type(self) -> &'static str {
         match self {
             Domain::Condition => "Condition",

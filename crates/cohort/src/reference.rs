@@ -22,6 +22,9 @@ pub struct ReferenceData {
     facts: Vec<(String, String, Fact)>,
     medications: HashMap<String, Vec<(String, String)>>,
     consents: HashMap<String, Vec<Value>>,
+    /// Indexes into `facts` per patient (built lazily by `count`), so a patient's check scans
+    /// only their own facts.
+    by_patient: std::sync::OnceLock<HashMap<String, Vec<usize>>>,
     resources: u64,
 }
 
@@ -37,6 +40,7 @@ impl ReferenceData {
     /// Adds one resource (each resource once: this evaluator has no notion of updates).
     pub fn add(&mut self, r: &Value) {
         self.resources += 1;
+        self.by_patient = std::sync::OnceLock::new();
         let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
         let id = r.get("id").and_then(Value::as_str).unwrap_or("");
         match extract(r) {
@@ -130,11 +134,22 @@ impl ReferenceData {
             Crit::Age { test, unit } => demo
                 .and_then(|d| d.1)
                 .is_some_and(|b| test.holds(age_in(*unit, b, today))),
-            Crit::Facts(fc) => self
-                .facts
-                .iter()
-                .any(|(p, name, f)| p == patient && self.fact_meets(p, name, f, fc)),
+            Crit::Facts(fc) => self.of(patient).iter().any(|&i| {
+                let (p, name, f) = &self.facts[i];
+                self.fact_meets(p, name, f, fc)
+            }),
         }
+    }
+
+    fn of(&self, patient: &str) -> &[usize] {
+        let map = self.by_patient.get_or_init(|| {
+            let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, f) in self.facts.iter().enumerate() {
+                m.entry(f.0.clone()).or_default().push(i);
+            }
+            m
+        });
+        map.get(patient).map(Vec::as_slice).unwrap_or(&[])
     }
 
     fn fact_meets(&self, patient: &str, _name: &str, f: &Fact, fc: &FactCrit) -> bool {
@@ -187,10 +202,9 @@ impl ReferenceData {
                         test.holds(*value) && (unit.is_none() || u == unit)
                     }
                     (AttrTest::Reference(nested), AttrVal::Reference(target)) => {
-                        self.facts.iter().any(|(p, name, nf)| {
-                            p == patient
-                                && name == target
-                                && nested.iter().any(|n| self.fact_meets(p, name, nf, n))
+                        self.of(patient).iter().any(|&i| {
+                            let (p, name, nf) = &self.facts[i];
+                            name == target && nested.iter().any(|n| self.fact_meets(p, name, nf, n))
                         })
                     }
                     _ => false,

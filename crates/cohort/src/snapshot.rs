@@ -283,7 +283,7 @@ fn dec_index(d: &mut Dec) -> Result<TenantIndex, EngineError> {
     for i in 0..n {
         let dom = domain_of(d.u8()?)?;
         let (s, c) = (d.str()?, d.str()?);
-        ix.keys.insert((dom, s, c), i as u32);
+        ix.insert_key(dom, &s, &c, i as u32);
         ix.key_data.push(KeyData::default());
     }
     let n = d.len()?;

@@ -689,3 +689,71 @@ fn mii_test_data_resources_are_read() {
         reference.count(&plan, today(), &eligibility)
     );
 }
+
+#[test]
+fn a_new_write_counts_within_a_second_when_following_the_feed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ndjson");
+    generate(&data, 30, 11);
+    let resources = read_ndjson(&data);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&tmp.path().join("store")).unwrap());
+    put_all(&*store, TENANT, &resources);
+    let engine = Arc::new(CohortEngine::default());
+    engine.build(&*store).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = engine.follow(
+        Arc::clone(&store),
+        std::time::Duration::from_millis(100),
+        Arc::clone(&stop),
+    );
+    // A patient research may count (the mask holds for them).
+    let everyone = medicus_cohort::parse_query("gender:F,M,D,U", Default::default()).unwrap();
+    assert!(engine.count(TENANT, &everyone, today()) > 0);
+    let q = medicus_cohort::parse_query("icd:Q87", Default::default()).unwrap();
+    let before = engine.count(TENANT, &q, today());
+    // A patient with a Broad Consent and no other consent document (no withdrawal, no
+    // objection): research may count them.
+    let consents: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Consent")
+        .collect();
+    let owner = |r: &Value| r["patient"]["reference"].as_str().unwrap_or("").to_owned();
+    let patient = consents
+        .iter()
+        .filter(|r| !r.to_string().contains("TemplateType"))
+        .map(|r| owner(r))
+        .find(|p| consents.iter().filter(|r| owner(r) == *p).count() == 1)
+        .unwrap()
+        .trim_start_matches("Patient/")
+        .to_owned();
+    let t = std::time::Instant::now();
+    let mut s = store.write_session(TENANT).unwrap();
+    s.put(
+        "Condition",
+        "new-0",
+        serde_json::json!({"resourceType": "Condition",
+            "code": {"coding": [{"system": ICD10GM, "code": "Q87.1"}]},
+            "subject": {"reference": format!("Patient/{patient}")}}),
+        Precondition::None,
+    )
+    .unwrap();
+    s.commit().unwrap();
+    let mut counted = None;
+    while t.elapsed() < std::time::Duration::from_secs(2) {
+        if engine.count(TENANT, &q, today()) > before {
+            counted = Some(t.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    follower.join().unwrap();
+    let took = counted.expect("the new diagnosis counted within a second");
+    assert!(took < std::time::Duration::from_secs(1));
+    // And a delete uncounts it.
+    let mut s = store.write_session(TENANT).unwrap();
+    s.delete("Condition", "new-0", Precondition::None).unwrap();
+    s.commit().unwrap();
+    engine.catch_up(&*store).unwrap();
+    assert_eq!(engine.count(TENANT, &q, today()), before);
+}
