@@ -96,6 +96,7 @@ fn body_over_the_limit_is_413() {
     let stream = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; 10_000]));
     let result = reqwest::blocking::Client::new()
         .post(fhir.url("Patient"))
+        .bearer_auth(fhir.token().unwrap_or_default())
         .header("content-type", "application/fhir+json")
         .body(stream)
         .send();

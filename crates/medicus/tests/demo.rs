@@ -21,8 +21,32 @@ fn banner_gets(out: &str) -> Vec<String> {
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("curl -s "))
         .filter(|r| !r.starts_with("-X"))
-        .map(|r| r.trim_matches('\'').to_owned())
+        .map(|r| {
+            r.trim_start_matches("-H \"Authorization: Bearer $TOKEN\" ")
+                .trim_matches('\'')
+                .to_owned()
+        })
         .collect()
+}
+
+/// The banner's `export TOKEN=$(medicus admin token …)` command, run as printed.
+fn banner_token(out: &str, var: &str) -> String {
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("export {var}=$(medicus ")))
+        .unwrap_or_else(|| panic!("no {var} command in banner:\n{out}"));
+    let line = line.strip_suffix(')').expect("command in $(…)");
+    let words: Vec<String> = line
+        .split(' ')
+        .map(|w| w.trim_matches('\'').to_owned())
+        .collect();
+    let output = common::medicus_command().args(&words).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 #[test]
@@ -50,8 +74,9 @@ fn seeds_the_pilot_once_and_every_banner_example_works() {
     let gets = banner_gets(&out);
     assert!(gets.len() >= 4, "{out}");
     let client = reqwest::blocking::Client::new();
+    let token = banner_token(&out, "TOKEN");
     for url in &gets {
-        let resp = client.get(url).send().unwrap();
+        let resp = client.get(url).bearer_auth(&token).send().unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{url}");
         let body: Value = resp.json().unwrap();
         assert!(
@@ -73,7 +98,10 @@ fn seeds_the_pilot_once_and_every_banner_example_works() {
         })
         .unwrap_or_else(|| panic!("no -d payload in banner:\n{out}"));
     let payload: Value = serde_json::from_str(payload).unwrap();
-    server.fhir().create(&payload);
+    let admin = banner_token(&out, "ADMIN_TOKEN");
+    common::Fhir::new(server.fhir().base.clone())
+        .with_token(admin)
+        .create(&payload);
 
     server.restart();
     let out = server.stdout();

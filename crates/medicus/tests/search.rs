@@ -383,6 +383,7 @@ fn count_paging_and_total() {
     // Searching by POST to _search gives the same result.
     let resp = reqwest::blocking::Client::new()
         .post(fhir.url("Patient/_search"))
+        .bearer_auth(fhir.token().unwrap_or_default())
         .header("content-type", "application/x-www-form-urlencoded")
         .body("family=seite&_count=100")
         .send()

@@ -8,9 +8,8 @@
 //! [`AuditTrail`] thread.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,12 +18,14 @@ use medicus_audit::{Action, AuditEvent, AuditTrail, Kind, OutcomeCode, TryRecord
 use medicus_fhirpath::{Env, Item, Model};
 use serde_json::{Value, json};
 
-use crate::context::{Principal, RequestContext, RequestId};
+use crate::access::{AuditActor, Reach};
+use crate::context::{RequestContext, RequestId};
 use crate::fhir::FhirError;
 use crate::fhir::bundle::{link, new_bundle};
 use crate::fhir::http::response::FhirResponse;
 use crate::fhir::query::{encode_pairs, parse_pairs};
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 /// The name this server gives itself as the AuditEvent `source.observer`.
 const OBSERVER: &str = "medicus";
@@ -240,12 +241,9 @@ pub async fn record_interaction(
     let Some(c) = classify(&method, req.uri().path(), req.uri().query()) else {
         return next.run(req).await;
     };
-    let address = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string());
+    let address =
+        crate::auth::request_ip(&state, req.extensions(), req.headers()).map(|ip| ip.to_string());
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let principal = req.extensions().get::<Principal>().cloned();
     let purpose = req
         .headers()
         .get("x-purpose-of-use")
@@ -284,8 +282,10 @@ pub async fn record_interaction(
     event.address = address;
     event.request_id = request_id;
     event.purpose = purpose;
-    if let Some(p) = principal {
-        event.agent.user = Some(p.subject);
+    if let Some(actor) = response.extensions().get::<AuditActor>() {
+        event.agent.user = Some(actor.user.clone());
+        event.agent.client = Some(actor.client.clone());
+        event.agent.roles = actor.roles.clone();
     }
     let mut subjects: BTreeSet<String> = response
         .extensions()
@@ -316,21 +316,31 @@ async fn hand_over(trail: &AuditTrail, event: AuditEvent) {
 
 // ---- the read side -------------------------------------------------------------------------
 
-/// Access control for reading a tenant's audit trail.
-///
-/// TODO(auth): require the `tenant-admin` role of `ctx.tenant` (crates/auth policy, category
-/// Audit) once the auth layer puts a principal with roles into the request. Until then every
-/// caller may read it, like every other resource.
-fn authorize_audit_read(_ctx: &RequestContext) -> Result<(), FhirError> {
+/// Access control for reading a tenant's audit trail: the policy's Audit category (the
+/// tenant's admins), unrestricted.
+fn authorize_audit_read(ctx: &RequestContext, interaction: Interaction) -> Result<(), FhirError> {
+    let reach = ctx.access.require(interaction, "AuditEvent")?;
+    if !reach.is_unrestricted() {
+        return Err(FhirError::Forbidden(
+            "the audit trail is readable only without a patient or constraint restriction".into(),
+        ));
+    }
     Ok(())
 }
 
-/// Access control for a patient's access log.
-///
-/// TODO(auth): allow the patient themself (a principal whose patient context is
-/// `Patient/{patient_id}`) and the tenant's admins; refuse everyone else with 403.
-fn authorize_access_log(_ctx: &RequestContext, _patient_id: &str) -> Result<(), FhirError> {
-    Ok(())
+/// Access control for a patient's access log: the tenant's admins, and the patient themself
+/// (the policy answers with the patient's own compartment, which must be this record).
+fn authorize_access_log(ctx: &RequestContext, patient_id: &str) -> Result<(), FhirError> {
+    match ctx
+        .access
+        .require(Interaction::Operation("access-log".into()), "Patient")?
+    {
+        Reach::All { .. } => Ok(()),
+        Reach::Patient { patient, .. } if patient == patient_id => Ok(()),
+        Reach::Patient { .. } => Err(FhirError::Forbidden(
+            "a patient may read the access log of their own record only".into(),
+        )),
+    }
 }
 
 /// `date` with a FHIR prefix as an `[from, to)` bound in microseconds, intersected into `f`.
@@ -519,7 +529,7 @@ pub async fn search_audit_events(
     ctx: RequestContext,
     RawQuery(query): RawQuery,
 ) -> Result<Response, FhirError> {
-    authorize_audit_read(&ctx)?;
+    authorize_audit_read(&ctx, Interaction::Search)?;
     let req = parse_search(&state, query.as_deref())?;
     search_chain(&state, &ctx, req, "AuditEvent").await
 }
@@ -544,7 +554,7 @@ pub async fn read_audit_event(
     ctx: RequestContext,
     Path((_tenant, id)): Path<(String, String)>,
 ) -> Result<Response, FhirError> {
-    authorize_audit_read(&ctx)?;
+    authorize_audit_read(&ctx, Interaction::Read)?;
     let not_found = || FhirError::NotFound {
         resource_type: "AuditEvent".into(),
         id: id.clone(),

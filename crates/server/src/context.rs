@@ -1,13 +1,14 @@
 //! The per-request context handed to FHIR handlers.
 //!
-//! The auth layer (OAuth2/SMART, next) slots in as a tower layer that authenticates the request
-//! and inserts a [`Principal`] into the request extensions; [`RequestContext`] picks it up, so the
-//! handlers and interactions never look at tokens themselves.
+//! The authentication middleware ([`crate::access::authenticate`]) puts the caller's
+//! [`Access`] into the request extensions; [`RequestContext`] picks it up, so handlers never
+//! look at tokens themselves.
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
+use crate::access::Access;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{Prefer, parse_prefer};
 use crate::state::AppState;
@@ -16,22 +17,14 @@ use crate::state::AppState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
-/// Who is calling. Inserted into the request extensions by the auth layer; absent (anonymous)
-/// until that layer exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub subject: String,
-    /// Granted scopes (SMART style, e.g. `user/Patient.read`).
-    pub scopes: Vec<String>,
-}
-
 /// Everything a FHIR handler needs to know about the request besides its body and parameters.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The tenant from `/fhir/{tenant}/…`.
     pub tenant: String,
     pub request_id: RequestId,
-    pub principal: Option<Principal>,
+    /// What the caller may do (from its token; see [`crate::access`]).
+    pub access: Access,
     /// The tenant's FHIR base URL, e.g. `http://host/fhir/default`, for `fullUrl`, `Location`
     /// and links.
     pub fhir_base: String,
@@ -63,7 +56,11 @@ impl FromRequestParts<AppState> for RequestContext {
             fhir_base: format!("{origin}/fhir/{tenant}"),
             tenant,
             request_id,
-            principal: parts.extensions.get::<Principal>().cloned(),
+            access: parts
+                .extensions
+                .get::<Access>()
+                .cloned()
+                .unwrap_or(Access::Anonymous),
             prefer: parse_prefer(
                 parts
                     .headers

@@ -6,8 +6,7 @@
 //!   inputs and returns typed outcomes, so the CLI bulk import can reuse it.
 //! - [`fhir::http`]: the axum handlers that parse HTTP requests into those inputs and render the
 //!   outcomes as FHIR responses.
-//! - [`context`]: the per-request context (tenant, request id, principal) that an auth layer
-//!   will fill in later.
+//! - [`context`]: the per-request context (tenant, request id, the caller's [`Access`]).
 //! - [`auth`]: the OAuth2/OIDC/SMART authorisation server at `/auth` (login and consent pages,
 //!   token, introspection, revocation, JWKS, userinfo, discovery) and the SMART configuration
 //!   under each FHIR base, mounted when the state has an [`auth::AuthState`].
@@ -17,10 +16,11 @@
 //! else 503). Every FHIR error, including axum's own rejections, 404/405 fallbacks and panics,
 //! is an OperationOutcome.
 //!
-//! Authentication slots in as a tower layer on the returned router (`router(state).layer(auth)`)
-//! that rejects unauthenticated requests and inserts a [`Principal`] into the request
-//! extensions; handlers see it through [`RequestContext::principal`].
+//! Access control: [`access::authenticate`] checks the bearer token of every FHIR request
+//! (the router adds it), and every store session a handler opens is wrapped in an
+//! [`access::guard`] that asks the policy before each read, search and write.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -32,7 +32,8 @@ mod router;
 pub mod s3;
 pub mod state;
 
+pub use access::{Access, AccessControl};
 pub use config::ServerConfig;
-pub use context::{Principal, RequestContext, RequestId};
+pub use context::{RequestContext, RequestId};
 pub use router::router;
 pub use state::AppState;

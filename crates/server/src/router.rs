@@ -6,6 +6,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::access::authenticate;
 use crate::audit::record_interaction;
 use crate::fhir::FhirError;
 use crate::fhir::http::fhir_routes;
@@ -14,7 +15,8 @@ use crate::middleware::{access_log, fhir_format, panic_response, request_id};
 use crate::state::AppState;
 
 /// Builds the HTTP application. Layers, outermost first: panic → 500 OperationOutcome, request
-/// id, access log, audit, panic → 500 again (so the audit layer sees a handler's panic as a
+/// id, access log, audit, authentication (inside the audit layer, so that refused requests
+/// are audited too), panic → 500 again (so the audit layer sees a handler's panic as a
 /// 500 and records it), FHIR format handling, body limit.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
@@ -30,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(from_fn(fhir_format))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(from_fn_with_state(state.clone(), record_interaction))
         .layer(from_fn(access_log))
         .layer(from_fn(request_id))

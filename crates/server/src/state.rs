@@ -6,6 +6,7 @@ use medicus_audit::AuditTrail;
 use medicus_bulk::jobs::JobRegistry;
 use medicus_store::api::Store;
 
+use crate::access::AccessControl;
 use crate::auth::AuthState;
 use crate::config::ServerConfig;
 
@@ -23,6 +24,9 @@ pub struct AppState {
     /// The OAuth2/OIDC/SMART authorisation server (`/auth`, the SMART configuration); `None`
     /// serves neither. Set with [`AppState::with_auth`].
     pub auth: Option<AuthState>,
+    /// Whether FHIR requests need a token. [`AccessControl::Enforced`] unless the embedder
+    /// turns it off with [`AppState::with_open_access`].
+    pub access_control: AccessControl,
 }
 
 impl AppState {
@@ -46,7 +50,16 @@ impl AppState {
             jobs,
             audit,
             auth: None,
+            access_control: AccessControl::Enforced,
         }
+    }
+
+    /// No token checks on the FHIR API: every request may do everything. Only for embedding
+    /// the router behind something that has decided already (the in-process test harness);
+    /// the CLI never builds this.
+    pub fn with_open_access(mut self) -> Self {
+        self.access_control = AccessControl::Open;
+        self
     }
 
     /// Serves the authorisation server of `auth` as well.

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// A platform document write whose `DocExpect` did not hold.
     #[error("document {ns}/{key} changed concurrently or does not match the expected version")]
     DocConflict { ns: String, key: String },
+    /// An access-checked session (the HTTP layer's guard) refused the operation: the caller's
+    /// token does not allow it. Never raised by a backend itself.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

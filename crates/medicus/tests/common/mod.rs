@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ const START_LIMIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(20);
 
 /// Every variable the binary reads, removed so the developer's environment cannot leak in.
-const MEDICUS_VARS: [&str; 8] = [
+const MEDICUS_VARS: [&str; 11] = [
     "MEDICUS_DATA",
     "MEDICUS_DATABASE",
     "MEDICUS_LISTEN",
@@ -40,6 +40,9 @@ const MEDICUS_VARS: [&str; 8] = [
     "MEDICUS_LOG",
     "MEDICUS_MAX_BODY_BYTES",
     "MEDICUS_BASE_URL",
+    "MEDICUS_TRUSTED_PROXIES",
+    "MEDICUS_SERVER_KEY_FILE",
+    "MEDICUS_MASTER_KEY_FILE",
     "RUST_LOG",
 ];
 
@@ -225,6 +228,8 @@ pub struct Server {
     logs: PathBuf,
     stdout: PathBuf,
     options: Options,
+    /// Tokens from `medicus admin token`, per (tenant, scopes).
+    tokens: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Server {
@@ -240,6 +245,7 @@ impl Server {
             logs: dir.logs().join("stderr.log"),
             stdout: dir.logs().join("stdout.log"),
             options,
+            tokens: Mutex::new(HashMap::new()),
         };
         server.spawn();
         server
@@ -276,6 +282,10 @@ impl Server {
             .stdout(stdout)
             .stderr(stderr);
         self.child = Some(cmd.spawn().unwrap());
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.addr = self.wait_for_address();
         self.wait_ready();
     }
@@ -351,8 +361,83 @@ impl Server {
         self.tenant("default")
     }
 
+    /// FHIR client for `tenant`, carrying a service token (`system/*.*`) of that tenant,
+    /// minted at its first request (the tenant may be created after the client). For a tenant
+    /// that does not exist (yet) it carries a token of `default`, which the server answers with
+    /// 404 unknown tenant.
     pub fn tenant(&self, tenant: &str) -> Fhir {
+        let mut fhir = Fhir::new(format!("http://{}/fhir/{tenant}", self.addr));
+        let mint = self.mint();
+        let tenant = tenant.to_owned();
+        fhir.mint = Some(Arc::new(move || {
+            mint.mint(&tenant, "system/*.*")
+                .map(|t| (t, true))
+                .or_else(|_| mint.mint("default", "system/*.*").map(|t| (t, false)))
+                .ok()
+        }));
+        fhir
+    }
+
+    /// FHIR client for `tenant` without a token (for the access-control tests).
+    pub fn anonymous(&self, tenant: &str) -> Fhir {
         Fhir::new(format!("http://{}/fhir/{tenant}", self.addr))
+    }
+
+    /// A service access token of `tenant` with `system/*.*`, from `medicus admin token` on the
+    /// server's data (same store and server key), valid for an hour.
+    pub fn service_token(&self, tenant: &str) -> String {
+        self.token(tenant, "system/*.*")
+    }
+
+    /// `medicus admin token --tenant T --scopes S` for this server; cached per (tenant, scopes)
+    /// until the server restarts (its address, and so the token audience, may change).
+    pub fn token(&self, tenant: &str, scopes: &str) -> String {
+        self.try_token(tenant, scopes)
+            .unwrap_or_else(|e| panic!("medicus admin token failed: {e}"))
+    }
+
+    fn try_token(&self, tenant: &str, scopes: &str) -> Result<String, String> {
+        let key = (tenant.to_owned(), scopes.to_owned());
+        if let Some(t) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(t.clone());
+        }
+        let token = self.mint().mint(tenant, scopes)?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// What `medicus admin token` needs to issue tokens this server accepts.
+    pub fn mint(&self) -> TokenMint {
+        let args = &self.options.args;
+        let arg = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        let env = |name: &str| {
+            self.options
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        TokenMint {
+            data: self.data.clone(),
+            base: arg("--base-url").unwrap_or_else(|| self.origin()),
+            server_key_file: arg("--server-key-file").or_else(|| env("MEDICUS_SERVER_KEY_FILE")),
+            database: arg("--database")
+                .or_else(|| env("MEDICUS_DATABASE"))
+                .or_else(|| database_of(&self.data)),
+        }
     }
 
     /// Everything the server wrote to stderr so far.
@@ -534,11 +619,48 @@ pub fn link(bundle: &Value, relation: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Issues tokens through `medicus admin token` on a server's data directory and key.
+#[derive(Debug, Clone)]
+pub struct TokenMint {
+    pub data: PathBuf,
+    pub base: String,
+    pub server_key_file: Option<String>,
+    pub database: Option<String>,
+}
+
+impl TokenMint {
+    pub fn mint(&self, tenant: &str, scopes: &str) -> Result<String, String> {
+        let mut cmd = medicus_command();
+        cmd.args(["admin", "token", "--data"])
+            .arg(&self.data)
+            .args(["--base-url", &self.base, "--tenant", tenant])
+            .args(["--scopes", scopes, "--lifetime", "3600"]);
+        if let Some(file) = &self.server_key_file {
+            cmd.args(["--server-key-file", file]);
+        }
+        if let Some(url) = &self.database {
+            cmd.env("MEDICUS_DATABASE", url);
+        }
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// Mints a token on first use: `(token, final)`; a non-final one is not cached.
+pub type MintFn = Arc<dyn Fn() -> Option<(String, bool)> + Send + Sync>;
+
 /// A FHIR client bound to one tenant's base URL.
 #[derive(Clone)]
 pub struct Fhir {
     pub base: String,
     client: Client,
+    /// Sent as `Authorization: Bearer …` unless a request sets its own Authorization.
+    token: Arc<Mutex<Option<String>>>,
+    /// Where a token comes from when `token` is empty.
+    pub mint: Option<MintFn>,
 }
 
 impl Fhir {
@@ -548,7 +670,30 @@ impl Fhir {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Fhir { base, client }
+        Fhir {
+            base,
+            client,
+            token: Arc::new(Mutex::new(None)),
+            mint: None,
+        }
+    }
+
+    pub fn with_token(self, token: String) -> Fhir {
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = Some(token);
+        self
+    }
+
+    /// The token requests carry (minted now if need be).
+    pub fn token(&self) -> Option<String> {
+        let mut slot = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = slot.as_ref() {
+            return Some(t.clone());
+        }
+        let (token, last) = self.mint.as_ref().and_then(|m| m())?;
+        if last {
+            *slot = Some(token.clone());
+        }
+        Some(token)
     }
 
     /// `path` relative to the base (`Patient/1`, `Patient?name=x`), or an absolute URL.
@@ -611,6 +756,12 @@ impl Fhir {
                 req = req.header("content-type", FHIR_JSON);
             }
             req = req.body(body);
+        }
+        let has_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if !has_auth && let Some(token) = self.token() {
+            req = req.bearer_auth(token);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -24,6 +24,12 @@ pub enum FhirError {
     Unprocessable(String),
     #[error("unknown tenant")]
     UnknownTenant,
+    /// No valid access token (401, `login`); the edge adds `WWW-Authenticate`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token does not allow this interaction (403, `forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("resource type '{0}' is not supported")]
     UnsupportedType(String),
     #[error("{resource_type}/{id} is not known")]
@@ -90,6 +96,8 @@ impl FhirError {
             | FhirError::UnsupportedParameters(_)
             | FhirError::TooCostly(_) => 400,
             FhirError::Unprocessable(_) => 422,
+            FhirError::Unauthorized(_) => 401,
+            FhirError::Forbidden(_) => 403,
             FhirError::UnknownTenant
             | FhirError::UnsupportedType(_)
             | FhirError::NotFound { .. }
@@ -170,6 +178,8 @@ impl FhirError {
         match self {
             FhirError::BadRequest(_) | FhirError::Invalid(_) => "invalid",
             FhirError::Unprocessable(_) => "business-rule",
+            FhirError::Unauthorized(_) => "login",
+            FhirError::Forbidden(_) => "forbidden",
             FhirError::UnknownTenant | FhirError::NotFound { .. } | FhirError::NotFoundOther(_) => {
                 "not-found"
             }
@@ -243,6 +253,7 @@ impl From<StoreError> for FhirError {
             }
             StoreError::Unavailable(detail) => FhirError::Unavailable(detail),
             e @ StoreError::DocConflict { .. } => FhirError::Conflict(e.to_string()),
+            StoreError::Forbidden(reason) => FhirError::Forbidden(reason),
             e @ StoreError::TooCostly(_) => FhirError::TooCostly(format!(
                 "{e}; narrow the search (more selective parameters, a smaller _count, no _total=accurate)"
             )),

@@ -96,7 +96,9 @@ impl TestApp {
             bulk_dir: dir.path().join("bulk"),
             ..config
         };
-        let state = complete(AppState::new(store.clone(), config));
+        // The FHIR-semantics tests run without token checks; the access-control tests set
+        // `access_control` back to `Enforced` in `complete`.
+        let state = complete(AppState::new(store.clone(), config).with_open_access());
         TestApp {
             router: router(state),
             store,

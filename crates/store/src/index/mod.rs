@@ -1,6 +1,7 @@
 //! Search-index entries of a resource: what a write stores in the index tables.
 
 pub mod code_date;
+mod compartment;
 pub mod datetime;
 pub(crate) mod derived;
 mod extract;
@@ -9,6 +10,7 @@ pub mod hierarchy;
 pub mod keys;
 pub mod ucum;
 
+pub use compartment::{body_in_patient_compartment, in_patient_compartment};
 pub(crate) use extract::{
     STRING_LAST, composite_key, composite_string, is_range_kind, param_entries,
 };

@@ -21,6 +21,7 @@ use crate::fhir::FhirError;
 use crate::fhir::headers::require_fhir_json;
 use crate::fhir::json_body::parse_resource;
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
@@ -186,6 +187,37 @@ fn require_respond_async(headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// The export job reads the store directly (not through a guarded session), so the caller
+/// must reach every type it exports without restriction: a service client of the tenant.
+fn authorize_export(ctx: &RequestContext, request: &ExportRequest) -> Result<()> {
+    match &request.types {
+        Some(types) => {
+            for ty in types {
+                let reach = ctx.access.require(Interaction::Export, ty)?;
+                if !reach.is_unrestricted() {
+                    return Err(FhirError::Forbidden(format!(
+                        "export of {ty} needs unrestricted access to it"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        None => ctx.access.require_everywhere(Interaction::Export),
+    }
+}
+
+/// Status, files and cancellation of bulk jobs: service clients of the tenant (the URL's
+/// tenant is the token's, checked by the authentication layer).
+pub(super) fn authorize_bulk_job(ctx: &RequestContext) -> Result<()> {
+    if ctx.access.is_service() {
+        Ok(())
+    } else {
+        Err(FhirError::Forbidden(
+            "bulk data jobs are for service clients".into(),
+        ))
+    }
+}
+
 async fn kick_off(
     state: AppState,
     ctx: RequestContext,
@@ -196,6 +228,7 @@ async fn kick_off(
 ) -> Result<Response> {
     require_respond_async(headers)?;
     let request = ExportRequest::parse(medicus_fhir::r4(), level, pairs)?;
+    authorize_export(&ctx, &request)?;
 
     // Unknown tenant (404) and unknown Group (404) are answered now, not as a failed job.
     let store = state.store.clone();
@@ -242,6 +275,7 @@ pub async fn status(
     ctx: RequestContext,
     FhirPath((_, id)): FhirPath<(String, String)>,
 ) -> Result<Response> {
+    authorize_bulk_job(&ctx)?;
     bulk_status::poll(&state, &ctx.tenant, JobKind::Export, &id)
 }
 
@@ -251,6 +285,7 @@ pub async fn cancel(
     ctx: RequestContext,
     FhirPath((_, id)): FhirPath<(String, String)>,
 ) -> Result<Response> {
+    authorize_bulk_job(&ctx)?;
     bulk_status::cancel(&state, &ctx.tenant, JobKind::Export, &id)
 }
 
@@ -261,6 +296,7 @@ pub async fn file(
     ctx: RequestContext,
     FhirPath((_, id, name)): FhirPath<(String, String, String)>,
 ) -> Result<Response> {
+    authorize_bulk_job(&ctx)?;
     let job = bulk_status::find_job(&state, &ctx.tenant, JobKind::Export, &id)?;
     let listed = match job.state() {
         JobState::Completed { manifest } => export::file_names(&manifest).any(|n| n == name),

@@ -26,6 +26,7 @@ use super::{blocking, bulk_status};
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
@@ -58,6 +59,10 @@ pub async fn kick_off(
     OriginalUri(uri): OriginalUri,
     body: Body,
 ) -> Result<Response> {
+    // The import writes through its own sessions: the caller must be able to create and
+    // update every type without restriction.
+    ctx.access.require_everywhere(Interaction::Create)?;
+    ctx.access.require_everywhere(Interaction::Update)?;
     let media = content_type(&headers)
         .and_then(|ct| ct.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase());
@@ -197,6 +202,7 @@ pub async fn status(
     ctx: RequestContext,
     FhirPath((_, id)): FhirPath<(String, String)>,
 ) -> Result<Response> {
+    super::bulk_export::authorize_bulk_job(&ctx)?;
     bulk_status::poll(&state, &ctx.tenant, JobKind::Import, &id)
 }
 
@@ -207,5 +213,6 @@ pub async fn cancel(
     ctx: RequestContext,
     FhirPath((_, id)): FhirPath<(String, String)>,
 ) -> Result<Response> {
+    super::bulk_export::authorize_bulk_job(&ctx)?;
     bulk_status::cancel(&state, &ctx.tenant, JobKind::Import, &id)
 }

@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 
 use super::extract::{FhirBody, FhirPath, QueryPairs, content_type};
-use super::in_read_session;
 use super::response::FhirResponse;
 use super::type_level::{form_search_pairs, page_sizes, parse_search_request};
+use super::{in_read_session, in_read_session_omitting_denied};
+use crate::access::Reach;
 use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::fhir::headers::{is_fhir_json_content_type, media_type};
@@ -20,6 +21,7 @@ use crate::fhir::interactions::everything::{
 use crate::fhir::interactions::resource::{ensure_supported_type, ensure_valid_id};
 use crate::fhir::json_body::parse_json;
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
@@ -43,14 +45,14 @@ pub async fn compartment_search(
         let pairs: Vec<(String, String)> =
             pairs.into_iter().filter(|(n, _)| n != "_cursor").collect();
         let params = parse_search_request(&state, &ctx, None, pairs).await?;
-        in_read_session(&state, &ctx.tenant, move |s| {
+        in_read_session_omitting_denied(&state, &ctx, move |s| {
             compartment_search_all(s, &id, &params, cursor.as_deref(), &fhir_base)
         })
         .await?
     } else {
         ensure_supported_type(&target)?;
         let params = parse_search_request(&state, &ctx, Some(&target), pairs).await?;
-        in_read_session(&state, &ctx.tenant, move |s| {
+        in_read_session(&state, &ctx, move |s| {
             run_compartment_search(s, &id, &target, &params, &fhir_base)
         })
         .await?
@@ -105,8 +107,23 @@ async fn everything_response(
     pairs: Vec<(String, String)>,
 ) -> Result<FhirResponse> {
     let params = parse_everything_params(&pairs, page_sizes(state), ctx.prefer.handling)?;
+    // A patient-context token: its own record only (every search inside is restricted to the
+    // compartment as well; this makes another patient's `$everything` a clear 403).
+    match ctx
+        .access
+        .require(Interaction::Operation("everything".into()), "Patient")?
+    {
+        Reach::All { .. } => {}
+        Reach::Patient { patient: own, .. } if patient.as_deref() == Some(own.as_str()) => {}
+        Reach::Patient { .. } => {
+            return Err(FhirError::Forbidden(
+                "$everything with a patient-context token is available for that patient only"
+                    .into(),
+            ));
+        }
+    }
     let fhir_base = ctx.fhir_base.clone();
-    let bundle = in_read_session(state, &ctx.tenant, move |s| {
+    let bundle = in_read_session_omitting_denied(state, &ctx, move |s| {
         // Next links are GETs of the same operation (it is idempotent).
         let self_url = match &patient {
             Some(id) => format!("{fhir_base}/Patient/{id}/$everything"),

@@ -21,6 +21,7 @@ use crate::fhir::interactions::{delete, history, patch, read, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::outcome::information;
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
@@ -32,8 +33,9 @@ pub async fn read(
     headers: HeaderMap,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
+    ctx.access.require(Interaction::Read, &ty)?;
     let (summary, elements) = read_view(&pairs, ctx.prefer.handling)?;
-    let mut v = in_read_session(&state, &ctx.tenant, move |s| read::read(s, &ty, &id)).await?;
+    let mut v = in_read_session(&state, &ctx, move |s| read::read(s, &ty, &id)).await?;
     // A client that already has this version gets 304 without a body.
     if header_str(&headers, "if-none-match").and_then(parse_etag_version) == Some(v.version) {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED, None).version_headers(&v));
@@ -83,8 +85,8 @@ pub async fn vread(
     FhirPath((_, ty, id, vid)): FhirPath<(String, String, String, String)>,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
-    let mut v =
-        in_read_session(&state, &ctx.tenant, move |s| read::vread(s, &ty, &id, &vid)).await?;
+    ctx.access.require(Interaction::Vread, &ty)?;
+    let mut v = in_read_session(&state, &ctx, move |s| read::vread(s, &ty, &id, &vid)).await?;
     Ok(FhirResponse::new(StatusCode::OK, v.body.take()).version_headers(&v))
 }
 
@@ -101,7 +103,7 @@ pub async fn update(
     let resource = parse_resource(&body, state.config.max_json_depth)?;
     // `If-None-Match: *` makes the PUT create-only.
     let create_only = header_str(&headers, "if-none-match").map(str::trim) == Some("*");
-    let written = in_write_session(&state, &ctx.tenant, move |s| {
+    let written = in_write_session(&state, &ctx, move |s| {
         if create_only && s.read(&ty, &id)?.is_some_and(|v| !v.is_deleted()) {
             return Err(FhirError::PreconditionFailed(format!(
                 "{ty}/{id} already exists"
@@ -134,7 +136,7 @@ pub async fn patch(
     require_json_patch(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let document = patch::parse_patch(parse_json(&body, state.config.max_json_depth)?)?;
-    let written = in_write_session(&state, &ctx.tenant, move |s| {
+    let written = in_write_session(&state, &ctx, move |s| {
         patch::patch(s, &ty, &id, &document, precondition)
     })
     .await?;
@@ -154,7 +156,7 @@ pub async fn delete(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
-    let deleted = in_write_session(&state, &ctx.tenant, move |s| {
+    let deleted = in_write_session(&state, &ctx, move |s| {
         delete::delete(s, &ty, &id, precondition)
     })
     .await?;
@@ -189,7 +191,7 @@ pub async fn instance_history(
     ensure_valid_id(&id)?;
     let params = history::parse_history_params(&pairs, page_sizes(&state))?;
     let fhir_base = ctx.fhir_base.clone();
-    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+    let bundle = in_read_session(&state, &ctx, move |s| {
         // The history of something that never existed is a 404, not an empty Bundle.
         if s.read(&ty, &id)?.is_none() {
             return Err(FhirError::NotFound {

@@ -16,6 +16,8 @@ pub use routes::fhir_routes;
 
 use medicus_store::api::{ReadSession, WriteSession};
 
+use crate::access::guard;
+use crate::context::RequestContext;
 use crate::fhir::FhirError;
 use crate::state::AppState;
 
@@ -37,10 +39,38 @@ where
         })?
 }
 
-/// Runs `work` in a read session of `tenant`, on a blocking thread.
+/// Runs `work` in a read session of the request's tenant, seen through the caller's access
+/// (see [`crate::access::guard`]), on a blocking thread.
 pub(crate) async fn in_read_session<T, F>(
     state: &AppState,
-    tenant: &str,
+    ctx: &RequestContext,
+    work: F,
+) -> Result<T, FhirError>
+where
+    F: FnOnce(&mut dyn ReadSession) -> Result<T, FhirError> + Send + 'static,
+    T: Send + 'static,
+{
+    read_guarded(state, ctx, false, work).await
+}
+
+/// [`in_read_session`] for a search over many types (`Patient/{id}/*`, `$everything`): the
+/// types the caller may not search are left out instead of failing the request.
+pub(crate) async fn in_read_session_omitting_denied<T, F>(
+    state: &AppState,
+    ctx: &RequestContext,
+    work: F,
+) -> Result<T, FhirError>
+where
+    F: FnOnce(&mut dyn ReadSession) -> Result<T, FhirError> + Send + 'static,
+    T: Send + 'static,
+{
+    read_guarded(state, ctx, true, work).await
+}
+
+async fn read_guarded<T, F>(
+    state: &AppState,
+    ctx: &RequestContext,
+    omit_denied: bool,
     work: F,
 ) -> Result<T, FhirError>
 where
@@ -48,19 +78,21 @@ where
     T: Send + 'static,
 {
     let store = state.store.clone();
-    let tenant = tenant.to_string();
+    let tenant = ctx.tenant.clone();
+    let access = ctx.access.clone();
     blocking(move || {
         let mut session = store.read_session(&tenant)?;
-        work(&mut *session)
+        guard::with_read(&mut *session, &access, omit_denied, work)
     })
     .await
 }
 
-/// Runs `work` in a write session of `tenant`, on a blocking thread, and commits when it
-/// succeeds. On error the session is dropped without commit, which rolls everything back.
+/// Runs `work` in a write session of the request's tenant, seen through the caller's access,
+/// on a blocking thread, and commits when it succeeds. On error (a refusal included) the
+/// session is dropped without commit, which rolls everything back.
 pub(crate) async fn in_write_session<T, F>(
     state: &AppState,
-    tenant: &str,
+    ctx: &RequestContext,
     work: F,
 ) -> Result<T, FhirError>
 where
@@ -68,10 +100,11 @@ where
     T: Send + 'static,
 {
     let store = state.store.clone();
-    let tenant = tenant.to_string();
+    let tenant = ctx.tenant.clone();
+    let access = ctx.access.clone();
     blocking(move || {
         let mut session = store.write_session(&tenant)?;
-        let outcome = work(&mut *session)?;
+        let outcome = guard::with_write(&mut *session, &access, work)?;
         session.commit()?;
         Ok(outcome)
     })

@@ -47,14 +47,15 @@ pub async fn bundle(
         max_json_depth: state.config.max_json_depth,
     };
     let response = if is_transaction {
-        in_write_session(&state, &ctx.tenant, move |s| {
+        in_write_session(&state, &ctx, move |s| {
             process_transaction(s, &bundle, &options)
         })
         .await?
     } else {
         let store = state.store.clone();
         let tenant = ctx.tenant.clone();
-        blocking(move || process_batch(&*store, &tenant, &bundle, &options)).await?
+        let access = ctx.access.clone();
+        blocking(move || process_batch(&*store, &tenant, &access, &bundle, &options)).await?
     };
     Ok(FhirResponse::ok(response))
 }
@@ -66,7 +67,7 @@ pub async fn system_history(
 ) -> Result<FhirResponse> {
     let params = history::parse_history_params(&pairs, page_sizes(&state))?;
     let fhir_base = ctx.fhir_base.clone();
-    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+    let bundle = in_read_session(&state, &ctx, move |s| {
         let self_url = format!("{fhir_base}/_history");
         history::history(s, HistoryScope::System, &params, &fhir_base, &self_url)
     })

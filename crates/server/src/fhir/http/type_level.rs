@@ -23,6 +23,7 @@ use crate::fhir::interactions::{delete, history, patch, update};
 use crate::fhir::json_body::{parse_json, parse_resource};
 use crate::fhir::query::parse_pairs;
 use crate::state::AppState;
+use medicus_auth::policy::Interaction;
 
 type Result<T> = std::result::Result<T, FhirError>;
 
@@ -49,7 +50,7 @@ pub(super) async fn parse_search_request(
     let value_sets = if urls.is_empty() {
         StoredValueSets::default()
     } else {
-        in_read_session(state, &ctx.tenant, move |s| read_value_sets(s, &urls)).await?
+        in_read_session(state, ctx, move |s| read_value_sets(s, &urls)).await?
     };
     parse_search_params_with(
         resource_type,
@@ -72,7 +73,7 @@ pub(super) async fn search_response(
 ) -> Result<FhirResponse> {
     let params = parse_search_request(state, &ctx, resource_type.as_deref(), pairs).await?;
     let fhir_base = ctx.fhir_base.clone();
-    let bundle = in_read_session(state, &ctx.tenant, move |s| {
+    let bundle = in_read_session(state, &ctx, move |s| {
         let self_url = match &resource_type {
             Some(ty) => format!("{fhir_base}/{ty}"),
             None => fhir_base.clone(),
@@ -138,7 +139,7 @@ pub async fn create(
     require_fhir_json(content_type(&headers))?;
     let if_none_exist = header_str(&headers, "if-none-exist").map(parse_criteria);
     let resource = parse_resource(&body, state.config.max_json_depth)?;
-    let outcome = in_write_session(&state, &ctx.tenant, move |s| {
+    let outcome = in_write_session(&state, &ctx, move |s| {
         create_resource(s, &ty, resource, if_none_exist.as_deref())
     })
     .await?;
@@ -177,7 +178,7 @@ pub async fn conditional_update(
     require_fhir_json(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let resource = parse_resource(&body, state.config.max_json_depth)?;
-    let written = in_write_session(&state, &ctx.tenant, move |s| {
+    let written = in_write_session(&state, &ctx, move |s| {
         update::conditional_update(s, &ty, &pairs, resource, precondition)
     })
     .await?;
@@ -202,7 +203,7 @@ pub async fn conditional_delete(
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
     require_criteria(&pairs, "a delete")?;
-    let deleted = in_write_session(&state, &ctx.tenant, move |s| {
+    let deleted = in_write_session(&state, &ctx, move |s| {
         delete::conditional_delete(s, &ty, &pairs)
     })
     .await?;
@@ -222,7 +223,7 @@ pub async fn conditional_patch(
     require_json_patch(content_type(&headers))?;
     let precondition = parse_if_match(header_str(&headers, "if-match"))?;
     let document = patch::parse_patch(parse_json(&body, state.config.max_json_depth)?)?;
-    let written = in_write_session(&state, &ctx.tenant, move |s| {
+    let written = in_write_session(&state, &ctx, move |s| {
         let id = match find_matches(s, &ty, &pairs)? {
             Matches::One(found) => found.id,
             Matches::None => {
@@ -256,7 +257,7 @@ pub async fn type_history(
     ensure_supported_type(&ty)?;
     let params = history::parse_history_params(&pairs, page_sizes(&state))?;
     let fhir_base = ctx.fhir_base.clone();
-    let bundle = in_read_session(&state, &ctx.tenant, move |s| {
+    let bundle = in_read_session(&state, &ctx, move |s| {
         let self_url = format!("{fhir_base}/{ty}/_history");
         history::history(s, HistoryScope::Type(&ty), &params, &fhir_base, &self_url)
     })
@@ -274,6 +275,8 @@ pub async fn validate(
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse> {
     ensure_supported_type(&ty)?;
+    ctx.access
+        .require(Interaction::Operation("validate".into()), &ty)?;
     require_fhir_json(content_type(&headers))?;
     let resource = resource_to_validate(parse_resource(&body, state.config.max_json_depth)?)?;
     // Tenant existence still matters: an unknown tenant is a 404 like everywhere else.

@@ -18,6 +18,8 @@ mod result;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::access::Access;
+use crate::access::guard::{with_read, with_write};
 use medicus_store::api::{Store, WriteSession};
 use serde_json::Value;
 
@@ -170,6 +172,7 @@ pub fn process_transaction(
 pub fn process_batch(
     store: &dyn Store,
     tenant: &str,
+    access: &Access,
     bundle: &Value,
     options: &BundleOptions,
 ) -> Result<Value, FhirError> {
@@ -180,7 +183,7 @@ pub fn process_batch(
     let mut results = Vec::with_capacity(raw.len());
     for (i, raw_entry) in raw.iter().enumerate() {
         let result = parse_entry(i, raw_entry, &options.fhir_base)
-            .and_then(|entry| run_batch_entry(store, tenant, &entry, options));
+            .and_then(|entry| run_batch_entry(store, tenant, access, &entry, options));
         results.push(Some(result.unwrap_or_else(|e| EntryResult::from_error(&e))));
     }
     Ok(response_bundle("batch-response", results))
@@ -189,28 +192,27 @@ pub fn process_batch(
 fn run_batch_entry(
     store: &dyn Store,
     tenant: &str,
+    access: &Access,
     entry: &Entry,
     options: &BundleOptions,
 ) -> Result<EntryResult, FhirError> {
     if !entry.method.is_write() {
         let mut session = store.read_session(tenant)?;
-        return execute_read(&mut *session, entry, options);
+        return with_read(&mut *session, access, false, |s| {
+            execute_read(s, entry, options)
+        });
     }
     let mut session = store.write_session(tenant)?;
-    let result = if entry.method == Method::Delete {
-        execute_delete(&mut *session, entry, options.return_preference)?
-    } else {
-        let identity = plan_identity(&mut *session, entry)?;
+    let result = with_write(&mut *session, access, |session| {
+        if entry.method == Method::Delete {
+            return execute_delete(session, entry, options.return_preference);
+        }
+        let identity = plan_identity(session, entry)?;
         let mut resource = entry.resource.clone().unwrap_or(Value::Null);
         // Batch entries must not depend on each other: no placeholders are defined.
-        resolve_references(
-            &mut *session,
-            &mut resource,
-            &HashMap::new(),
-            &mut HashMap::new(),
-        )?;
-        execute_write(&mut *session, entry, identity, resource, options)?
-    };
+        resolve_references(session, &mut resource, &HashMap::new(), &mut HashMap::new())?;
+        execute_write(session, entry, identity, resource, options)
+    })?;
     session.commit()?;
     Ok(result)
 }
