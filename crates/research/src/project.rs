@@ -16,12 +16,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use medicus_consent::LegalBasis;
+use medicus_store::api::{Precondition, WriteSession};
 use medicus_store::platform::{DocExpect, PlatformRecords};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::docs;
 use crate::error::{ResearchError, Result};
+
+/// The identifier system of platform users (a notification's recipient).
+pub const USER_SYSTEM: &str = "https://medicus-health.github.io/fhir/sid/user";
 
 /// Platform-record namespace of projects, keyed by project id.
 pub const NS_PROJECTS: &str = "research-project";
@@ -308,9 +312,18 @@ impl Project {
         application: Application,
         committee: Committee,
     ) -> Result<Project> {
-        if id.is_empty() || applicant.is_empty() {
+        if applicant.is_empty() {
+            return Err(ResearchError::Invalid("an applicant is required".into()));
+        }
+        // The id is also the ResearchStudy's: a FHIR id.
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
             return Err(ResearchError::Invalid(
-                "project id and applicant are required".into(),
+                "a project id is 1 to 64 letters, digits, '-' or '.'".into(),
             ));
         }
         if committee.quorum == 0 || committee.quorum > committee.members.len() {
@@ -576,15 +589,15 @@ impl Project {
         out
     }
 
-    /// The in-platform notification of `t` for `recipient` (a user reference such as
-    /// `Practitioner/…`), as a FHIR Communication.
+    /// The in-platform notification of `t` for the user `recipient` (a platform user id), as a
+    /// FHIR Communication; `sent` is its FHIR `dateTime`.
     pub fn notification(&self, t: &Transition, recipient: &str, sent: &str) -> Value {
         json!({
             "resourceType": "Communication",
             "status": "completed",
             "category": [{ "coding": [{ "system": "https://medicus-health.github.io/fhir/CodeSystem/notification", "code": "research-project" }] }],
             "about": [{ "reference": format!("ResearchStudy/{}", self.id) }],
-            "recipient": [{ "reference": recipient }],
+            "recipient": [{ "identifier": { "system": USER_SYSTEM, "value": recipient } }],
             "sent": sent,
             "payload": [{ "contentString": format!(
                 "Project \"{}\": {} → {} ({})",
@@ -625,6 +638,30 @@ impl Project {
 
 fn format_epoch_day(s: i64) -> String {
     medicus_consent::Day(i32::try_from(s.div_euclid(86_400)).unwrap_or(i32::MAX / 2)).to_string()
+}
+
+/// Writes what a transition changes in the FHIR store, in the caller's session (so it commits
+/// with whatever else the request writes): the project's ResearchStudy, and one Communication
+/// per person to notify. `sent` is the FHIR `dateTime` of the notification.
+pub fn record_transition(
+    session: &mut dyn WriteSession,
+    project: &Project,
+    transition: &Transition,
+    sent: &str,
+) -> Result<()> {
+    session.put(
+        "ResearchStudy",
+        &project.id,
+        project.to_research_study(),
+        Precondition::None,
+    )?;
+    for recipient in project.recipients(transition) {
+        let id = crate::pseudonym::random_id()?;
+        let mut c = project.notification(transition, &recipient, sent);
+        c["id"] = Value::from(id.clone());
+        session.put("Communication", &id, c, Precondition::None)?;
+    }
+    Ok(())
 }
 
 /// Stores a new project (refused if the id exists).

@@ -247,7 +247,8 @@ fn revoked_permit_yields_nothing_and_notifications_reach_the_people_involved() {
     assert!(
         who.contains("alice") && who.contains("bob") && who.contains("c1") && !who.contains("c3")
     );
-    let c = p.notification(&t, "Practitioner/alice", "2026-01-01T00:00:00Z");
+    let c = p.notification(&t, "alice", "2026-01-01T00:00:00Z");
+    assert_eq!(c["recipient"][0]["identifier"]["value"], "alice");
     assert_eq!(c["resourceType"], "Communication");
     assert_eq!(c["about"][0]["reference"], "ResearchStudy/proj-1");
     ok(p.activate("alice", 22));

@@ -51,6 +51,15 @@ pub(crate) fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// A random id (128 bits, base32): for records that need one.
+pub(crate) fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ResearchError::Crypto("no randomness"))?;
+    Ok(base32(&bytes))
+}
+
 /// An identity a pseudonym stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {

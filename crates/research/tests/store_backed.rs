@@ -197,3 +197,78 @@ fn project_workflow_persists_under_compare_and_set() {
         Err(ResearchError::NotFound(_))
     ));
 }
+
+#[test]
+fn transitions_write_the_research_study_and_notifications() {
+    let (_dir, ts) = store();
+    let st = ts.store.clone();
+    std::thread::spawn(move || {
+        st.create_tenant("default")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let app = Application {
+            title: "Anaemia".into(),
+            public_summary: "s".into(),
+            principal_investigator: "pi".into(),
+            institution: "i".into(),
+            legal_basis: medicus_consent::LegalBasis::Consent,
+            purpose: "health-care-research".into(),
+            cohort: serde_json::json!({}),
+            data: DataRequest {
+                resource_types: vec!["Condition".into()],
+                ..DataRequest::default()
+            },
+            duration_days: 30,
+            ethics_vote: Some("DocumentReference/e".into()),
+            team: vec!["alice".into(), "bob".into()],
+            outputs: vec![OutputKind::Ndjson],
+        };
+        let committee = Committee {
+            members: ["c1".to_string(), "c2".to_string()].into(),
+            quorum: 1,
+        };
+        let mut p = ok(Project::new("proj-n", "alice", app, committee));
+        let t = ok(p.submit("alice", 1));
+        let mut w = st
+            .write_session("default")
+            .unwrap_or_else(|e| panic!("{e}"));
+        ok(project::record_transition(
+            &mut *w,
+            &p,
+            &t,
+            "2026-01-01T00:00:00Z",
+        ));
+        w.commit().unwrap_or_else(|e| panic!("{e}"));
+        let mut r = st.read_session("default").unwrap_or_else(|e| panic!("{e}"));
+        let study = r
+            .read("ResearchStudy", "proj-n")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .and_then(|v| v.body);
+        assert_eq!(
+            study.as_ref().map(|s| s["status"].clone()),
+            Some(serde_json::json!("in-review"))
+        );
+        let pairs = vec![("_count".to_string(), "100".to_string())];
+        let q =
+            medicus_store::search::parse_search(medicus_fhir::r4(), Some("Communication"), &pairs)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let page = r
+            .search(Some("Communication"), &q)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // pi, bob and the two committee members; not alice, who acted.
+        let mut to: Vec<String> = page
+            .resources
+            .iter()
+            .filter_map(|v| v.body.as_ref())
+            .map(|c| {
+                c["recipient"][0]["identifier"]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["bob", "c1", "c2", "pi"]);
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("store thread panicked"));
+}
