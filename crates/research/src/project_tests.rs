@@ -237,6 +237,13 @@ fn incomplete_applications_and_bad_committees_are_refused() {
         Project::new("p", "c1", application(), committee(2)).is_err(),
         "applicant on the committee"
     );
+    for bad in ["", "a/b", "ü", &"x".repeat(65)] {
+        assert!(
+            Project::new(bad, "alice", application(), committee(2)).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(Project::new("proj-1.v2", "alice", application(), committee(2)).is_ok());
 }
 
 #[test]
