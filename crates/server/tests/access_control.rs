@@ -575,3 +575,264 @@ async fn audit_events_name_the_caller() {
     );
     assert!(text.contains("test-app"), "and the client");
 }
+
+// ---- the authorisation matrix over HTTP ------------------------------------------------------
+
+/// One resource per type in p1's and in p2's compartment (or shared), as seeded by `start`.
+fn matrix_resource(ty: &str, id: &str, patient: &str) -> Value {
+    match ty {
+        "Patient" => json!({"resourceType":"Patient","id":id}),
+        "Observation" => observation(id, patient, "laboratory", "pr1"),
+        "Consent" => json!({"resourceType":"Consent","id":id,"status":"active",
+            "scope":{"text":"research"},"category":[{"text":"consent"}],
+            "patient":{"reference":format!("Patient/{patient}")}}),
+        "Organization" => json!({"resourceType":"Organization","id":id,"name":"Ward"}),
+        _ => json!({"resourceType":"ResearchStudy","id":id,"status":"active"}),
+    }
+}
+
+/// What the policy says about `body` for this principal: may it be seen (or written)?
+fn policy_allows(
+    principal: &medicus_auth::Principal,
+    interaction: medicus_auth::Interaction,
+    ty: &str,
+    body: Option<&Value>,
+) -> bool {
+    let access = medicus_auth::Access {
+        tenant: "default",
+        interaction,
+        resource_type: Some(ty),
+        resource: body,
+    };
+    match medicus_auth::decide(principal, &access) {
+        medicus_auth::Decision::Allow { .. } => true,
+        medicus_auth::Decision::AllowPatient { patient, .. } => body.is_none_or(|b| {
+            let id = b["id"].as_str().unwrap_or("");
+            medicus_store::index::body_in_patient_compartment(ty, id, b, &patient)
+        }),
+        medicus_auth::Decision::Deny { .. } => false,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    allowed: usize,
+    leaks: Vec<String>,
+    wrongly_denied: Vec<String>,
+}
+
+impl Tally {
+    fn check(&mut self, case: String, expected: bool, granted: bool) {
+        self.cases += 1;
+        if expected {
+            self.allowed += 1;
+        }
+        match (expected, granted) {
+            (false, true) => self.leaks.push(case),
+            (true, false) => self.wrongly_denied.push(case),
+            _ => {}
+        }
+    }
+}
+
+/// Every role × own and foreign tenant × user, patient-context and system scopes × read (own
+/// and another patient's record), search, create, update and delete × five types of every
+/// category, over HTTP, against what the policy decides for the resource concerned. A leak is
+/// data seen or changed that the policy denies; none may occur, and nothing the policy allows
+/// may be refused.
+#[tokio::test]
+async fn authorisation_matrix_over_http() {
+    let env = start().await;
+    let svc = env.token("svc", Role::Service, "system/*.cruds", None, None);
+    let types = [
+        "Patient",
+        "Observation",
+        "Consent",
+        "Organization",
+        "ResearchStudy",
+    ];
+    for ty in types {
+        for (id, patient) in [("m1", "p1"), ("m2", "p2")] {
+            let id = if ty == "Patient" { patient } else { id };
+            let r = env
+                .send(
+                    &svc,
+                    "PUT",
+                    &format!("/fhir/default/{ty}/{id}"),
+                    Some(&matrix_resource(ty, id, patient)),
+                )
+                .await;
+            assert!(r.status.is_success(), "{ty}/{id}: {}", r.text);
+        }
+    }
+    let variants: [(&str, Option<&str>); 4] = [
+        ("user/*.cruds", None),
+        ("user/*.rs", None),
+        ("patient/*.cruds", Some("p1")),
+        ("system/*.cruds", None),
+    ];
+    let mut tally = Tally::default();
+    let mut n = 0;
+    for role in Role::ALL {
+        let fhir_user = if role == Role::Patient {
+            "Patient/p1"
+        } else {
+            "Practitioner/pr1"
+        };
+        for (scopes, patient) in variants {
+            for tenant in ["default", "other"] {
+                let token = env.token_for(tenant, "m", role, scopes, patient, Some(fhir_user));
+                let principal = env.core.verify_access_token(&token).expect("verify");
+                for ty in types {
+                    let label = |what: &str| format!("{role} {scopes} {tenant} {what} {ty}");
+                    // Reads: own record and another patient's.
+                    for (id, owner) in [("m1", "p1"), ("m2", "p2")] {
+                        let id = if ty == "Patient" { owner } else { id };
+                        let body = matrix_resource(ty, id, owner);
+                        let expected = policy_allows(
+                            &principal,
+                            medicus_auth::Interaction::Read,
+                            ty,
+                            Some(&body),
+                        );
+                        let r = env.get(&token, &format!("/fhir/default/{ty}/{id}")).await;
+                        tally.check(
+                            label(&format!("read {id}")),
+                            expected,
+                            r.status == StatusCode::OK,
+                        );
+                    }
+                    // Search: exactly what the policy lets it see.
+                    let r = env
+                        .get(&token, &format!("/fhir/default/{ty}?_count=100"))
+                        .await;
+                    let seen = keys(&r.json);
+                    let all: Vec<Value> = [("m1", "p1"), ("m2", "p2")]
+                        .iter()
+                        .map(|(id, owner)| {
+                            let id = if ty == "Patient" { *owner } else { *id };
+                            matrix_resource(ty, id, owner)
+                        })
+                        .collect();
+                    for body in &all {
+                        let key = format!("{ty}/{}", body["id"].as_str().unwrap_or(""));
+                        let expected = policy_allows(
+                            &principal,
+                            medicus_auth::Interaction::Search,
+                            ty,
+                            Some(body),
+                        );
+                        tally.check(
+                            label(&format!("search finds {key}")),
+                            expected,
+                            seen.contains(&key),
+                        );
+                    }
+                    // Create in p1's compartment.
+                    n += 1;
+                    let new_id = format!("n{n}");
+                    let body = matrix_resource(ty, &new_id, "p1");
+                    let expected = policy_allows(
+                        &principal,
+                        medicus_auth::Interaction::Create,
+                        ty,
+                        Some(&body),
+                    );
+                    let r = env
+                        .send(
+                            &token,
+                            "PUT",
+                            &format!("/fhir/default/{ty}/{new_id}"),
+                            Some(&body),
+                        )
+                        .await;
+                    let created = env
+                        .get(&svc, &format!("/fhir/default/{ty}/{new_id}"))
+                        .await
+                        .status
+                        == StatusCode::OK;
+                    tally.check(label("create"), expected, created);
+                    if expected && r.status != StatusCode::CREATED {
+                        tally.wrongly_denied.push(format!(
+                            "{} (status {})",
+                            label("create"),
+                            r.status
+                        ));
+                    }
+                    // Update p1's (own) and p2's record: a new version, or nothing.
+                    for (id, owner) in [("m1", "p1"), ("m2", "p2")] {
+                        let id = if ty == "Patient" { owner } else { id };
+                        let before = env.get(&svc, &format!("/fhir/default/{ty}/{id}")).await;
+                        let body = matrix_resource(ty, id, owner);
+                        let expected = policy_allows(
+                            &principal,
+                            medicus_auth::Interaction::Update,
+                            ty,
+                            Some(&body),
+                        );
+                        env.send(
+                            &token,
+                            "PUT",
+                            &format!("/fhir/default/{ty}/{id}"),
+                            Some(&body),
+                        )
+                        .await;
+                        let after = env.get(&svc, &format!("/fhir/default/{ty}/{id}")).await;
+                        let changed =
+                            before.json["meta"]["versionId"] != after.json["meta"]["versionId"];
+                        tally.check(label(&format!("update {id}")), expected, changed);
+                    }
+                    // Delete a throwaway record of p1's, then of p2's.
+                    for owner in ["p1", "p2"] {
+                        if ty == "Patient" {
+                            continue;
+                        }
+                        n += 1;
+                        let id = format!("d{n}");
+                        let body = matrix_resource(ty, &id, owner);
+                        env.send(
+                            &svc,
+                            "PUT",
+                            &format!("/fhir/default/{ty}/{id}"),
+                            Some(&body),
+                        )
+                        .await;
+                        let expected = policy_allows(
+                            &principal,
+                            medicus_auth::Interaction::Delete,
+                            ty,
+                            Some(&body),
+                        );
+                        env.send(&token, "DELETE", &format!("/fhir/default/{ty}/{id}"), None)
+                            .await;
+                        let gone = env
+                            .get(&svc, &format!("/fhir/default/{ty}/{id}"))
+                            .await
+                            .status
+                            == StatusCode::GONE;
+                        tally.check(label(&format!("delete of {owner}'s")), expected, gone);
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "authorisation matrix over HTTP: {} cases, {} allowed, {} denied, {} leaks, {} wrongly denied",
+        tally.cases,
+        tally.allowed,
+        tally.cases - tally.allowed,
+        tally.leaks.len(),
+        tally.wrongly_denied.len()
+    );
+    assert!(tally.leaks.is_empty(), "leaks: {:#?}", tally.leaks);
+    assert!(
+        tally.wrongly_denied.is_empty(),
+        "wrongly denied: {:#?}",
+        tally.wrongly_denied
+    );
+    assert!(
+        tally.allowed > 100 && tally.cases - tally.allowed > 100,
+        "both outcomes are exercised"
+    );
+}
