@@ -9,6 +9,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use common::{TestDir, create_tenant, database_of, medicus, medicus_command};
+use medicus_audit::AuditEvent;
+use medicus_audit::fhir::{EventFilter, search};
 use medicus_auth::policy::{Access, Interaction, decide};
 use medicus_auth::users::LoginOutcome;
 use medicus_auth::{Auth, AuthConfig, Records, Role, ServerKey, SystemClock};
@@ -263,4 +265,51 @@ fn users_clients_and_tokens() {
     ];
     args.extend(base);
     assert!(!medicus(&args).status.success());
+
+    // Every change and every token above is in the tenant's audit chain (user creation, role
+    // change and client registration in `clinic`, the disabling on the platform chain).
+    let data = dir.data();
+    let store: Arc<dyn Store> = match database_of(&data) {
+        Some(url) => Arc::new(PostgresStore::connect(&url, PostgresOptions::default()).unwrap()),
+        None => Arc::new(SqliteStore::open(&data).unwrap()),
+    };
+    let kinds = |chain: &str, kind: &str| -> Vec<String> {
+        let filter = EventFilter {
+            kind: vec![kind.to_owned()],
+            ..EventFilter::default()
+        };
+        search(&*store, chain, &filter, 100, None)
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| {
+                let event = AuditEvent::decode(&e.record, e.at_us, e.subjects.clone()).unwrap();
+                event.outcome_desc.unwrap_or_default()
+            })
+            .collect()
+    };
+    let changes = kinds("clinic", "admin-change");
+    assert!(
+        changes.iter().any(|d| d.contains("created with roles")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|d| d.contains("roles set to")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|d| d.contains("registered")),
+        "{changes:?}"
+    );
+    assert!(
+        kinds("_platform", "admin-change")
+            .iter()
+            .any(|d| d.contains("disabled")),
+        "the disabling is audited"
+    );
+    let tokens = kinds("clinic", "token-issued");
+    assert!(!tokens.is_empty(), "the service token is audited");
+    // The passwords and secrets never reach the trail.
+    let everything = format!("{changes:?}{tokens:?}");
+    assert!(!everything.contains("correct horse"), "{everything}");
 }

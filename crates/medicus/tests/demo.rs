@@ -30,15 +30,20 @@ fn banner_gets(out: &str) -> Vec<String> {
 }
 
 /// The banner's `export TOKEN=$(medicus admin token …)` command, run as printed.
-fn banner_token(out: &str, var: &str) -> String {
+fn banner_token(out: &str, var: &str, database: Option<String>) -> String {
     let line = out
         .lines()
         .find_map(|l| l.trim().strip_prefix(&format!("export {var}=$(medicus ")))
         .unwrap_or_else(|| panic!("no {var} command in banner:\n{out}"));
     let line = line.strip_suffix(')').expect("command in $(…)");
+    // The banner leaves the database URL (it may hold a password) to the shell's variable.
     let words: Vec<String> = line
         .split(' ')
         .map(|w| w.trim_matches('\'').to_owned())
+        .map(|w| match (&database, w.as_str()) {
+            (Some(url), "\"$MEDICUS_DATABASE\"") => url.clone(),
+            _ => w,
+        })
         .collect();
     let output = common::medicus_command().args(&words).output().unwrap();
     assert!(
@@ -74,7 +79,7 @@ fn seeds_the_pilot_once_and_every_banner_example_works() {
     let gets = banner_gets(&out);
     assert!(gets.len() >= 4, "{out}");
     let client = reqwest::blocking::Client::new();
-    let token = banner_token(&out, "TOKEN");
+    let token = banner_token(&out, "TOKEN", common::database_of(&dir.data()));
     for url in &gets {
         let resp = client.get(url).bearer_auth(&token).send().unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{url}");
@@ -98,7 +103,7 @@ fn seeds_the_pilot_once_and_every_banner_example_works() {
         })
         .unwrap_or_else(|| panic!("no -d payload in banner:\n{out}"));
     let payload: Value = serde_json::from_str(payload).unwrap();
-    let admin = banner_token(&out, "ADMIN_TOKEN");
+    let admin = banner_token(&out, "ADMIN_TOKEN", common::database_of(&dir.data()));
     common::Fhir::new(server.fhir().base.clone())
         .with_token(admin)
         .create(&payload);

@@ -13,9 +13,11 @@ use medicus_auth::tokens::TokenGrant;
 use medicus_auth::users::{Membership, NewUser, User};
 use medicus_auth::{Auth, AuthConfig, AuthError, Records, Role, ScopeSet, ServerKey, SystemClock};
 
+use super::idp_admin::{audit_admin, audit_change};
 use crate::cli::DataArgs;
 use crate::config::{Database, FileConfig, data_dir, database};
 use crate::error::CliError;
+use medicus_audit::Kind;
 
 /// Where the server key is and which URLs tokens name.
 #[derive(Debug, Clone, Args)]
@@ -233,7 +235,10 @@ fn find_user(auth: &Auth, login: &str) -> Result<User, CliError> {
         .ok_or_else(|| CliError::Auth(AuthError::NotFound(format!("user {login}"))))
 }
 
-pub(super) fn require_tenant(store: &dyn medicus_store::Store, tenant: &str) -> Result<(), CliError> {
+pub(super) fn require_tenant(
+    store: &dyn medicus_store::Store,
+    tenant: &str,
+) -> Result<(), CliError> {
     if store.list_tenants()?.iter().any(|t| t == tenant) {
         Ok(())
     } else {
@@ -241,6 +246,11 @@ pub(super) fn require_tenant(store: &dyn medicus_store::Store, tenant: &str) -> 
             "tenant {tenant} (create it with `medicus admin tenant create`)"
         ))))
     }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    format!("[{}]", names.join(", "))
 }
 
 pub fn run_user(command: UserCommand, file: &FileConfig) -> Result<(), CliError> {
@@ -270,16 +280,22 @@ pub fn run_user(command: UserCommand, file: &FileConfig) -> Result<(), CliError>
             } else {
                 std::env::var("MEDICUS_NEW_PASSWORD").ok()
             };
+            let role_names = role_list(&roles);
             let user = auth.create_user(NewUser {
                 login,
                 display_name: name,
                 password,
                 memberships: vec![Membership {
-                    tenant,
+                    tenant: tenant.clone(),
                     roles,
                     fhir_user,
                 }],
             })?;
+            audit_change(
+                &store,
+                &tenant,
+                format!("user {} created with roles {role_names}", user.id),
+            )?;
             super::say(format_args!("created user {} ({})", user.login, user.id));
             if user.requires_totp() {
                 let enrolment = auth.begin_totp(&user.id, "medicus")?;
@@ -310,6 +326,11 @@ pub fn run_user(command: UserCommand, file: &FileConfig) -> Result<(), CliError>
                 },
             )?;
             let names: Vec<&str> = user.roles_in(&tenant).iter().map(|r| r.as_str()).collect();
+            audit_change(
+                &store,
+                &tenant,
+                format!("user {} roles set to [{}]", user.id, names.join(", ")),
+            )?;
             super::say(format_args!(
                 "user {}: roles in {tenant}: {}",
                 user.login,
@@ -326,9 +347,19 @@ pub fn run_user(command: UserCommand, file: &FileConfig) -> Result<(), CliError>
             enable,
             auth,
         } => {
-            let (auth, _) = open_auth(&auth, file, None)?;
+            let (auth, store) = open_auth(&auth, file, None)?;
             let user = find_user(&auth, &login)?;
             auth.set_disabled(&user.id, !enable)?;
+            audit_admin(
+                &store,
+                None,
+                Kind::AdminChange,
+                format!(
+                    "user {} {}",
+                    user.id,
+                    if enable { "enabled" } else { "disabled" }
+                ),
+            )?;
             super::say(format_args!(
                 "user {} {}",
                 user.login,
@@ -372,12 +403,17 @@ pub fn run_client(command: ClientCommand, file: &FileConfig) -> Result<(), CliEr
     };
     let (client, secret) = auth.register_client(NewClient {
         client_id: id,
-        tenant,
+        tenant: tenant.clone(),
         name,
         kind,
         redirect_uris,
         scopes,
     })?;
+    audit_change(
+        &store,
+        &tenant,
+        format!("client {} registered", client.client_id),
+    )?;
     super::say(format_args!("created client {}", client.client_id));
     if let Some(secret) = secret {
         super::say(format_args!("client_secret (shown once): {secret}"));
@@ -401,7 +437,8 @@ pub fn run_token(args: TokenArgs, file: &FileConfig) -> Result<(), CliError> {
     let (auth, store) = open_auth(&args.auth, file, Some(args.lifetime))?;
     require_tenant(&*store, &args.tenant)?;
     auth.ensure_signing_key()?;
-    let (token, _) = auth.issue_access_token(&TokenGrant {
+    let tenant = args.tenant.clone();
+    let (token, claims) = auth.issue_access_token(&TokenGrant {
         subject: "medicus-admin".into(),
         tenant: args.tenant,
         roles: vec![Role::Service],
@@ -411,6 +448,15 @@ pub fn run_token(args: TokenArgs, file: &FileConfig) -> Result<(), CliError> {
         client_id: "medicus-cli".into(),
         family: None,
     })?;
+    audit_admin(
+        &store,
+        Some(&tenant),
+        Kind::TokenIssued,
+        format!(
+            "service token {} issued by the admin CLI, scopes {}, lifetime {} s",
+            claims.jti, claims.scope, args.lifetime
+        ),
+    )?;
     super::say(format_args!("{token}"));
     Ok(())
 }

@@ -107,12 +107,23 @@ fn parse_map(entries: &[String]) -> Result<Vec<(String, Role)>, CliError> {
 }
 
 /// Records an admin change in the tenant's chain and waits until it is stored.
-fn audit_change(
+pub(super) fn audit_change(
     store: &Arc<dyn medicus_store::Store>,
     tenant: &str,
     what: String,
 ) -> Result<(), CliError> {
-    let mut event = AuditEvent::new(Some(tenant.to_owned()), Kind::AdminChange);
+    audit_admin(store, Some(tenant), Kind::AdminChange, what)
+}
+
+/// Records a `kind` event of the admin CLI in the tenant's chain (the platform chain for
+/// `None`) and waits until it is stored: a change that cannot be audited is reported.
+pub(super) fn audit_admin(
+    store: &Arc<dyn medicus_store::Store>,
+    tenant: Option<&str>,
+    kind: Kind,
+    what: String,
+) -> Result<(), CliError> {
+    let mut event = AuditEvent::new(tenant.map(str::to_owned), kind);
     event.agent.user = Some("medicus-admin".into());
     event.agent.client = Some("medicus-cli".into());
     event.outcome_desc = Some(what);
