@@ -694,7 +694,18 @@ fn aws_cli_copies_syncs_lists_versions_and_presigns() {
     assert_eq!(body.bytes().unwrap().as_ref(), b"a");
 
     aws(&s3, &key, &["s3", "rm", "--recursive", "s3://cli/tree"]);
-    let left = aws(&s3, &key, &["s3api", "list-objects-v2", "--bucket", "cli", "--prefix", "tree/"]);
+    let left = aws(
+        &s3,
+        &key,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            "cli",
+            "--prefix",
+            "tree/",
+        ],
+    );
     assert!(!left.contains("tree/a.txt"), "{left}");
 }
 
@@ -751,4 +762,101 @@ fn s3cmd_puts_gets_lists_and_deletes() {
     assert!(info.contains("7340032"), "{info}");
     run(&["del", "s3://tool/dir/f.bin"]);
     run(&["rb", "s3://tool"]);
+}
+
+const LOCK: &str = r#"
+import datetime, os
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+E = os.environ
+def client(key, secret):
+    return boto3.client("s3", endpoint_url=E["ENDPOINT"], aws_access_key_id=key,
+        aws_secret_access_key=secret, region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+admin = client(E["KEY"], E["SECRET"])
+writer = client(E["W_KEY"], E["W_SECRET"])   # rw on vault: no bypass right
+
+def code(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError(f"expected an error from {f.__name__} {kw}")
+
+now = datetime.datetime.now(datetime.timezone.utc)
+admin.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+assert admin.get_bucket_versioning(Bucket="vault")["Status"] == "Enabled"
+assert code(admin.put_bucket_versioning, Bucket="vault", VersioningConfiguration={"Status": "Suspended"}) == "InvalidBucketState"
+
+# COMPLIANCE (30 years): no path deletes the version, not even admin with the bypass header.
+c = writer.put_object(Bucket="vault", Key="c", Body=b"record", ObjectLockMode="COMPLIANCE",
+                      ObjectLockRetainUntilDate=now + datetime.timedelta(days=30 * 365))["VersionId"]
+h = admin.head_object(Bucket="vault", Key="c")
+assert h["ObjectLockMode"] == "COMPLIANCE" and h["ObjectLockRetainUntilDate"] > now
+assert code(admin.delete_object, Bucket="vault", Key="c", VersionId=c, BypassGovernanceRetention=True) == "AccessDenied"
+d = admin.delete_objects(Bucket="vault", BypassGovernanceRetention=True, Delete={"Objects": [{"Key": "c", "VersionId": c}]})
+assert d["Errors"][0]["Code"] == "AccessDenied"
+assert code(admin.put_object_retention, Bucket="vault", Key="c", VersionId=c, BypassGovernanceRetention=True,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": now + datetime.timedelta(days=1)}) == "AccessDenied"
+assert code(admin.put_object_retention, Bucket="vault", Key="c", VersionId=c, BypassGovernanceRetention=True,
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": now + datetime.timedelta(days=40 * 365)}) == "AccessDenied"
+admin.put_object_retention(Bucket="vault", Key="c", VersionId=c,
+    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": now + datetime.timedelta(days=31 * 365)})
+assert admin.get_object_retention(Bucket="vault", Key="c", VersionId=c)["Retention"]["Mode"] == "COMPLIANCE"
+# Overwriting makes a new version; the locked one stays readable.
+writer.put_object(Bucket="vault", Key="c", Body=b"newer")
+assert admin.get_object(Bucket="vault", Key="c", VersionId=c)["Body"].read() == b"record"
+
+# GOVERNANCE: the bypass needs the admin permission and the header.
+g = writer.put_object(Bucket="vault", Key="g", Body=b"x", ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=now + datetime.timedelta(days=10 * 365))["VersionId"]
+assert code(writer.delete_object, Bucket="vault", Key="g", VersionId=g, BypassGovernanceRetention=True) == "AccessDenied"
+assert code(admin.delete_object, Bucket="vault", Key="g", VersionId=g) == "AccessDenied"
+admin.delete_object(Bucket="vault", Key="g", VersionId=g, BypassGovernanceRetention=True)
+assert code(admin.head_object, Bucket="vault", Key="g", VersionId=g) in ("404", "NoSuchVersion")
+
+# Legal hold.
+l = writer.put_object(Bucket="vault", Key="l", Body=b"x", ObjectLockLegalHoldStatus="ON")["VersionId"]
+assert admin.get_object_legal_hold(Bucket="vault", Key="l", VersionId=l)["LegalHold"]["Status"] == "ON"
+assert code(admin.delete_object, Bucket="vault", Key="l", VersionId=l, BypassGovernanceRetention=True) == "AccessDenied"
+admin.put_object_legal_hold(Bucket="vault", Key="l", VersionId=l, LegalHold={"Status": "OFF"})
+admin.delete_object(Bucket="vault", Key="l", VersionId=l)
+
+# The bucket's default retention.
+admin.put_object_lock_configuration(Bucket="vault", ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
+    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 10}}})
+conf = admin.get_object_lock_configuration(Bucket="vault")["ObjectLockConfiguration"]
+assert conf["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+dv = writer.put_object(Bucket="vault", Key="d", Body=b"x")["VersionId"]
+assert admin.head_object(Bucket="vault", Key="d")["ObjectLockMode"] == "COMPLIANCE"
+assert code(admin.delete_object, Bucket="vault", Key="d", VersionId=dv, BypassGovernanceRetention=True) == "AccessDenied"
+# A bucket without object lock refuses lock headers.
+admin.create_bucket(Bucket="plain")
+assert code(admin.put_object, Bucket="plain", Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON") == "InvalidRequest"
+print("lock ok")
+"#;
+
+#[test]
+fn object_lock_governance_compliance_and_legal_hold() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let s3 = start();
+    let (key, secret) = s3.key("default", &["*:admin"]);
+    let (wk, ws) = s3.key("default", &["vault:rw", "plain:rw"]);
+    let out = python(
+        s3.dir.path(),
+        "lock.py",
+        LOCK,
+        &[
+            ("ENDPOINT", &s3.endpoint),
+            ("KEY", &key),
+            ("SECRET", &secret),
+            ("W_KEY", &wk),
+            ("W_SECRET", &ws),
+        ],
+    );
+    assert!(out.contains("lock ok"), "{out}");
 }

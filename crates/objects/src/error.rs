@@ -47,6 +47,10 @@ pub enum ObjectError {
     MethodNotAllowed,
     #[error("access denied")]
     AccessDenied,
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("the bucket is not in a state for this: {0}")]
+    InvalidBucketState(String),
     #[error("the object is locked: {0}")]
     ObjectLocked(String),
     #[error("the object was changed concurrently; retry")]

@@ -8,6 +8,7 @@
 //!   data keys; rotation re-wraps keys and never rewrites data.
 //! - [`engine`]: buckets, versions, delete markers, listings, multipart, over the store's
 //!   `ObjectRecords` metadata.
+//! - [`lock`]: object lock (retention in GOVERNANCE or COMPLIANCE mode, legal hold).
 //! - [`access`]: S3 access keys of a tenant with per-bucket permissions.
 //! - [`names`]: what bucket names, keys and ranges may be.
 
@@ -17,6 +18,7 @@ pub mod crypto;
 pub mod engine;
 pub mod error;
 pub mod keys;
+pub mod lock;
 pub mod names;
 
 pub use engine::{

@@ -390,3 +390,127 @@ fn snapshot(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+#[test]
+fn locked_versions_cannot_be_deleted() {
+    use medicus_objects::lock::{DefaultRetention, LockMode, ObjectLock, Retention};
+    let e = env();
+    let o = &e.objects;
+    let day = 86_400_000_000i64;
+    let now = medicus_objects::engine::now_us();
+    let b = o.create_bucket_with("t", "vault", true).unwrap();
+    // Versioning is on and cannot be suspended.
+    assert_eq!(b.versioning, 1);
+    assert!(matches!(
+        o.set_versioning(&b, false),
+        Err(ObjectError::InvalidBucketState(_))
+    ));
+    let put_locked = |key: &str, lock: ObjectLock| {
+        let mut w = o.writer().unwrap();
+        w.write(b"record").unwrap();
+        let attrs = ObjectAttrs {
+            lock,
+            ..Default::default()
+        };
+        o.put(&b, key, w.finish().unwrap(), attrs, Checksums::default())
+            .unwrap()
+    };
+    let retained = |mode| ObjectLock {
+        retention: Some(Retention {
+            mode,
+            until_us: now + 30 * 365 * day,
+        }),
+        legal_hold: false,
+    };
+    // COMPLIANCE: no delete, not even with the bypass; the date can only move later.
+    let c = put_locked("compliance", retained(LockMode::Compliance));
+    let id = c.version_id().to_owned();
+    for bypass in [false, true] {
+        assert!(matches!(
+            o.delete_with(&b, "compliance", Some(&id), bypass),
+            Err(ObjectError::ObjectLocked(_))
+        ));
+    }
+    assert!(
+        o.set_retention(&b, "compliance", Some(&id), None, true)
+            .is_err()
+    );
+    let shorter = Retention {
+        mode: LockMode::Compliance,
+        until_us: now + day,
+    };
+    assert!(
+        o.set_retention(&b, "compliance", Some(&id), Some(shorter), true)
+            .is_err()
+    );
+    // A delete without a version id only adds a delete marker; the version stays.
+    assert!(o.delete(&b, "compliance", None).unwrap().delete_marker);
+    assert_eq!(get(o, &b, "compliance", Some(&id), None), b"record");
+    // GOVERNANCE: only with the bypass.
+    let g = put_locked("governance", retained(LockMode::Governance));
+    let gid = g.version_id().to_owned();
+    assert!(o.delete_with(&b, "governance", Some(&gid), false).is_err());
+    o.delete_with(&b, "governance", Some(&gid), true).unwrap();
+    assert!(matches!(
+        o.head(&b, "governance", Some(&gid)),
+        Err(ObjectError::NoSuchVersion)
+    ));
+    // Legal hold: no delete until it is lifted.
+    let h = put_locked(
+        "held",
+        ObjectLock {
+            retention: None,
+            legal_hold: true,
+        },
+    );
+    let hid = h.version_id().to_owned();
+    assert!(o.delete_with(&b, "held", Some(&hid), true).is_err());
+    o.set_legal_hold(&b, "held", Some(&hid), false).unwrap();
+    o.delete_with(&b, "held", Some(&hid), false).unwrap();
+    // The bucket's default retention applies to new versions.
+    o.set_lock_config(
+        &b,
+        Some(DefaultRetention {
+            mode: LockMode::Compliance,
+            days: 10 * 365,
+        }),
+    )
+    .unwrap();
+    let b = o.bucket("t", "vault").unwrap();
+    let mut w = o.writer().unwrap();
+    w.write(b"x").unwrap();
+    let d = o
+        .put(
+            &b,
+            "defaulted",
+            w.finish().unwrap(),
+            ObjectAttrs::default(),
+            Checksums::default(),
+        )
+        .unwrap();
+    let r = d.meta.attrs.lock.retention.unwrap();
+    assert_eq!(r.mode, LockMode::Compliance);
+    assert!(r.until_us > now + 9 * 365 * day);
+    assert!(
+        o.delete_with(&b, "defaulted", Some(d.version_id()), true)
+            .is_err()
+    );
+    // A bucket without lock refuses locked objects.
+    let plain = o.create_bucket("t", "plain").unwrap();
+    let mut w = o.writer().unwrap();
+    w.write(b"x").unwrap();
+    let attrs = ObjectAttrs {
+        lock: retained(LockMode::Governance),
+        ..Default::default()
+    };
+    assert!(matches!(
+        o.put(
+            &plain,
+            "k",
+            w.finish().unwrap(),
+            attrs,
+            Checksums::default()
+        ),
+        Err(ObjectError::InvalidRequest(_))
+    ));
+}

@@ -137,6 +137,15 @@ pub trait ObjectRecords {
         key: &str,
         version_id: &str,
     ) -> Result<Option<VersionRecord>, StoreError>;
+    /// Removes one version only if its `meta` is still `expect_meta` (what a lock check read):
+    /// `None` when it is absent or changed.
+    fn version_delete_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect_meta: &[u8],
+    ) -> Result<Option<VersionRecord>, StoreError>;
     /// Replaces a version's `meta` (tags, retention, legal hold) if it still has `expect_meta`
     /// (compare-and-set); `Ok(false)` otherwise.
     fn version_set_meta(
@@ -256,6 +265,16 @@ impl ObjectRecords for crate::testing::TestStore {
         version_id: &str,
     ) -> Result<Option<VersionRecord>, StoreError> {
         self.store.version_delete(bucket, key, version_id)
+    }
+    fn version_delete_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect_meta: &[u8],
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        self.store
+            .version_delete_if(bucket, key, version_id, expect_meta)
     }
     fn version_set_meta(
         &self,

@@ -142,6 +142,20 @@ fn versions_latest_null_replacement_and_delete_markers() {
         s.version_get("b", "k", None).unwrap().unwrap().version_id,
         "v3"
     );
+    // A conditional delete removes nothing once the meta changed.
+    s.version_put(&version("b", "k", "v4", Some("x4")), None)
+        .unwrap();
+    assert!(
+        s.version_delete_if("b", "k", "v4", b"other")
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.version_get("b", "k", Some("v4")).unwrap().is_some());
+    assert!(
+        s.version_delete_if("b", "k", "v4", b"meta-v4")
+            .unwrap()
+            .is_some()
+    );
     // Compare-and-set on the meta.
     assert!(
         !s.version_set_meta("b", "k", "v3", b"wrong", b"new")

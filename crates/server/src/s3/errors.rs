@@ -36,6 +36,10 @@ pub fn to_s3(e: ObjectError) -> S3Error {
         ObjectError::NotModified => s3_error!(NotModified),
         ObjectError::MethodNotAllowed => s3_error!(MethodNotAllowed),
         ObjectError::AccessDenied => s3_error!(AccessDenied),
+        ObjectError::InvalidRequest(m) => S3Error::with_message(S3ErrorCode::InvalidRequest, m),
+        ObjectError::InvalidBucketState(m) => {
+            S3Error::with_message(S3ErrorCode::InvalidBucketState, m)
+        }
         ObjectError::ObjectLocked(m) => S3Error::with_message(S3ErrorCode::AccessDenied, m),
         ObjectError::Conflict => s3_error!(OperationAborted),
         other => {

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use medicus_objects::access::{AccessKey, Permission};
 use medicus_objects::engine::MAX_PUT_SIZE;
+use medicus_objects::lock::{DefaultRetention, LockMode, ObjectLock, Retention};
 use medicus_objects::names::{ByteRange, RangeSpec, parse_range, validate_key};
 use medicus_objects::{Checksums, ObjectAttrs, ObjectError, ObjectInfo, Objects};
 use medicus_store::objects::{BucketRecord, NULL_VERSION, UploadRecord};
@@ -277,7 +278,55 @@ fn attrs_of(
         cache_control,
         user,
         tags,
+        lock: ObjectLock::default(),
     })
+}
+
+/// The lock a client asks for on a new object.
+fn lock_in(
+    mode: Option<&ObjectLockMode>,
+    until: Option<&Timestamp>,
+    hold: Option<&ObjectLockLegalHoldStatus>,
+) -> S3Result<ObjectLock> {
+    let retention = match (mode, until) {
+        (Some(m), Some(t)) => Some(Retention {
+            mode: LockMode::parse(m.as_str()).map_err(to_s3)?,
+            until_us: ts_us(t),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-object-lock-mode and x-amz-object-lock-retain-until-date go together"
+            ));
+        }
+    };
+    Ok(ObjectLock {
+        retention,
+        legal_hold: hold.is_some_and(|h| h.as_str() == ObjectLockLegalHoldStatus::ON),
+    })
+}
+
+fn ts_us(t: &Timestamp) -> i64 {
+    let t: time::OffsetDateTime = t.clone().into();
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn lock_out(
+    info: &ObjectInfo,
+) -> (
+    Option<ObjectLockMode>,
+    Option<Timestamp>,
+    Option<ObjectLockLegalHoldStatus>,
+) {
+    let l = &info.meta.attrs.lock;
+    (
+        l.retention
+            .map(|r| ObjectLockMode::from_static(r.mode.as_str())),
+        l.retention.map(|r| ts(r.until_us)),
+        l.legal_hold
+            .then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON)),
+    )
 }
 
 fn metadata_out(info: &ObjectInfo) -> Option<Metadata> {
@@ -427,7 +476,9 @@ impl S3 for MedicusS3 {
         }
         let tenant = key.tenant.clone();
         let n = name.clone();
-        self.run(move |o| o.create_bucket(&tenant, &n)).await?;
+        let lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
+        self.run(move |o| o.create_bucket_with(&tenant, &n, lock))
+            .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -543,7 +594,7 @@ impl S3 for MedicusS3 {
             algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
         };
         let tags = parse_tagging(input.tagging.as_deref())?;
-        let attrs = attrs_of(
+        let mut attrs = attrs_of(
             input.content_type.map(|c| c.to_string()),
             input.content_encoding,
             input.content_disposition,
@@ -551,6 +602,11 @@ impl S3 for MedicusS3 {
             input.cache_control,
             input.metadata,
             tags,
+        )?;
+        attrs.lock = lock_in(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
         )?;
         let wanted = claimed.wanted(&headers);
         let received = body::receive(
@@ -644,6 +700,9 @@ impl S3 for MedicusS3 {
             metadata: metadata_out(&info),
             version_id: version_out(&info, &b),
             parts_count: info.meta.parts.and_then(|p| i32::try_from(p).ok()),
+            object_lock_mode: lock_out(&info).0,
+            object_lock_retain_until_date: lock_out(&info).1,
+            object_lock_legal_hold_status: lock_out(&info).2,
             tag_count: (!a.tags.is_empty()).then(|| i32::try_from(a.tags.len()).unwrap_or(0)),
             checksum_crc32: c.crc32.clone().filter(|_| whole),
             checksum_crc32c: c.crc32c.clone().filter(|_| whole),
@@ -690,6 +749,9 @@ impl S3 for MedicusS3 {
             metadata: metadata_out(&info),
             version_id: version_out(&info, &b),
             parts_count: info.meta.parts.and_then(|p| i32::try_from(p).ok()),
+            object_lock_mode: lock_out(&info).0,
+            object_lock_retain_until_date: lock_out(&info).1,
+            object_lock_legal_hold_status: lock_out(&info).2,
             checksum_crc32: c.crc32.clone(),
             checksum_crc32c: c.crc32c.clone(),
             checksum_crc64nvme: c.crc64nvme.clone(),
@@ -707,10 +769,12 @@ impl S3 for MedicusS3 {
         let b = self
             .bucket(&key, &req.input.bucket, Permission::Write)
             .await?;
+        let bypass = req.input.bypass_governance_retention.unwrap_or(false)
+            && key.allows(&b.name, Permission::Admin);
         let (k, v) = (req.input.key, req.input.version_id);
         let bucket = b.clone();
         let d = self
-            .run(move |o| o.delete(&bucket, &k, v.as_deref()))
+            .run(move |o| o.delete_with(&bucket, &k, v.as_deref(), bypass))
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: d.delete_marker.then_some(true),
@@ -728,6 +792,8 @@ impl S3 for MedicusS3 {
             .bucket(&key, &req.input.bucket, Permission::Write)
             .await?;
         let quiet = req.input.delete.quiet.unwrap_or(false);
+        let bypass = req.input.bypass_governance_retention.unwrap_or(false)
+            && key.allows(&b.name, Permission::Admin);
         let items = req.input.delete.objects;
         if items.len() > 1000 {
             return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
@@ -738,7 +804,7 @@ impl S3 for MedicusS3 {
                 Ok(items
                     .into_iter()
                     .map(|i| {
-                        let r = o.delete(&bucket, &i.key, i.version_id.as_deref());
+                        let r = o.delete_with(&bucket, &i.key, i.version_id.as_deref(), bypass);
                         (i.key, i.version_id, r)
                     })
                     .collect::<Vec<_>>())
@@ -831,8 +897,10 @@ impl S3 for MedicusS3 {
                 tags,
             )?
         } else {
+            // The copy is a new version: the source's lock does not come along.
             ObjectAttrs {
                 tags,
+                lock: ObjectLock::default(),
                 ..info.meta.attrs.clone()
             }
         };
@@ -1085,6 +1153,178 @@ impl S3 for MedicusS3 {
         }))
     }
 
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Admin)
+            .await?;
+        let config = req
+            .input
+            .object_lock_configuration
+            .ok_or_else(|| s3_error!(MalformedXML, "ObjectLockConfiguration is required"))?;
+        let default = match config.rule.and_then(|r| r.default_retention) {
+            None => None,
+            Some(d) => {
+                let mode = d
+                    .mode
+                    .ok_or_else(|| s3_error!(MalformedXML, "DefaultRetention needs a Mode"))?;
+                let days = match (d.days, d.years) {
+                    (Some(days), None) if days > 0 => days,
+                    (None, Some(years)) if years > 0 => years.saturating_mul(365),
+                    _ => {
+                        return Err(s3_error!(
+                            MalformedXML,
+                            "DefaultRetention needs a positive Days or Years, not both"
+                        ));
+                    }
+                };
+                Some(DefaultRetention {
+                    mode: LockMode::parse(mode.as_str()).map_err(to_s3)?,
+                    days: u32::try_from(days).unwrap_or(u32::MAX),
+                })
+            }
+        };
+        self.run(move |o| o.set_lock_config(&b, default)).await?;
+        Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Read)
+            .await?;
+        let config = Objects::bucket_config(&b).map_err(to_s3)?;
+        if !config.object_lock {
+            return Err(s3_error!(ObjectLockConfigurationNotFoundError));
+        }
+        Ok(S3Response::new(GetObjectLockConfigurationOutput {
+            object_lock_configuration: Some(ObjectLockConfiguration {
+                object_lock_enabled: Some(ObjectLockEnabled::from_static(
+                    ObjectLockEnabled::ENABLED,
+                )),
+                rule: config.default_retention.map(|d| ObjectLockRule {
+                    default_retention: Some(s3s::dto::DefaultRetention {
+                        days: i32::try_from(d.days).ok(),
+                        mode: Some(ObjectLockRetentionMode::from_static(d.mode.as_str())),
+                        years: None,
+                    }),
+                }),
+            }),
+        }))
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Write)
+            .await?;
+        let bypass = req.input.bypass_governance_retention.unwrap_or(false)
+            && key.allows(&b.name, Permission::Admin);
+        let retention = match req.input.retention {
+            Some(ObjectLockRetention {
+                mode: Some(m),
+                retain_until_date: Some(t),
+            }) => Some(Retention {
+                mode: LockMode::parse(m.as_str()).map_err(to_s3)?,
+                until_us: ts_us(&t),
+            }),
+            Some(ObjectLockRetention {
+                mode: None,
+                retain_until_date: None,
+            })
+            | None => None,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "Retention needs Mode and RetainUntilDate"
+                ));
+            }
+        };
+        let (k, v) = (req.input.key, req.input.version_id);
+        self.run(move |o| o.set_retention(&b, &k, v.as_deref(), retention, bypass))
+            .await?;
+        Ok(S3Response::new(PutObjectRetentionOutput::default()))
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Read)
+            .await?;
+        let (k, v) = (req.input.key, req.input.version_id);
+        let info = self.run(move |o| o.head(&b, &k, v.as_deref())).await?;
+        let r = info
+            .meta
+            .attrs
+            .lock
+            .retention
+            .ok_or_else(|| s3_error!(NoSuchObjectLockConfiguration))?;
+        Ok(S3Response::new(GetObjectRetentionOutput {
+            retention: Some(ObjectLockRetention {
+                mode: Some(ObjectLockRetentionMode::from_static(r.mode.as_str())),
+                retain_until_date: Some(ts(r.until_us)),
+            }),
+        }))
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Write)
+            .await?;
+        let on = match req.input.legal_hold.and_then(|h| h.status) {
+            Some(s) if s.as_str() == ObjectLockLegalHoldStatus::ON => true,
+            Some(s) if s.as_str() == ObjectLockLegalHoldStatus::OFF => false,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "LegalHold Status must be ON or OFF"
+                ));
+            }
+        };
+        let (k, v) = (req.input.key, req.input.version_id);
+        self.run(move |o| o.set_legal_hold(&b, &k, v.as_deref(), on))
+            .await?;
+        Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Read)
+            .await?;
+        let (k, v) = (req.input.key, req.input.version_id);
+        let info = self.run(move |o| o.head(&b, &k, v.as_deref())).await?;
+        let status = if info.meta.attrs.lock.legal_hold {
+            ObjectLockLegalHoldStatus::ON
+        } else {
+            ObjectLockLegalHoldStatus::OFF
+        };
+        Ok(S3Response::new(GetObjectLegalHoldOutput {
+            legal_hold: Some(ObjectLockLegalHold {
+                status: Some(ObjectLockLegalHoldStatus::from_static(status)),
+            }),
+        }))
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -1095,7 +1335,7 @@ impl S3 for MedicusS3 {
             .await?;
         let input = req.input;
         let tags = parse_tagging(input.tagging.as_deref())?;
-        let attrs = attrs_of(
+        let mut attrs = attrs_of(
             input.content_type.map(|c| c.to_string()),
             input.content_encoding,
             input.content_disposition,
@@ -1103,6 +1343,11 @@ impl S3 for MedicusS3 {
             input.cache_control,
             input.metadata,
             tags,
+        )?;
+        attrs.lock = lock_in(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
         )?;
         let (k, bucket) = (input.key.clone(), b.clone());
         let upload = self

@@ -164,14 +164,19 @@ async fn remove_version(
     bucket: &str,
     key: &str,
     version_id: &str,
+    expect_meta: Option<&[u8]>,
 ) -> Result<Option<VersionRecord>, StoreError> {
     let stmt = conn
         .prepare_cached(&format!(
             "DELETE FROM obj_version WHERE bucket = $1 AND key = $2 AND version_id = $3
+               AND ($4::bytea IS NULL OR meta = $4)
              RETURNING {VERSION_COLUMNS}"
         ))
         .await?;
-    let Some(row) = conn.query_opt(&stmt, &[&bucket, &key, &version_id]).await? else {
+    let Some(row) = conn
+        .query_opt(&stmt, &[&bucket, &key, &version_id, &expect_meta])
+        .await?
+    else {
         return Ok(None);
     };
     let v = version_at(&row)?;
@@ -199,7 +204,7 @@ async fn insert_version(
     lock_key(conn, &v.bucket, &v.key).await?;
     let mut removed = Vec::new();
     if let Some(id) = replace
-        && let Some(old) = remove_version(conn, &v.bucket, &v.key, id).await?
+        && let Some(old) = remove_version(conn, &v.bucket, &v.key, id, None).await?
     {
         removed.push(old);
     }
@@ -422,7 +427,20 @@ impl ObjectRecords for PostgresStore {
     ) -> Result<Option<VersionRecord>, StoreError> {
         self.objects_write(async |conn| {
             lock_key(conn, bucket, key).await?;
-            remove_version(conn, bucket, key, version_id).await
+            remove_version(conn, bucket, key, version_id, None).await
+        })
+    }
+
+    fn version_delete_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect_meta: &[u8],
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        self.objects_write(async |conn| {
+            lock_key(conn, bucket, key).await?;
+            remove_version(conn, bucket, key, version_id, Some(expect_meta)).await
         })
     }
 

@@ -96,13 +96,15 @@ fn remove_version(
     bucket: &str,
     key: &str,
     version_id: &str,
+    expect_meta: Option<&[u8]>,
 ) -> Result<Option<VersionRecord>, StoreError> {
     let removed = conn
         .prepare_cached(&format!(
             "DELETE FROM obj_version WHERE bucket = ?1 AND key = ?2 AND version_id = ?3
+               AND (?4 IS NULL OR meta = ?4)
              RETURNING {VERSION_COLUMNS}"
         ))?
-        .query_row(params![bucket, key, version_id], version_at)
+        .query_row(params![bucket, key, version_id, expect_meta], version_at)
         .optional()?;
     if let Some(v) = &removed {
         conn.prepare_cached("DELETE FROM obj_segment WHERE owner = ?1")?
@@ -126,7 +128,7 @@ fn insert_version(
 ) -> Result<Vec<VersionRecord>, StoreError> {
     let mut removed = Vec::new();
     if let Some(id) = replace
-        && let Some(old) = remove_version(conn, &v.bucket, &v.key, id)?
+        && let Some(old) = remove_version(conn, &v.bucket, &v.key, id, None)?
     {
         removed.push(old);
     }
@@ -282,7 +284,17 @@ impl ObjectRecords for SqliteStore {
         key: &str,
         version_id: &str,
     ) -> Result<Option<VersionRecord>, StoreError> {
-        self.objects_write(|conn| remove_version(conn, bucket, key, version_id))
+        self.objects_write(|conn| remove_version(conn, bucket, key, version_id, None))
+    }
+
+    fn version_delete_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect_meta: &[u8],
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        self.objects_write(|conn| remove_version(conn, bucket, key, version_id, Some(expect_meta)))
     }
 
     fn version_set_meta(
