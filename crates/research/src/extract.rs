@@ -33,6 +33,14 @@ impl NdjsonSink for BTreeMap<String, Vec<u8>> {
     }
 }
 
+/// One patient, prepared for writing ([`Extractor::prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    outcome: Result<(), Exclusion>,
+    /// `(resource type, NDJSON line)` in the order of the patient's resources.
+    lines: Vec<(String, Vec<u8>)>,
+}
+
 /// What happened to one patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatientOutcome {
@@ -114,13 +122,23 @@ impl<'a> Extractor<'a> {
     }
 
     /// Extracts one patient of the cohort from all their resources (their compartment,
-    /// including their Consents and Encounters).
+    /// including their Consents and Encounters): [`Extractor::prepare`] then
+    /// [`Extractor::write`].
     pub fn patient(
         &mut self,
         patient_id: &str,
         resources: &[Value],
         sink: &mut dyn NdjsonSink,
     ) -> Result<PatientOutcome> {
+        let prepared = self.prepare(patient_id, resources)?;
+        self.write(prepared, sink)
+    }
+
+    /// The work of one patient without writing it: consent, window, selection and
+    /// de-identification. Takes `&self`, so patients can be prepared on several threads; the
+    /// results go to [`Extractor::write`] in the patients' order, which keeps the output
+    /// reproducible.
+    pub fn prepare(&self, patient_id: &str, resources: &[Value]) -> Result<Prepared> {
         let of_type = |t: &'static str| -> Vec<Value> {
             resources
                 .iter()
@@ -128,19 +146,19 @@ impl<'a> Extractor<'a> {
                 .cloned()
                 .collect()
         };
-        let consents = of_type("Consent");
-        let encounters = of_type("Encounter");
-        let consent = evaluate(&self.policy, &consents, &encounters);
+        let consent = evaluate(&self.policy, &of_type("Consent"), &of_type("Encounter"));
         let window = match consent.decide(self.permit.legal_basis, &self.permit.purpose, self.today)
         {
             Ok(w) => w.intersect(&self.window),
             Err(why) => {
-                *self.excluded.entry(exclusion_name(why)).or_default() += 1;
-                return Ok(PatientOutcome::Excluded(why));
+                return Ok(Prepared {
+                    outcome: Err(why),
+                    lines: Vec::new(),
+                });
             }
         };
         let deid = Deidentifier::new(self.keys, self.tenant, patient_id, self.deid);
-        let mut written = 0;
+        let mut lines = Vec::new();
         for r in resources {
             let Some(rtype) = r.get("resourceType").and_then(Value::as_str) else {
                 continue;
@@ -153,12 +171,31 @@ impl<'a> Extractor<'a> {
             let out = select(deid.deidentify(r)?, self.permit.scope.elements.get(rtype));
             let line =
                 serde_json::to_vec(&out).map_err(|e| ResearchError::Invalid(e.to_string()))?;
-            sink.line(rtype, &line)?;
-            let stats = self.files.entry(rtype.to_string()).or_default();
+            lines.push((rtype.to_string(), line));
+        }
+        Ok(Prepared {
+            outcome: Ok(()),
+            lines,
+        })
+    }
+
+    /// Writes a prepared patient and counts it.
+    pub fn write(
+        &mut self,
+        prepared: Prepared,
+        sink: &mut dyn NdjsonSink,
+    ) -> Result<PatientOutcome> {
+        if let Err(why) = prepared.outcome {
+            *self.excluded.entry(exclusion_name(why)).or_default() += 1;
+            return Ok(PatientOutcome::Excluded(why));
+        }
+        let written = prepared.lines.len();
+        for (rtype, line) in prepared.lines {
+            sink.line(&rtype, &line)?;
+            let stats = self.files.entry(rtype).or_default();
             stats.lines += 1;
             stats.hash.update(&line);
             stats.hash.update(b"\n");
-            written += 1;
         }
         self.patients += 1;
         Ok(PatientOutcome::Extracted { resources: written })

@@ -375,3 +375,48 @@ fn an_objection_excludes_from_the_next_run_and_its_withdrawal_brings_the_patient
     }
     assert!(matches!(one(resources), PatientOutcome::Extracted { .. }));
 }
+
+#[test]
+fn patients_prepared_on_threads_give_the_same_bytes() {
+    let data = patients(24);
+    let (sequential, manifest, _) = run("proj-t", LegalBasis::OptOut, &data);
+    let keys = TrustCentreKey::from_bytes(&[6; 32]).project("proj-t");
+    let permit = permit("proj-t", LegalBasis::OptOut, TYPES);
+    let mut x = Extractor::new(
+        &permit,
+        &keys,
+        "default",
+        "alice",
+        NOW,
+        DeidConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let prepared: Vec<Prepared> = std::thread::scope(|s| {
+        let x = &x;
+        let handles: Vec<_> = data
+            .chunks(7)
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(id, rs)| x.prepare(id, rs))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("worker panicked"))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    });
+    let mut files = BTreeMap::new();
+    for p in prepared {
+        x.write(p, &mut files).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(files, sequential);
+    assert_eq!(x.manifest(), manifest);
+}
