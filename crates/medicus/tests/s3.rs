@@ -835,6 +835,17 @@ assert code(admin.delete_object, Bucket="vault", Key="d", VersionId=dv, BypassGo
 # A bucket without object lock refuses lock headers.
 admin.create_bucket(Bucket="plain")
 assert code(admin.put_object, Bucket="plain", Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON") == "InvalidRequest"
+# Lifecycle configuration round trip (the rules themselves are tested in the engine, where time
+# can be moved forward).
+admin.put_bucket_lifecycle_configuration(Bucket="plain", LifecycleConfiguration={"Rules": [
+    {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30},
+     "NoncurrentVersionExpiration": {"NoncurrentDays": 7}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}]})
+rules = admin.get_bucket_lifecycle_configuration(Bucket="plain")["Rules"]
+assert rules[0]["ID"] == "logs" and rules[0]["Expiration"]["Days"] == 30 and rules[0]["Filter"]["Prefix"] == "logs/", rules
+assert code(writer.put_bucket_lifecycle_configuration, Bucket="plain", LifecycleConfiguration={"Rules": [
+    {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}) == "AccessDenied"
+admin.delete_bucket_lifecycle(Bucket="plain")
+assert code(admin.get_bucket_lifecycle_configuration, Bucket="plain") == "NoSuchLifecycleConfiguration"
 print("lock ok")
 "#;
 

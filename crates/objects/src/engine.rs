@@ -70,6 +70,8 @@ pub struct BucketConfig {
     pub object_lock: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_retention: Option<DefaultRetention>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
 }
 
 /// Checksums a client sent and the store verified (base64, as S3 shows them).

@@ -8,6 +8,7 @@
 //!   data keys; rotation re-wraps keys and never rewrites data.
 //! - [`engine`]: buckets, versions, delete markers, listings, multipart, over the store's
 //!   `ObjectRecords` metadata.
+//! - [`lifecycle`]: expiration, noncurrent-version expiration, aborting stale uploads.
 //! - [`lock`]: object lock (retention in GOVERNANCE or COMPLIANCE mode, legal hold).
 //! - [`access`]: S3 access keys of a tenant with per-bucket permissions.
 //! - [`names`]: what bucket names, keys and ranges may be.
@@ -18,6 +19,7 @@ pub mod crypto;
 pub mod engine;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod lock;
 pub mod names;
 

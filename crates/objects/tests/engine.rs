@@ -514,3 +514,90 @@ fn locked_versions_cannot_be_deleted() {
         Err(ObjectError::InvalidRequest(_))
     ));
 }
+
+#[test]
+fn lifecycle_rules_expire_but_never_remove_locked_versions() {
+    use medicus_objects::BucketConfig;
+    use medicus_objects::lifecycle::LifecycleRule;
+    use medicus_objects::lock::{LockMode, ObjectLock, Retention};
+    let e = env();
+    let o = &e.objects;
+    let day = 86_400_000_000i64;
+    let b = o.create_bucket_with("t", "lcb", true).unwrap();
+    put(o, &b, "logs/old", b"v1");
+    put(o, &b, "logs/old", b"v2");
+    put(o, &b, "keep/x", b"other prefix");
+    let mut w = o.writer().unwrap();
+    w.write(b"locked").unwrap();
+    let locked = o
+        .put(
+            &b,
+            "logs/locked",
+            w.finish().unwrap(),
+            ObjectAttrs {
+                lock: ObjectLock {
+                    retention: Some(Retention {
+                        mode: LockMode::Compliance,
+                        until_us: medicus_objects::engine::now_us() + 3650 * day,
+                    }),
+                    legal_hold: false,
+                },
+                ..Default::default()
+            },
+            Checksums::default(),
+        )
+        .unwrap();
+    put(o, &b, "logs/locked", b"newer");
+    let up = o
+        .create_upload(&b, "logs/stale", ObjectAttrs::default())
+        .unwrap();
+    let mut config = Objects::bucket_config(&b).unwrap();
+    config.lifecycle = vec![LifecycleRule {
+        id: "logs".into(),
+        prefix: "logs/".into(),
+        enabled: true,
+        expiration_days: Some(30),
+        noncurrent_days: Some(1),
+        abort_multipart_days: Some(7),
+    }];
+    o.set_bucket_config(&b, &config).unwrap();
+    let b = o.bucket("t", "lcb").unwrap();
+    // Nothing is due yet.
+    let now = medicus_objects::engine::now_us();
+    assert_eq!(
+        o.apply_lifecycle(&b, now).unwrap(),
+        medicus_objects::lifecycle::LifecycleReport::default()
+    );
+    // Forty days later: current objects under logs/ get delete markers, the superseded versions
+    // go, except the locked one; the stale upload is aborted; keep/ is untouched.
+    let report = o.apply_lifecycle(&b, now + 40 * day).unwrap();
+    assert_eq!(report.expired, 2, "{report:?}");
+    assert_eq!(report.uploads_aborted, 1, "{report:?}");
+    assert!(report.locked_kept >= 1, "{report:?}");
+    assert!(matches!(
+        o.head(&b, "logs/old", None),
+        Err(ObjectError::NoSuchKey)
+    ));
+    assert_eq!(get(o, &b, "keep/x", None, None), b"other prefix");
+    assert_eq!(
+        get(o, &b, "logs/locked", Some(locked.version_id()), None),
+        b"locked"
+    );
+    assert!(matches!(
+        o.upload(&b, "logs/stale", &up.upload_id),
+        Err(ObjectError::NoSuchUpload)
+    ));
+    let left: Vec<_> = o
+        .list_versions(&b, "logs/old", None, None, None, 100)
+        .unwrap()
+        .versions
+        .into_iter()
+        .filter(|v| !v.record.delete_marker)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "noncurrent versions of logs/old remain: {left:?}"
+    );
+    // Disabled rules do nothing.
+    let _ = BucketConfig::default();
+}

@@ -92,6 +92,7 @@ pub struct S3Listener {
     listener: std::net::TcpListener,
     pub addr: SocketAddr,
     service: s3s::service::S3Service,
+    objects: Arc<Objects>,
 }
 
 /// Binds the listener and opens the object store (collecting what a crash left behind).
@@ -133,7 +134,7 @@ pub fn prepare(
         Err(e) => tracing::warn!(error = %e, "orphan collection failed"),
     }
     let service = medicus_server::s3::service(
-        objects,
+        objects.clone(),
         master,
         &S3Options {
             domains: settings.domains.clone(),
@@ -143,6 +144,7 @@ pub fn prepare(
         listener,
         addr,
         service,
+        objects,
     }))
 }
 
@@ -158,6 +160,8 @@ pub fn spawn(
         })?;
     super::say(format_args!("medicus: S3 endpoint http://{}", l.addr));
     tracing::info!(addr = %l.addr, "S3 listening");
+    // Rules count in days: an hourly pass is precise enough.
+    medicus_server::s3::spawn_lifecycle(l.objects, std::time::Duration::from_secs(3600));
     tokio::spawn(async move {
         if let Err(e) = medicus_server::s3::serve(listener, l.service, shutdown).await {
             tracing::error!(error = %e, "S3 listener failed");

@@ -46,6 +46,44 @@ pub fn service(
     builder.build()
 }
 
+/// Applies the lifecycle rules of every bucket that has some, every `every`, on a blocking
+/// thread; a failure is logged and the next pass tries again.
+pub fn spawn_lifecycle(objects: Arc<Objects>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let objects = objects.clone();
+            let pass =
+                tokio::task::spawn_blocking(move || -> Result<(), medicus_objects::ObjectError> {
+                    for b in objects.store().bucket_list(None)? {
+                        if Objects::bucket_config(&b).is_ok_and(|c| !c.lifecycle.is_empty()) {
+                            let r =
+                                objects.apply_lifecycle(&b, medicus_objects::engine::now_us())?;
+                            if r != medicus_objects::lifecycle::LifecycleReport::default() {
+                                tracing::info!(
+                                    expired = r.expired,
+                                    noncurrent = r.noncurrent_removed,
+                                    uploads = r.uploads_aborted,
+                                    locked_kept = r.locked_kept,
+                                    "lifecycle pass"
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            match pass {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "lifecycle pass failed"),
+                Err(e) => tracing::warn!(error = %e, "lifecycle pass panicked"),
+            }
+        }
+    });
+}
+
 /// Serves S3 on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

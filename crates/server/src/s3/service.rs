@@ -10,12 +10,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use medicus_objects::access::{AccessKey, Permission};
 use medicus_objects::engine::MAX_PUT_SIZE;
+use medicus_objects::lifecycle::LifecycleRule;
 use medicus_objects::lock::{DefaultRetention, LockMode, ObjectLock, Retention};
 use medicus_objects::names::{ByteRange, RangeSpec, parse_range, validate_key};
 use medicus_objects::{Checksums, ObjectAttrs, ObjectError, ObjectInfo, Objects};
 use medicus_store::objects::{BucketRecord, NULL_VERSION, UploadRecord};
 use s3s::dto::*;
-use s3s::{S3, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::auth::KeyCache;
 use super::body::{self, Wanted};
@@ -1323,6 +1324,141 @@ impl S3 for MedicusS3 {
                 status: Some(ObjectLockLegalHoldStatus::from_static(status)),
             }),
         }))
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Admin)
+            .await?;
+        let rules = req
+            .input
+            .lifecycle_configuration
+            .map(|c| c.rules)
+            .unwrap_or_default();
+        if rules.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "at most 1000 rules"));
+        }
+        let days = |d: Option<i32>, what: &str| -> S3Result<Option<u32>> {
+            match d {
+                None => Ok(None),
+                Some(n) if n > 0 => Ok(u32::try_from(n).ok()),
+                Some(_) => Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!("{what} must be a positive number of days"),
+                )),
+            }
+        };
+        let mut out = Vec::with_capacity(rules.len());
+        for r in rules {
+            if r.transitions.is_some() || r.noncurrent_version_transitions.is_some() {
+                return Err(s3_error!(NotImplemented, "transitions are not supported"));
+            }
+            let prefix = r
+                .filter
+                .as_ref()
+                .and_then(|f| f.prefix.clone())
+                .or(r.prefix)
+                .unwrap_or_default();
+            out.push(LifecycleRule {
+                id: r.id.unwrap_or_default(),
+                prefix,
+                enabled: r.status.as_str() == ExpirationStatus::ENABLED,
+                expiration_days: days(r.expiration.and_then(|e| e.days), "Expiration Days")?,
+                noncurrent_days: days(
+                    r.noncurrent_version_expiration
+                        .and_then(|e| e.noncurrent_days),
+                    "NoncurrentDays",
+                )?,
+                abort_multipart_days: days(
+                    r.abort_incomplete_multipart_upload
+                        .and_then(|a| a.days_after_initiation),
+                    "DaysAfterInitiation",
+                )?,
+            });
+        }
+        self.run(move |o| {
+            let mut config = Objects::bucket_config(&b)?;
+            config.lifecycle = out;
+            o.set_bucket_config(&b, &config)
+        })
+        .await?;
+        Ok(S3Response::new(
+            PutBucketLifecycleConfigurationOutput::default(),
+        ))
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Read)
+            .await?;
+        let config = Objects::bucket_config(&b).map_err(to_s3)?;
+        if config.lifecycle.is_empty() {
+            return Err(s3_error!(NoSuchLifecycleConfiguration));
+        }
+        let days = |d: Option<u32>| d.and_then(|d| i32::try_from(d).ok());
+        let rules = config
+            .lifecycle
+            .into_iter()
+            .map(|r| s3s::dto::LifecycleRule {
+                id: (!r.id.is_empty()).then_some(r.id),
+                status: ExpirationStatus::from_static(if r.enabled {
+                    ExpirationStatus::ENABLED
+                } else {
+                    ExpirationStatus::DISABLED
+                }),
+                filter: Some(LifecycleRuleFilter {
+                    prefix: Some(r.prefix),
+                    ..Default::default()
+                }),
+                expiration: r.expiration_days.map(|d| LifecycleExpiration {
+                    days: days(Some(d)),
+                    ..Default::default()
+                }),
+                noncurrent_version_expiration: r.noncurrent_days.map(|d| {
+                    NoncurrentVersionExpiration {
+                        noncurrent_days: days(Some(d)),
+                        ..Default::default()
+                    }
+                }),
+                abort_incomplete_multipart_upload: r.abort_multipart_days.map(|d| {
+                    AbortIncompleteMultipartUpload {
+                        days_after_initiation: days(Some(d)),
+                    }
+                }),
+                prefix: None,
+                transitions: None,
+                noncurrent_version_transitions: None,
+            })
+            .collect();
+        Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+            rules: Some(rules),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Admin)
+            .await?;
+        self.run(move |o| {
+            let mut config = Objects::bucket_config(&b)?;
+            config.lifecycle.clear();
+            o.set_bucket_config(&b, &config)
+        })
+        .await?;
+        Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
     }
 
     async fn create_multipart_upload(
