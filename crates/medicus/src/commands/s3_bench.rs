@@ -338,9 +338,9 @@ async fn run_cases(opts: &S3BenchOptions, dir: &Path) -> Result<String, CliError
     rows.push(("4 KiB GET".into(), get_ops, raw_small_get, "ops/s"));
 
     let mut out = String::new();
-    out.push_str(&format!(
-        "| case | medicus S3 | raw disk (same bytes, plain files) | ratio |\n|---|---|---|---|\n"
-    ));
+    out.push_str(
+        "| case | medicus S3 | raw disk (same bytes, plain files) | ratio |\n|---|---|---|---|\n",
+    );
     for (case, s3, raw, unit) in rows {
         out.push_str(&format!(
             "| {case} | {s3:.0} {unit} | {raw:.0} {unit} | {:.2} |\n",
