@@ -332,9 +332,12 @@ async fn run_cases(opts: &S3BenchOptions, dir: &Path) -> Result<String, CliError
 
     // 4 KiB objects with concurrent connections.
     let small: Arc<Vec<u8>> = Arc::new((0..4096).map(|i| (i % 251) as u8).collect());
-    let (put_ops, raw_small_put) = small_case(opts, &server, &small, dir, "PUT").await?;
+    let written: Arc<Vec<AtomicU64>> =
+        // Per worker: how many 4 KiB objects its PUT wrote, through S3 and then as plain files.
+        Arc::new((0..2 * opts.concurrency).map(|_| AtomicU64::new(0)).collect());
+    let (put_ops, raw_small_put) = small_case(opts, &server, &small, dir, "PUT", &written).await?;
     rows.push(("4 KiB PUT".into(), put_ops, raw_small_put, "ops/s"));
-    let (get_ops, raw_small_get) = small_case(opts, &server, &small, dir, "GET").await?;
+    let (get_ops, raw_small_get) = small_case(opts, &server, &small, dir, "GET", &written).await?;
     rows.push(("4 KiB GET".into(), get_ops, raw_small_get, "ops/s"));
 
     let mut out = String::new();
@@ -363,23 +366,26 @@ async fn small_case(
     small: &Arc<Vec<u8>>,
     dir: &Path,
     method: &'static str,
+    written: &Arc<Vec<AtomicU64>>,
 ) -> Result<(f64, f64), CliError> {
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(opts.small_secs);
     let mut tasks = Vec::new();
     for w in 0..opts.concurrency {
         let (count, small, signer) = (count.clone(), small.clone(), server.signer.clone());
+        let written = written.clone();
         let addr = server.addr;
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr, signer).await?;
             let mut sink = Vec::new();
             let mut i = 0u64;
             while Instant::now() < deadline {
-                // GET reads the objects the PUT phase wrote (worker w, first 100 of each).
+                // GET reads the objects the PUT phase wrote (worker w, up to its first 100).
+                let have = written[w].load(Ordering::Relaxed).clamp(1, 100);
                 let (path, body) = if method == "PUT" {
                     (format!("/bench/s-{w}-{i}"), small.as_slice())
                 } else {
-                    (format!("/bench/s-{w}-{}", i % 100), &[][..])
+                    (format!("/bench/s-{w}-{}", i % have), &[][..])
                 };
                 let st = conn.request(method, &path, body, &mut sink).await?;
                 if st != 200 {
@@ -387,6 +393,9 @@ async fn small_case(
                 }
                 i += 1;
                 count.fetch_add(1, Ordering::Relaxed);
+                if method == "PUT" {
+                    written[w].store(i, Ordering::Relaxed);
+                }
             }
             Ok::<_, CliError>(())
         }));
@@ -404,14 +413,18 @@ async fn small_case(
     let mut threads = Vec::new();
     for w in 0..opts.concurrency {
         let (raw_count, small, raw_dir) = (raw_count.clone(), small.clone(), raw_dir.clone());
+        let (written, opts_concurrency) = (written.clone(), opts.concurrency);
         threads.push(tokio::task::spawn_blocking(
             move || -> std::io::Result<()> {
                 use std::io::Write;
                 let mut i = 0u64;
                 while Instant::now() < deadline {
+                    let have = written[opts_concurrency + w]
+                        .load(Ordering::Relaxed)
+                        .clamp(1, 100);
                     let path = raw_dir.join(format!(
                         "s-{w}-{}",
-                        if method == "PUT" { i } else { i % 100 }
+                        if method == "PUT" { i } else { i % have }
                     ));
                     if method == "PUT" {
                         let tmp = raw_dir.join(format!("tmp-{w}"));
@@ -425,6 +438,9 @@ async fn small_case(
                     }
                     i += 1;
                     raw_count.fetch_add(1, Ordering::Relaxed);
+                    if method == "PUT" {
+                        written[opts_concurrency + w].store(i, Ordering::Relaxed);
+                    }
                 }
                 Ok(())
             },
