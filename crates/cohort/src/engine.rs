@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::consent::{MiiBroadConsent, ResearchEligibility};
 use crate::error::EngineError;
-use crate::facts::{Extracted, extract};
+use crate::facts::Extracted;
 use crate::index::{IndexStats, TenantIndex};
 use crate::plan::{Domain, Plan};
 use crate::snapshot;
@@ -183,8 +183,7 @@ impl CohortEngine {
                         let out: Done = items
                             .into_iter()
                             .map(|(id, json)| {
-                                let e = serde_json::from_slice::<Value>(&json)
-                                    .map(|v| extract(&v))
+                                let e = crate::facts::extract_bytes(&json)
                                     .unwrap_or(Extracted::Nothing);
                                 (rt, id, e)
                             })
