@@ -246,6 +246,26 @@ pub enum BenchCase {
         #[arg(long, value_name = "URL", conflicts_with = "database")]
         compare_postgres: Option<String>,
     },
+    /// The feasibility engine: index build from the store (facts/s, memory), a 1- and a
+    /// 5-criterion cohort query (p50/p95), exact counts checked against a scan of the NDJSON,
+    /// snapshot save/load, write-to-counted latency; optionally DuckDB over Parquet.
+    Cohort {
+        /// Number of synthetic patients (about 100 resources each)
+        #[arg(long, default_value_t = 10_000, value_name = "N")]
+        patients: u64,
+        /// Repetitions of each query
+        #[arg(long, default_value_t = 200, value_name = "N")]
+        runs: usize,
+        /// Keep the data here (reused by the next run) [default: a temporary directory]
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// A Python with the `duckdb` module: compare with DuckDB over the data as Parquet
+        #[arg(long, value_name = "PYTHON")]
+        duckdb: Option<PathBuf>,
+        /// Skip the reference evaluator's check of the exact counts
+        #[arg(long)]
+        no_verify: bool,
+    },
     /// Several medicus nodes on one PostgreSQL database: 1, 2, … in-process servers, each with
     /// its own connection pool, runtime and port, under a read mix and a write mix spread over
     /// them by the concurrent loader; throughput, latencies and CPU use per node count.

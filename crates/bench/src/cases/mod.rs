@@ -1,5 +1,6 @@
 //! Benchmark cases.
 
+pub mod cohort;
 pub mod export;
 pub mod nodes;
 pub mod suite;

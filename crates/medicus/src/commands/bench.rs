@@ -1,5 +1,6 @@
 //! `medicus bench`: run a benchmark case and print its Markdown table (paste into BENCHMARKS.md).
 
+use medicus_bench::cases::cohort::{self, CohortOptions};
 use medicus_bench::cases::nodes::{self, NodesOptions};
 use medicus_bench::cases::suite::{self, Backend, SuiteOptions};
 use medicus_bench::cases::transactions::{self, TransactionOptions};
@@ -61,6 +62,19 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                 ..SuiteOptions::default()
             })?
         }
+        BenchCase::Cohort {
+            patients,
+            runs,
+            work_dir,
+            duckdb,
+            no_verify,
+        } => cohort::run(&CohortOptions {
+            patients,
+            runs,
+            work_dir,
+            duckdb_python: duckdb,
+            verify: !no_verify,
+        })?,
         BenchCase::Nodes {
             database,
             resources,
