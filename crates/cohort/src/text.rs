@@ -163,8 +163,10 @@ impl<'a> P<'a> {
     }
     fn date(&mut self) -> Result<Option<String>, QueryError> {
         let r = self.rest();
-        if r.len() >= 10 && r.as_bytes()[0].is_ascii_digit() {
-            let d = &r[..10];
+        if let Some(d) = r
+            .get(..10)
+            .filter(|d| d.starts_with(|c: char| c.is_ascii_digit()))
+        {
             if crate::date::parse_date(d).is_none() {
                 return Err(err(self.i, "expected a date YYYY-MM-DD"));
             }
@@ -608,6 +610,11 @@ mod tests {
 
         #[test]
         fn arbitrary_text_never_panics(s in ".{0,80}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn dates_with_wide_characters_never_panic(s in "icd:E11@20[0-9é€-]{0,12}") {
             let _ = parse(&s);
         }
 
