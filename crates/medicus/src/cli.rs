@@ -98,6 +98,12 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<String>,
 
+    /// The trust centre's key file (32 bytes, base64, readable by the owner only) for
+    /// `$pseudonymize` and `$de-pseudonymize`; keep it apart from the data directory
+    /// [default: none, those operations answer 501]
+    #[arg(long, env = "MEDICUS_TRUST_CENTRE_KEY_FILE", value_name = "FILE")]
+    pub trust_centre_key_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub s3: crate::commands::s3::S3Args,
 }

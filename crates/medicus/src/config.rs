@@ -199,6 +199,8 @@ pub struct ServeSettings {
     pub server_key_file: PathBuf,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
     pub trusted_proxies: Vec<medicus_server::auth::IpNet>,
+    /// The trust centre's key file (`--trust-centre-key-file`).
+    pub trust_centre_key_file: Option<PathBuf>,
     /// The S3 listener (`--s3-listen`, `--s3-domain`, `--master-key-file`).
     pub s3: crate::commands::s3::S3Settings,
 }
@@ -282,6 +284,7 @@ impl ServeSettings {
             server,
             server_key_file,
             trusted_proxies,
+            trust_centre_key_file: args.trust_centre_key_file.clone(),
             s3: crate::commands::s3::S3Settings::resolve(args),
         })
     }

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::research_ops::routes(state.research.clone()))
         .merge(fhir_routes());
     if state.auth.is_some() {
         app = app.merge(crate::auth::routes());

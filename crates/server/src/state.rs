@@ -9,6 +9,7 @@ use medicus_store::api::Store;
 use crate::access::AccessControl;
 use crate::auth::AuthState;
 use crate::config::ServerConfig;
+use crate::research_ops::ResearchConfig;
 
 /// What the router needs: the store, the configuration, the bulk job registry and the audit
 /// trail. Built by the CLI.
@@ -27,6 +28,9 @@ pub struct AppState {
     /// Whether FHIR requests need a token. [`AccessControl::Enforced`] unless the embedder
     /// turns it off with [`AppState::with_open_access`].
     pub access_control: AccessControl,
+    /// The research operations' settings (`$research-objection`, the trust centre's
+    /// `$pseudonymize`/`$de-pseudonymize`); without a trust-centre key the latter answer 501.
+    pub research: Arc<ResearchConfig>,
 }
 
 impl AppState {
@@ -51,6 +55,7 @@ impl AppState {
             audit,
             auth: None,
             access_control: AccessControl::Enforced,
+            research: Arc::new(ResearchConfig::default()),
         }
     }
 
@@ -59,6 +64,12 @@ impl AppState {
     /// the CLI never builds this.
     pub fn with_open_access(mut self) -> Self {
         self.access_control = AccessControl::Open;
+        self
+    }
+
+    /// The research operations with these settings (e.g. the trust-centre key).
+    pub fn with_research(mut self, research: ResearchConfig) -> Self {
+        self.research = Arc::new(research);
         self
     }
 

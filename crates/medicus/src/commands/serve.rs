@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use medicus_auth::{Auth, AuthConfig, Records, ServerKey, SystemClock};
 use medicus_server::auth::{AuthState, JwksFetchConfig, WebAuthConfig, http_jwks_fetcher};
+use medicus_server::research_ops::ResearchConfig;
 use medicus_server::{AppState, ServerConfig};
 use medicus_store::Store;
 use medicus_store::tenant::DEFAULT_TENANT;
@@ -31,6 +32,7 @@ pub struct Server {
     server_key: ServerKey,
     web: WebAuthConfig,
     s3: Option<super::s3::S3Listener>,
+    research: ResearchConfig,
 }
 
 /// Where the server is reachable once it listens.
@@ -69,6 +71,15 @@ impl Server {
             tracing::info!(tenant = DEFAULT_TENANT, "created tenant");
         }
         let s3 = super::s3::prepare(&settings.s3, &settings.data, &store)?;
+        let research = match &settings.trust_centre_key_file {
+            Some(path) => ResearchConfig::with_key_file(path).map_err(|e| {
+                CliError::Config(crate::config::ConfigError::Invalid {
+                    key: "trust_centre_key_file",
+                    message: e.to_string(),
+                })
+            })?,
+            None => ResearchConfig::default(),
+        };
         tracing::info!(
             data = %settings.data.display(),
             store = %settings.database.describe(),
@@ -85,6 +96,7 @@ impl Server {
                 ..WebAuthConfig::default()
             },
             s3,
+            research,
         })
     }
 
@@ -106,6 +118,7 @@ impl Server {
             server_key,
             web,
             s3,
+            research,
         } = self;
         // Bound before the runtime runs: the issuer may name the port, and the auth setup
         // below reads the store, which must not happen on an async worker.
@@ -140,7 +153,11 @@ impl Server {
             on_listening(&listening);
             tracing::info!(%addr, "listening");
 
-            let app = medicus_server::router(AppState::new(store, config).with_auth(auth));
+            let app = medicus_server::router(
+                AppState::new(store, config)
+                    .with_auth(auth)
+                    .with_research(research),
+            );
             // With the peer address, so audit events record the client's IP.
             axum::serve(
                 listener,
