@@ -846,6 +846,36 @@ assert code(writer.put_bucket_lifecycle_configuration, Bucket="plain", Lifecycle
     {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}) == "AccessDenied"
 admin.delete_bucket_lifecycle(Bucket="plain")
 assert code(admin.get_bucket_lifecycle_configuration, Bucket="plain") == "NoSuchLifecycleConfiguration"
+# CORS: rules per bucket; a preflight is answered from them without a signature.
+import http.client, urllib.parse
+admin.put_bucket_cors(Bucket="plain", CORSConfiguration={"CORSRules": [
+    {"AllowedOrigins": ["https://*.example.org"], "AllowedMethods": ["GET", "PUT"],
+     "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}]})
+assert admin.get_bucket_cors(Bucket="plain")["CORSRules"][0]["AllowedMethods"] == ["GET", "PUT"]
+port = urllib.parse.urlsplit(E["ENDPOINT"]).port
+def options(origin, method, headers=""):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    h = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers:
+        h["Access-Control-Request-Headers"] = headers
+    c.request("OPTIONS", "/plain/k", headers=h)
+    r = c.getresponse(); r.read()
+    return r.status, dict(r.getheaders())
+st, h = options("https://app.example.org", "PUT", "Content-Type, X-Amz-Date")
+assert st == 200 and h["access-control-allow-origin"] == "https://app.example.org", (st, h)
+assert "PUT" in h["access-control-allow-methods"] and h["access-control-max-age"] == "600", h
+assert options("https://evil.test", "GET")[0] == 403
+assert options("https://app.example.org", "DELETE")[0] == 403
+admin.put_object(Bucket="plain", Key="k", Body=b"x")
+url = admin.generate_presigned_url("get_object", Params={"Bucket": "plain", "Key": "k"}, ExpiresIn=300)
+u = urllib.parse.urlsplit(url)
+c = http.client.HTTPConnection("127.0.0.1", port)
+c.request("GET", u.path + "?" + u.query, headers={"Origin": "https://app.example.org", "Host": u.netloc})
+r = c.getresponse(); assert r.read() == b"x"
+assert r.getheader("access-control-allow-origin") == "https://app.example.org" and r.getheader("access-control-expose-headers") == "ETag"
+admin.delete_bucket_cors(Bucket="plain")
+assert code(admin.get_bucket_cors, Bucket="plain") == "NoSuchCORSConfiguration"
+assert options("https://app.example.org", "GET")[0] == 403
 print("lock ok")
 "#;
 

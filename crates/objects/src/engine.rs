@@ -72,6 +72,8 @@ pub struct BucketConfig {
     pub default_retention: Option<DefaultRetention>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle: Vec<crate::lifecycle::LifecycleRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors: Vec<crate::cors::CorsRule>,
 }
 
 /// Checksums a client sent and the store verified (base64, as S3 shows them).

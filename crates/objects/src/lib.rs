@@ -8,6 +8,7 @@
 //!   data keys; rotation re-wraps keys and never rewrites data.
 //! - [`engine`]: buckets, versions, delete markers, listings, multipart, over the store's
 //!   `ObjectRecords` metadata.
+//! - [`cors`]: CORS rules of a bucket and their matching.
 //! - [`lifecycle`]: expiration, noncurrent-version expiration, aborting stale uploads.
 //! - [`lock`]: object lock (retention in GOVERNANCE or COMPLIANCE mode, legal hold).
 //! - [`access`]: S3 access keys of a tenant with per-bucket permissions.
@@ -15,6 +16,7 @@
 
 pub mod access;
 pub mod blob;
+pub mod cors;
 pub mod crypto;
 pub mod engine;
 pub mod error;

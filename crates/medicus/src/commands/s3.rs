@@ -93,6 +93,7 @@ pub struct S3Listener {
     pub addr: SocketAddr,
     service: s3s::service::S3Service,
     objects: Arc<Objects>,
+    domains: Vec<String>,
 }
 
 /// Binds the listener and opens the object store (collecting what a crash left behind).
@@ -145,6 +146,7 @@ pub fn prepare(
         addr,
         service,
         objects,
+        domains: settings.domains.clone(),
     }))
 }
 
@@ -161,9 +163,10 @@ pub fn spawn(
     super::say(format_args!("medicus: S3 endpoint http://{}", l.addr));
     tracing::info!(addr = %l.addr, "S3 listening");
     // Rules count in days: an hourly pass is precise enough.
-    medicus_server::s3::spawn_lifecycle(l.objects, std::time::Duration::from_secs(3600));
+    medicus_server::s3::spawn_lifecycle(l.objects.clone(), std::time::Duration::from_secs(3600));
+    let cors = medicus_server::s3::Cors::new(l.objects, &S3Options { domains: l.domains });
     tokio::spawn(async move {
-        if let Err(e) = medicus_server::s3::serve(listener, l.service, shutdown).await {
+        if let Err(e) = medicus_server::s3::serve(listener, l.service, cors, shutdown).await {
             tracing::error!(error = %e, "S3 listener failed");
         }
     });

@@ -204,7 +204,8 @@ async fn start(dir: &Path) -> Result<Running, CliError> {
     .map_err(|e| other("bench: key", e))?;
     let objects =
         Arc::new(Objects::open(dir, store, master.clone()).map_err(|e| other("bench: open", e))?);
-    let service = medicus_server::s3::service(objects, master, &S3Options { domains: vec![] });
+    let service =
+        medicus_server::s3::service(objects.clone(), master, &S3Options { domains: vec![] });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(io("bench: bind"))?;
@@ -212,6 +213,7 @@ async fn start(dir: &Path) -> Result<Running, CliError> {
     tokio::spawn(medicus_server::s3::serve(
         listener,
         service,
+        medicus_server::s3::Cors::new(objects, &S3Options { domains: vec![] }),
         std::future::pending(),
     ));
     Ok(Running {

@@ -14,6 +14,7 @@
 
 mod auth;
 mod body;
+mod cors;
 mod errors;
 mod host;
 mod service;
@@ -84,10 +85,26 @@ pub fn spawn_lifecycle(objects: Arc<Objects>, every: std::time::Duration) {
     });
 }
 
+/// What the CORS layer needs: the buckets' rules and which hosts name a bucket.
+pub struct Cors {
+    objects: Arc<Objects>,
+    domains: Domains,
+}
+
+impl Cors {
+    pub fn new(objects: Arc<Objects>, options: &S3Options) -> Cors {
+        Cors {
+            objects,
+            domains: Domains::new(&options.domains),
+        }
+    }
+}
+
 /// Serves S3 on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     service: s3s::service::S3Service,
+    cors: Cors,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
@@ -98,7 +115,11 @@ pub async fn serve(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR
             },
         ))
-        .layer(axum::middleware::from_fn(close_after_unread_body));
+        .layer(axum::middleware::from_fn(close_after_unread_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors),
+            cors::handle,
+        ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

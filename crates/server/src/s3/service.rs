@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use medicus_objects::access::{AccessKey, Permission};
+use medicus_objects::cors::CorsRule;
 use medicus_objects::engine::MAX_PUT_SIZE;
 use medicus_objects::lifecycle::LifecycleRule;
 use medicus_objects::lock::{DefaultRetention, LockMode, ObjectLock, Retention};
@@ -1459,6 +1460,86 @@ impl S3 for MedicusS3 {
         })
         .await?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Admin)
+            .await?;
+        let rules = req.input.cors_configuration.cors_rules;
+        if rules.is_empty() || rules.len() > 100 {
+            return Err(s3_error!(MalformedXML, "1 to 100 CORS rules"));
+        }
+        let rules: Vec<CorsRule> = rules
+            .into_iter()
+            .map(|r| CorsRule {
+                id: r.id.unwrap_or_default(),
+                allowed_origins: r.allowed_origins,
+                allowed_methods: r.allowed_methods,
+                allowed_headers: r.allowed_headers.unwrap_or_default(),
+                expose_headers: r.expose_headers.unwrap_or_default(),
+                max_age_seconds: r.max_age_seconds.and_then(|m| u32::try_from(m).ok()),
+            })
+            .collect();
+        self.run(move |o| {
+            let mut config = Objects::bucket_config(&b)?;
+            config.cors = rules;
+            o.set_bucket_config(&b, &config)
+        })
+        .await?;
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Read)
+            .await?;
+        let config = Objects::bucket_config(&b).map_err(to_s3)?;
+        if config.cors.is_empty() {
+            return Err(s3_error!(NoSuchCORSConfiguration));
+        }
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(
+                config
+                    .cors
+                    .into_iter()
+                    .map(|r| CORSRule {
+                        id: (!r.id.is_empty()).then_some(r.id),
+                        allowed_origins: r.allowed_origins,
+                        allowed_methods: r.allowed_methods,
+                        allowed_headers: (!r.allowed_headers.is_empty())
+                            .then_some(r.allowed_headers),
+                        expose_headers: (!r.expose_headers.is_empty()).then_some(r.expose_headers),
+                        max_age_seconds: r.max_age_seconds.and_then(|m| i32::try_from(m).ok()),
+                    })
+                    .collect(),
+            ),
+        }))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let key = self.key(&req).await?;
+        let b = self
+            .bucket(&key, &req.input.bucket, Permission::Admin)
+            .await?;
+        self.run(move |o| {
+            let mut config = Objects::bucket_config(&b)?;
+            config.cors.clear();
+            o.set_bucket_config(&b, &config)
+        })
+        .await?;
+        Ok(S3Response::new(DeleteBucketCorsOutput::default()))
     }
 
     async fn create_multipart_upload(
