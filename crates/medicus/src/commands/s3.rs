@@ -195,6 +195,28 @@ pub enum S3KeyCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Re-wrap every tenant key and access-key secret under a new master key (no object data is
+    /// rewritten); then start the server with the new key file.
+    RotateMaster {
+        /// The new master key file (created with mode 0600 if missing).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// The current master key file [default: as serve finds it]
+        #[arg(long, env = "MEDICUS_MASTER_KEY_FILE", value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
+    },
+    /// Start a new key version for a tenant's objects: new data keys are wrapped by it, existing
+    /// ones keep theirs (nothing is rewritten).
+    RotateTenant {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, env = "MEDICUS_MASTER_KEY_FILE", value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
+    },
 }
 
 pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError> {
@@ -232,6 +254,48 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             super::say(format_args!("secret access key: {secret}"));
             let list: Vec<String> = grants.iter().map(|(b, p)| format!("{b}:{p}")).collect();
             super::say(format_args!("tenant {tenant}, buckets {}", list.join(", ")));
+            Ok(())
+        }
+        S3KeyCommand::RotateMaster {
+            new_key_file,
+            data,
+            master_key_file,
+        } => {
+            let dir = data_dir(&data, file);
+            let store = super::open_store(&database(&data, file)?)?;
+            let old = master_key(master_key_file.as_deref(), &dir)?;
+            let new = LocalMasterKey::load_or_create(&new_key_file).map_err(objects_error)?;
+            if new.key_id() == old.key_id() {
+                return Err(objects_error(ObjectError::InvalidArgument(
+                    "the new master key is the current one".into(),
+                )));
+            }
+            let objects = Objects::open(&dir, store.clone(), old.clone()).map_err(objects_error)?;
+            let tenants = objects.keyring().rewrap_all(&new).map_err(objects_error)?;
+            let keys =
+                access::rewrap_all(store.as_ref(), old.as_ref(), &new).map_err(objects_error)?;
+            tracing::info!(tenants, keys, "master key rotated");
+            super::say(format_args!(
+                "re-wrapped {tenants} tenant keys and {keys} access keys under {}; start the server with --master-key-file {}",
+                new.key_id(),
+                new_key_file.display()
+            ));
+            Ok(())
+        }
+        S3KeyCommand::RotateTenant {
+            tenant,
+            data,
+            master_key_file,
+        } => {
+            let dir = data_dir(&data, file);
+            let store = super::open_store(&database(&data, file)?)?;
+            let master = master_key(master_key_file.as_deref(), &dir)?;
+            let objects = Objects::open(&dir, store, master).map_err(objects_error)?;
+            let v = objects
+                .keyring()
+                .rotate_tenant_key(&tenant)
+                .map_err(objects_error)?;
+            super::say(format_args!("tenant {tenant}: object key version {v}"));
             Ok(())
         }
         S3KeyCommand::Delete { id, data } => {
