@@ -1131,3 +1131,65 @@ fn master_key_rotation_rewraps_without_rewriting_data() {
         .to_owned();
     assert!(run(&endpoint, "get").contains("round trip ok"));
 }
+
+const SSE_C: &str = r#"
+import io, os
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+E = os.environ
+s3 = boto3.client("s3", endpoint_url=E["ENDPOINT"], aws_access_key_id=E["KEY"], aws_secret_access_key=E["SECRET"],
+    region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+def code(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError(f"expected an error from {f.__name__}")
+key, other = os.urandom(32), os.urandom(32)
+sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+s3.create_bucket(Bucket="ssec")
+p = s3.put_object(Bucket="ssec", Key="k", Body=b"customer encrypted", **sse)
+assert p["SSECustomerAlgorithm"] == "AES256"
+assert s3.get_object(Bucket="ssec", Key="k", **sse)["Body"].read() == b"customer encrypted"
+assert s3.head_object(Bucket="ssec", Key="k", **sse)["SSECustomerKeyMD5"] == p["SSECustomerKeyMD5"]
+assert code(s3.get_object, Bucket="ssec", Key="k")[1] == 400
+assert code(s3.get_object, Bucket="ssec", Key="k", SSECustomerAlgorithm="AES256", SSECustomerKey=other)[1] == 403
+assert code(s3.head_object, Bucket="ssec", Key="k")[1] == 400
+r = s3.get_object(Bucket="ssec", Key="k", Range="bytes=9-17", **sse)
+assert r["Body"].read() == b"encrypted"
+# Copy: the source key opens it, the copy can have a key of its own.
+s3.copy_object(Bucket="ssec", Key="copy", CopySource="ssec/k", CopySourceSSECustomerAlgorithm="AES256",
+               CopySourceSSECustomerKey=key, SSECustomerAlgorithm="AES256", SSECustomerKey=other)
+assert s3.get_object(Bucket="ssec", Key="copy", SSECustomerAlgorithm="AES256", SSECustomerKey=other)["Body"].read() == b"customer encrypted"
+assert code(s3.copy_object, Bucket="ssec", Key="copy2", CopySource="ssec/k")[1] == 400
+# Multipart with the key on every part.
+blob = os.urandom(11 * 1024 * 1024)
+s3.upload_fileobj(io.BytesIO(blob), "ssec", "big", ExtraArgs=sse,
+                  Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+out = io.BytesIO()
+s3.download_fileobj("ssec", "big", out, ExtraArgs=sse)
+assert out.getvalue() == blob
+print("sse-c ok")
+"#;
+
+#[test]
+fn sse_c_objects_need_their_key() {
+    if !have("python3", &["-c", "import boto3"]) {
+        return;
+    }
+    let s3 = start();
+    let (key, secret) = s3.key("default", &["*:admin"]);
+    let out = python(
+        s3.dir.path(),
+        "sse_c.py",
+        SSE_C,
+        &[
+            ("ENDPOINT", &s3.endpoint),
+            ("KEY", &key),
+            ("SECRET", &secret),
+        ],
+    );
+    assert!(out.contains("sse-c ok"), "{out}");
+}

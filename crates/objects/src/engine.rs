@@ -21,6 +21,7 @@ use crate::error::{ObjectError, Result};
 use crate::keys::{KeyProvider, Keyring, WrappedDataKey};
 use crate::lock::{DefaultRetention, ObjectLock, Retention};
 use crate::names::{ByteRange, validate_bucket_name, validate_key};
+use crate::sse::CustomerKey;
 
 /// Smallest part other than the last (S3's limit).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -133,6 +134,9 @@ pub struct ObjectMeta {
     /// Number of parts of a multipart object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<u32>,
+    /// base64 MD5 of the customer key (SSE-C) that also seals the data keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_c: Option<String>,
 }
 
 /// A version with its meta decoded.
@@ -520,14 +524,30 @@ impl Objects {
         attrs: ObjectAttrs,
         checksums: Checksums,
     ) -> Result<ObjectInfo> {
+        self.put_sse(bucket, key, blob, attrs, checksums, None)
+    }
+
+    /// `put`, the data key also sealed under a customer key (SSE-C) when one is given.
+    pub fn put_sse(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        blob: SealedBlob,
+        attrs: ObjectAttrs,
+        checksums: Checksums,
+        customer: Option<&CustomerKey>,
+    ) -> Result<ObjectInfo> {
         validate_key(key)?;
         let mut attrs = attrs;
         if let Err(e) = Self::apply_lock_defaults(bucket, &mut attrs) {
             self.blobs.remove([blob.id]);
             return Err(e);
         }
-        let wrapped = self.keys.wrap_data_key(&bucket.tenant, &blob.key)?;
+        let wrapped =
+            self.keys
+                .wrap_data_key(&bucket.tenant, &blob.key, customer.map(|c| &c.key))?;
         let meta = ObjectMeta {
+            sse_c: customer.map(|c| c.md5.clone()),
             attrs,
             checksums,
             segments: vec![SegmentMeta {
@@ -591,12 +611,26 @@ impl Objects {
         info: &ObjectInfo,
         range: Option<ByteRange>,
     ) -> Result<RangeReader> {
+        self.reader_sse(bucket, info, range, None)
+    }
+
+    /// `reader` of an object that may be SSE-C: the key must be the one it was stored with.
+    pub fn reader_sse(
+        &self,
+        bucket: &BucketRecord,
+        info: &ObjectInfo,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
+    ) -> Result<RangeReader> {
+        CustomerKey::check(&info.meta, customer)?;
         let mut segments = Vec::with_capacity(info.meta.segments.len());
         for s in &info.meta.segments {
             segments.push(Segment {
                 path: self.blobs.path(&s.blob)?,
                 size: s.size,
-                key: self.keys.unwrap_data_key(&bucket.tenant, &s.key)?,
+                key: self
+                    .keys
+                    .unwrap_data_key(&bucket.tenant, &s.key, customer.map(|c| &c.key))?,
             });
         }
         let size = info.size();
@@ -857,6 +891,17 @@ impl Objects {
         key: &str,
         attrs: ObjectAttrs,
     ) -> Result<UploadRecord> {
+        self.create_upload_sse(bucket, key, attrs, None)
+    }
+
+    /// `create_upload` of an SSE-C object: every part must come with the same key.
+    pub fn create_upload_sse(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        attrs: ObjectAttrs,
+        customer: Option<&CustomerKey>,
+    ) -> Result<UploadRecord> {
         validate_key(key)?;
         let upload = UploadRecord {
             upload_id: crypto::random_id()?,
@@ -865,6 +910,7 @@ impl Objects {
             created_us: now_us(),
             meta: encode(&ObjectMeta {
                 attrs,
+                sse_c: customer.map(|c| c.md5.clone()),
                 ..ObjectMeta::default()
             })?,
         };
@@ -894,13 +940,34 @@ impl Objects {
         blob: SealedBlob,
         checksums: Checksums,
     ) -> Result<PartRecord> {
+        self.put_part_sse(bucket, upload, number, blob, checksums, None)
+    }
+
+    /// `put_part` with the upload's customer key (SSE-C), if it has one.
+    pub fn put_part_sse(
+        &self,
+        bucket: &BucketRecord,
+        upload: &UploadRecord,
+        number: i32,
+        blob: SealedBlob,
+        checksums: Checksums,
+        customer: Option<&CustomerKey>,
+    ) -> Result<PartRecord> {
         if !(1..=MAX_PARTS).contains(&number) {
             self.blobs.remove([blob.id]);
             return Err(ObjectError::InvalidArgument(
                 "part numbers are 1 to 10000".into(),
             ));
         }
-        let key = self.keys.wrap_data_key(&bucket.tenant, &blob.key)?;
+        let upload_meta: ObjectMeta = serde_json::from_slice(&upload.meta)
+            .map_err(|e| ObjectError::Corrupt(format!("upload meta: {e}")))?;
+        if let Err(e) = CustomerKey::check(&upload_meta, customer) {
+            self.blobs.remove([blob.id]);
+            return Err(e);
+        }
+        let key = self
+            .keys
+            .wrap_data_key(&bucket.tenant, &blob.key, customer.map(|c| &c.key))?;
         let part = PartRecord {
             upload_id: upload.upload_id.clone(),
             part_number: number,

@@ -125,6 +125,7 @@ impl KeyProvider for LocalMasterKey {
 }
 
 const TENANT_KEY_NS: &str = "objects.tenant-key";
+const SSE_C_CONTEXT: &[u8] = b"medicus sse-c data key";
 
 /// The stored tenant key document: every version, wrapped by the master key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,14 +279,20 @@ impl Keyring {
         Ok((v, key.clone()))
     }
 
-    /// Wraps a new data key under the tenant's current key.
+    /// Wraps a new data key under the tenant's current key; with a customer key (SSE-C) the
+    /// data key is first sealed under it, so neither key alone opens the data.
     pub fn wrap_data_key(
         &self,
         tenant: &str,
         key: &SecretKey,
+        customer: Option<&SecretKey>,
     ) -> Result<WrappedDataKey, ObjectError> {
+        let inner = match customer {
+            Some(c) => crypto::wrap(c, SSE_C_CONTEXT, key.bytes())?,
+            None => key.bytes().to_vec(),
+        };
         let (kv, tk) = self.tenant_key(tenant, None)?;
-        let wrapped = crypto::wrap(&tk, &data_context(tenant), key.bytes())?;
+        let wrapped = crypto::wrap(&tk, &data_context(tenant), &inner)?;
         Ok(WrappedDataKey {
             kv,
             key: B64.encode(wrapped),
@@ -296,12 +303,17 @@ impl Keyring {
         &self,
         tenant: &str,
         w: &WrappedDataKey,
+        customer: Option<&SecretKey>,
     ) -> Result<SecretKey, ObjectError> {
         let (_, tk) = self.tenant_key(tenant, Some(w.kv))?;
         let wrapped = B64
             .decode(&w.key)
             .map_err(|_| ObjectError::Corrupt("data key is not base64".into()))?;
-        SecretKey::from_bytes(&crypto::unwrap(&tk, &data_context(tenant), &wrapped)?)
+        let inner = crypto::unwrap(&tk, &data_context(tenant), &wrapped)?;
+        match customer {
+            Some(c) => SecretKey::from_bytes(&crypto::unwrap(c, SSE_C_CONTEXT, &inner)?),
+            None => SecretKey::from_bytes(&inner),
+        }
     }
 
     /// Adds a new tenant key version; new data is wrapped by it, old data keys keep theirs.

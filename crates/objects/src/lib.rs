@@ -12,6 +12,7 @@
 //! - [`lifecycle`]: expiration, noncurrent-version expiration, aborting stale uploads.
 //! - [`lock`]: object lock (retention in GOVERNANCE or COMPLIANCE mode, legal hold).
 //! - [`access`]: S3 access keys of a tenant with per-bucket permissions.
+//! - [`sse`]: SSE-C, a client's key sealing the data keys on top of the tenant key.
 //! - [`names`]: what bucket names, keys and ranges may be.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod lock;
 pub mod names;
+pub mod sse;
 
 pub use engine::{
     BucketConfig, Checksums, Deleted, Listing, ObjectAttrs, ObjectInfo, ObjectMeta, Objects,

@@ -14,6 +14,7 @@ use medicus_objects::engine::MAX_PUT_SIZE;
 use medicus_objects::lifecycle::LifecycleRule;
 use medicus_objects::lock::{DefaultRetention, LockMode, ObjectLock, Retention};
 use medicus_objects::names::{ByteRange, RangeSpec, parse_range, validate_key};
+use medicus_objects::sse::CustomerKey;
 use medicus_objects::{Checksums, ObjectAttrs, ObjectError, ObjectInfo, Objects};
 use medicus_store::objects::{BucketRecord, NULL_VERSION, UploadRecord};
 use s3s::dto::*;
@@ -309,6 +310,35 @@ fn lock_in(
     })
 }
 
+/// The SSE-C key of a request, if it sends one (algorithm AES256, 256-bit key, matching MD5).
+fn customer(
+    algorithm: Option<&String>,
+    key: Option<&String>,
+    md5: Option<&String>,
+) -> S3Result<Option<Arc<CustomerKey>>> {
+    match (algorithm, key) {
+        (None, None) => Ok(None),
+        (Some(a), Some(k)) if a == "AES256" => CustomerKey::parse(k, md5.map(String::as_str))
+            .map(|c| Some(Arc::new(c)))
+            .map_err(to_s3),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidArgument,
+            "the SSE-C algorithm must be AES256"
+        )),
+        _ => Err(s3_error!(
+            InvalidArgument,
+            "SSE-C needs both the algorithm and the key"
+        )),
+    }
+}
+
+fn sse_out(info: &ObjectInfo) -> (Option<String>, Option<String>) {
+    match &info.meta.sse_c {
+        Some(md5) => (Some("AES256".to_owned()), Some(md5.clone())),
+        None => (None, None),
+    }
+}
+
 fn ts_us(t: &Timestamp) -> i64 {
     let t: time::OffsetDateTime = t.clone().into();
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
@@ -411,9 +441,10 @@ impl MedicusS3 {
         src_bucket: BucketRecord,
         info: ObjectInfo,
         range: Option<ByteRange>,
+        src_customer: Option<Arc<CustomerKey>>,
     ) -> S3Result<medicus_objects::blob::SealedBlob> {
         self.run(move |o| {
-            let mut reader = o.reader(&src_bucket, &info, range)?;
+            let mut reader = o.reader_sse(&src_bucket, &info, range, src_customer.as_deref())?;
             let mut w = o.writer()?;
             while let Some(c) = reader.next_chunk()? {
                 w.write(&c)?;
@@ -587,6 +618,11 @@ impl S3 for MedicusS3 {
             ..
         } = req;
         validate_key(&input.key).map_err(to_s3)?;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
         let claimed = Claimed {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -622,6 +658,7 @@ impl S3 for MedicusS3 {
         let claimed = claimed.with_trailer(trailing_headers.and_then(|t| t.take()));
         let content_md5 = input.content_md5;
         let object_key = input.key;
+        let sse = sse;
         let bucket = b.clone();
         let info = self
             .run(move |o| {
@@ -633,11 +670,13 @@ impl S3 for MedicusS3 {
                     o.discard(blob);
                     return Err(e);
                 }
-                o.put(&bucket, &object_key, blob, attrs, checksums)
+                o.put_sse(&bucket, &object_key, blob, attrs, checksums, sse.as_deref())
             })
             .await?;
         let c = &info.meta.checksums;
         Ok(S3Response::new(PutObjectOutput {
+            sse_customer_algorithm: sse_out(&info).0,
+            sse_customer_key_md5: sse_out(&info).1,
             e_tag: Some(etag(&info.record.etag)),
             version_id: version_out(&info, &b),
             checksum_crc32: c.crc32.clone(),
@@ -670,13 +709,22 @@ impl S3 for MedicusS3 {
         let size = info.size();
         let range = resolve_range(input.range.as_ref(), size)?;
         let len = range.map_or(size, |r| r.len());
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
         let (bucket, i) = (b.clone(), info.clone());
-        let reader = self.run(move |o| o.reader(&bucket, &i, range)).await?;
+        let reader = self
+            .run(move |o| o.reader_sse(&bucket, &i, range, sse.as_deref()))
+            .await?;
         let body = body::send(reader, len).await?;
         let a = &info.meta.attrs;
         let c = &info.meta.checksums;
         let whole = range.is_none();
         Ok(S3Response::new(GetObjectOutput {
+            sse_customer_algorithm: sse_out(&info).0,
+            sse_customer_key_md5: sse_out(&info).1,
             body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
@@ -737,7 +785,15 @@ impl S3 for MedicusS3 {
         let range = resolve_range(input.range.as_ref(), size)?;
         let a = &info.meta.attrs;
         let c = &info.meta.checksums;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
+        CustomerKey::check(&info.meta, sse.as_deref()).map_err(to_s3)?;
         Ok(S3Response::new(HeadObjectOutput {
+            sse_customer_algorithm: sse_out(&info).0,
+            sse_customer_key_md5: sse_out(&info).1,
             accept_ranges: Some("bytes".into()),
             content_length: Some(i64::try_from(range.map_or(size, |r| r.len())).unwrap_or(0)),
             content_range: range.map(|r| format!("bytes {}-{}/{}", r.start, r.end, size)),
@@ -908,10 +964,22 @@ impl S3 for MedicusS3 {
         };
         let checksums = info.meta.checksums.clone();
         let src_version = info.record.version_id.clone();
-        let blob = self.copy_data(src_bucket.clone(), info, None).await?;
+        let src_sse = customer(
+            input.copy_source_sse_customer_algorithm.as_ref(),
+            input.copy_source_sse_customer_key.as_ref(),
+            input.copy_source_sse_customer_key_md5.as_ref(),
+        )?;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
+        let blob = self
+            .copy_data(src_bucket.clone(), info, None, src_sse)
+            .await?;
         let (d, k) = (dest.clone(), input.key);
         let new = self
-            .run(move |o| o.put(&d, &k, blob, attrs, checksums))
+            .run(move |o| o.put_sse(&d, &k, blob, attrs, checksums, sse.as_deref()))
             .await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -1566,9 +1634,14 @@ impl S3 for MedicusS3 {
             input.object_lock_retain_until_date.as_ref(),
             input.object_lock_legal_hold_status.as_ref(),
         )?;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
         let (k, bucket) = (input.key.clone(), b.clone());
         let upload = self
-            .run(move |o| o.create_upload(&bucket, &k, attrs))
+            .run(move |o| o.create_upload_sse(&bucket, &k, attrs, sse.as_deref()))
             .await?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(b.name),
@@ -1593,6 +1666,11 @@ impl S3 for MedicusS3 {
             ..
         } = req;
         let upload = self.upload(&b, &input.key, &input.upload_id).await?;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
         let claimed = Claimed {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -1621,7 +1699,8 @@ impl S3 for MedicusS3 {
                     o.discard(blob);
                     return Err(e);
                 }
-                let part = o.put_part(&b, &upload, number, blob, checksums.clone())?;
+                let part =
+                    o.put_part_sse(&b, &upload, number, blob, checksums.clone(), sse.as_deref())?;
                 Ok((part, checksums))
             })
             .await?;
@@ -1671,10 +1750,31 @@ impl S3 for MedicusS3 {
             }),
         };
         let src_version = info.record.version_id.clone();
-        let blob = self.copy_data(src_bucket.clone(), info, range).await?;
+        let src_sse = customer(
+            input.copy_source_sse_customer_algorithm.as_ref(),
+            input.copy_source_sse_customer_key.as_ref(),
+            input.copy_source_sse_customer_key_md5.as_ref(),
+        )?;
+        let sse = customer(
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
+        let blob = self
+            .copy_data(src_bucket.clone(), info, range, src_sse)
+            .await?;
         let number = input.part_number;
         let part = self
-            .run(move |o| o.put_part(&b, &upload, number, blob, Checksums::default()))
+            .run(move |o| {
+                o.put_part_sse(
+                    &b,
+                    &upload,
+                    number,
+                    blob,
+                    Checksums::default(),
+                    sse.as_deref(),
+                )
+            })
             .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
