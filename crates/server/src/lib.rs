@@ -28,6 +28,7 @@ pub mod context;
 pub mod fhir;
 mod health;
 mod middleware;
+pub mod research;
 pub mod research_ops;
 mod router;
 pub mod s3;

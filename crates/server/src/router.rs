@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::research_ops::routes(state.research.clone()))
+        .merge(crate::research::routes())
         .merge(fhir_routes());
     if state.auth.is_some() {
         app = app.merge(crate::auth::routes());

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use medicus_audit::AuditTrail;
 use medicus_bulk::jobs::JobRegistry;
+use medicus_cohort::service::FeasibilityService;
 use medicus_store::api::Store;
 
 use crate::access::AccessControl;
@@ -31,6 +32,9 @@ pub struct AppState {
     /// The research operations' settings (`$research-objection`, the trust centre's
     /// `$pseudonymize`/`$de-pseudonymize`); without a trust-centre key the latter answer 501.
     pub research: Arc<ResearchConfig>,
+    /// The feasibility service (`/research/feasibility`); `None` answers those routes with 503.
+    /// Set with [`AppState::with_feasibility`].
+    pub feasibility: Option<Arc<FeasibilityService>>,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ impl AppState {
             auth: None,
             access_control: AccessControl::Enforced,
             research: Arc::new(ResearchConfig::default()),
+            feasibility: None,
         }
     }
 
@@ -70,6 +75,12 @@ impl AppState {
     /// The research operations with these settings (e.g. the trust-centre key).
     pub fn with_research(mut self, research: ResearchConfig) -> Self {
         self.research = Arc::new(research);
+        self
+    }
+
+    /// Answers feasibility queries with `service`.
+    pub fn with_feasibility(mut self, service: Arc<FeasibilityService>) -> Self {
+        self.feasibility = Some(service);
         self
     }
 

@@ -2,7 +2,13 @@
 //! gracefully on SIGINT/SIGTERM.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use medicus_cohort::service::{FeasibilityService, ServiceConfig};
+use medicus_cohort::{CohortEngine, EngineError};
 
 use medicus_auth::{Auth, AuthConfig, Records, ServerKey, SystemClock};
 use medicus_server::auth::{AuthState, JwksFetchConfig, WebAuthConfig, http_jwks_fetcher};
@@ -33,6 +39,8 @@ pub struct Server {
     web: WebAuthConfig,
     s3: Option<super::s3::S3Listener>,
     research: ResearchConfig,
+    /// The data directory (the cohort index snapshot lives under it).
+    data: PathBuf,
 }
 
 /// Where the server is reachable once it listens.
@@ -97,6 +105,7 @@ impl Server {
             },
             s3,
             research,
+            data: settings.data.clone(),
         })
     }
 
@@ -119,6 +128,7 @@ impl Server {
             web,
             s3,
             research,
+            data,
         } = self;
         // Bound before the runtime runs: the issuer may name the port, and the auth setup
         // below reads the store, which must not happen on an async worker.
@@ -135,7 +145,12 @@ impl Server {
                 source,
             })?;
         let auth = start_auth(&store, server_key, config.base_url.as_deref(), addr, web)?;
-        runtime.block_on(async move {
+        let cohort = Cohort::start(&store, &data)?;
+        let feasibility = Arc::new(FeasibilityService::new(
+            cohort.engine.clone(),
+            ServiceConfig::default(),
+        ));
+        let served = runtime.block_on(async move {
             runtime_purge(auth.core.clone());
             let listener =
                 TcpListener::from_std(std_listener).map_err(|source| CliError::Listen {
@@ -156,7 +171,8 @@ impl Server {
             let app = medicus_server::router(
                 AppState::new(store, config)
                     .with_auth(auth)
-                    .with_research(research),
+                    .with_research(research)
+                    .with_feasibility(feasibility),
             );
             // With the peer address, so audit events record the client's IP.
             axum::serve(
@@ -169,9 +185,101 @@ impl Server {
                 context: "server failed",
                 source,
             })
-        })?;
+        });
+        // The index is saved even when serving failed: it is as good as the feed it followed.
+        cohort.stop();
+        served?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often the change feed is polled: new data counts within a second.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+/// How often the snapshot is written while serving (and once at shutdown).
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
+
+/// The cohort index of `serve`: opened from its snapshot or built from the store, following
+/// the change feed on a plain thread (store calls block), snapshotted now and then.
+struct Cohort {
+    engine: Arc<CohortEngine>,
+    stop: Arc<AtomicBool>,
+    follower: Option<std::thread::JoinHandle<()>>,
+    saver: Option<std::thread::JoinHandle<()>>,
+    snapshot: PathBuf,
+}
+
+impl Cohort {
+    fn start(store: &Arc<dyn Store>, data: &Path) -> Result<Cohort, CliError> {
+        let snapshot = medicus_cohort::snapshot_path(data);
+        let engine = Arc::new(CohortEngine::default());
+        let started = Instant::now();
+        engine.open(&**store, &snapshot).map_err(|e| match e {
+            EngineError::Store(e) => CliError::Store(e),
+            EngineError::Io(source) => CliError::Io {
+                context: "cohort index",
+                source,
+            },
+            other => CliError::Io {
+                context: "cohort index",
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            position = engine.position(),
+            "cohort index ready"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let follower = engine.follow(store.clone(), FOLLOW_EVERY, stop.clone());
+        let saver = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            let path = snapshot.clone();
+            std::thread::Builder::new()
+                .name("cohort-snapshot".into())
+                .spawn(move || {
+                    let mut saved = engine.position();
+                    let mut last = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(500));
+                        if last.elapsed() < SNAPSHOT_EVERY || engine.position() == saved {
+                            continue;
+                        }
+                        last = Instant::now();
+                        saved = engine.position();
+                        if let Err(e) = engine.save_snapshot(&path) {
+                            tracing::warn!(error = %e, "saving the cohort snapshot failed");
+                        }
+                    }
+                })
+                .map_err(|source| CliError::Io {
+                    context: "cannot start the cohort snapshot thread",
+                    source,
+                })?
+        };
+        Ok(Cohort {
+            engine,
+            stop,
+            follower: Some(follower),
+            saver: Some(saver),
+            snapshot,
+        })
+    }
+
+    /// Stops following and writes the snapshot, so the next start needs no rebuild.
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in [self.follower.take(), self.saver.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
+        }
+        match self.engine.save_snapshot(&self.snapshot) {
+            Ok(()) => tracing::info!(path = %self.snapshot.display(), "cohort snapshot saved"),
+            Err(e) => tracing::warn!(error = %e, "saving the cohort snapshot failed"),
+        }
     }
 }
 
