@@ -108,8 +108,9 @@ fn verify_names_edited_deleted_and_swapped_entries() {
     let data = dir.data();
     let (ok, text) = verify(&data);
     assert!(ok, "{text}");
+    // 8 FHIR interactions and the issuing of the test client's token (`medicus admin token`).
     assert!(
-        text.contains("chain default: 8 entries checked, OK"),
+        text.contains("chain default: 9 entries checked, OK"),
         "{text}"
     );
     let (ok, text) = {
@@ -126,7 +127,7 @@ fn verify_names_edited_deleted_and_swapped_entries() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    assert!(ok && text.contains("8 entries checked, OK"), "{text}");
+    assert!(ok && text.contains("9 entries checked, OK"), "{text}");
 
     let db = Db::open(&dir);
 
