@@ -415,4 +415,29 @@ fn researchers_get_obfuscated_counts_others_are_refused_and_everything_is_audite
     assert!(retry > 0 && retry <= 3600);
     // Another researcher is not affected.
     assert!(api.query(&researcher, "icd:E11")["result"].is_string());
+
+    // Shutdown writes the snapshot; the next start loads it (no rebuild) and counts the same:
+    // after the write above, the code and everyone have the same true count again.
+    let mut server = server;
+    assert!(server.signal_and_wait(libc::SIGTERM).success());
+    let snapshot = medicus_cohort::snapshot_path(&dir.data());
+    let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    server.restart();
+    let log = server.log();
+    assert!(log.contains("cohort snapshot saved"), "{log}");
+    assert!(!log.contains("snapshot unusable"), "{log}");
+    let tokens = Tokens::new(&dir, store.clone(), &server);
+    let api = Api {
+        client: Client::new(),
+        origin: server.origin(),
+    };
+    let researcher = tokens.user("rita", "default", &[Role::Researcher], None);
+    let everyone = api.query(&researcher, EVERYONE);
+    assert_eq!(everyone["result"], "count", "{everyone}");
+    assert_eq!(api.query(&researcher, "icd:U99.9"), everyone);
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
+        saved,
+        "the restart must not have rewritten the snapshot yet"
+    );
 }

@@ -437,3 +437,58 @@ async fn finish(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_type(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn body_kinds() {
+        assert_eq!(body_kind(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(
+            body_kind(&with_type("text/plain; charset=utf-8")).ok(),
+            Some(Some(true))
+        );
+        assert_eq!(
+            body_kind(&with_type("application/json")).ok(),
+            Some(Some(false))
+        );
+        assert_eq!(
+            body_kind(&with_type("application/fhir+json")).ok(),
+            Some(Some(false))
+        );
+        let refused = body_kind(&with_type("application/xml")).err().unwrap();
+        assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_operation_outcomes_with_pointer_and_headers() {
+        let mut r = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "slow down");
+        r.retry_after = Some(42);
+        r.pointer = Some("/inclusionCriteria/0/0".into());
+        let response = r.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["resourceType"], "OperationOutcome");
+        assert_eq!(v["issue"][0]["code"], "throttled");
+        assert_eq!(v["issue"][0]["expression"][0], "/inclusionCriteria/0/0");
+        let response = Refusal::unauthorized("no token", Some("invalid_token")).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+}
