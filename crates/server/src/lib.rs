@@ -12,9 +12,9 @@
 //!   under each FHIR base, mounted when the state has an [`auth::AuthState`].
 //!
 //! Entry point: [`router`] with an [`AppState`] (`store` + [`ServerConfig`]). Routes: the FHIR API
-//! under `/fhir/{tenant}/…`, `/healthz` (200 `ok`) and `/readyz` (200 when the store answers,
-//! else 503). Every FHIR error, including axum's own rejections, 404/405 fallbacks and panics,
-//! is an OperationOutcome.
+//! under `/fhir/{tenant}/…`, the feasibility API under `/research/` ([`research`]), `/healthz`
+//! (200 `ok`) and `/readyz` (200 when the store answers, else 503). Every FHIR error, including
+//! axum's own rejections, 404/405 fallbacks and panics, is an OperationOutcome.
 //!
 //! Access control: [`access::authenticate`] checks the bearer token of every FHIR request
 //! (the router adds it), and every store session a handler opens is wrapped in an
