@@ -9,8 +9,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use common::{TestDir, create_tenant, database_of, medicus, medicus_command};
-use medicus_audit::AuditEvent;
-use medicus_audit::fhir::{EventFilter, search};
 use medicus_auth::policy::{Access, Interaction, decide};
 use medicus_auth::users::LoginOutcome;
 use medicus_auth::{Auth, AuthConfig, Records, Role, ServerKey, SystemClock};
@@ -268,26 +266,7 @@ fn users_clients_and_tokens() {
 
     // Every change and every token above is in the tenant's audit chain (user creation, role
     // change and client registration in `clinic`, the disabling on the platform chain).
-    let data = dir.data();
-    let store: Arc<dyn Store> = match database_of(&data) {
-        Some(url) => Arc::new(PostgresStore::connect(&url, PostgresOptions::default()).unwrap()),
-        None => Arc::new(SqliteStore::open(&data).unwrap()),
-    };
-    let kinds = |chain: &str, kind: &str| -> Vec<String> {
-        let filter = EventFilter {
-            kind: vec![kind.to_owned()],
-            ..EventFilter::default()
-        };
-        search(&*store, chain, &filter, 100, None)
-            .unwrap()
-            .entries
-            .iter()
-            .map(|e| {
-                let event = AuditEvent::decode(&e.record, e.at_us, e.subjects.clone()).unwrap();
-                event.outcome_desc.unwrap_or_default()
-            })
-            .collect()
-    };
+    let kinds = |chain: &str, kind: &str| common::audit_descriptions(&dir, chain, kind);
     let changes = kinds("clinic", "admin-change");
     assert!(
         changes.iter().any(|d| d.contains("created with roles")),

@@ -78,6 +78,10 @@ impl S3 {
         let (id, secret) = (field("access key id:"), field("secret access key:"));
         // The secret is stored sealed, never as given.
         assert!(!self.stored_bytes_contain(secret.as_bytes()));
+        // The creation is an admin change in the tenant's audit trail, without the secret.
+        let changes = common::audit_descriptions(&self.dir, tenant, "admin-change");
+        assert!(changes.iter().any(|d| d.contains(&id)), "{changes:?}");
+        assert!(!changes.iter().any(|d| d.contains(&secret)), "{changes:?}");
         (id, secret)
     }
 

@@ -250,6 +250,11 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             )
             .map_err(objects_error)?;
             log_key_change(&tenant, "create", &id);
+            super::idp_admin::audit_change(
+                &store,
+                &tenant,
+                format!("S3 access key {id} created for {}", grant_list(&grants)),
+            )?;
             super::say(format_args!("access key id:     {id}"));
             super::say(format_args!("secret access key: {secret}"));
             let list: Vec<String> = grants.iter().map(|(b, p)| format!("{b}:{p}")).collect();
@@ -275,6 +280,15 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             let keys =
                 access::rewrap_all(store.as_ref(), old.as_ref(), &new).map_err(objects_error)?;
             tracing::info!(tenants, keys, "master key rotated");
+            super::idp_admin::audit_admin(
+                &store,
+                None,
+                medicus_audit::Kind::AdminChange,
+                format!(
+                    "master key rotated to {}: {tenants} tenant keys, {keys} access keys re-wrapped",
+                    new.key_id()
+                ),
+            )?;
             super::say(format_args!(
                 "re-wrapped {tenants} tenant keys and {keys} access keys under {}; start the server with --master-key-file {}",
                 new.key_id(),
@@ -290,11 +304,16 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             let dir = data_dir(&data, file);
             let store = super::open_store(&database(&data, file)?)?;
             let master = master_key(master_key_file.as_deref(), &dir)?;
-            let objects = Objects::open(&dir, store, master).map_err(objects_error)?;
+            let objects = Objects::open(&dir, store.clone(), master).map_err(objects_error)?;
             let v = objects
                 .keyring()
                 .rotate_tenant_key(&tenant)
                 .map_err(objects_error)?;
+            super::idp_admin::audit_change(
+                &store,
+                &tenant,
+                format!("object key of the tenant rotated to version {v}"),
+            )?;
             super::say(format_args!("tenant {tenant}: object key version {v}"));
             Ok(())
         }
@@ -302,6 +321,12 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             let store = super::open_store(&database(&data, file)?)?;
             if access::delete_key(store.as_ref(), &id).map_err(objects_error)? {
                 log_key_change("-", "delete", &id);
+                super::idp_admin::audit_admin(
+                    &store,
+                    None,
+                    medicus_audit::Kind::AdminChange,
+                    format!("S3 access key {id} deleted"),
+                )?;
                 super::say(format_args!("deleted {id}"));
                 Ok(())
             } else {
@@ -311,6 +336,11 @@ pub fn run_key(command: S3KeyCommand, file: &FileConfig) -> Result<(), CliError>
             }
         }
     }
+}
+
+fn grant_list<P: std::fmt::Display>(grants: &BTreeMap<String, P>) -> String {
+    let list: Vec<String> = grants.iter().map(|(b, p)| format!("{b}:{p}")).collect();
+    list.join(", ")
 }
 
 /// Key changes go to the log (the key id and tenant only; never the secret).

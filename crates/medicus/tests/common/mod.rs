@@ -619,6 +619,35 @@ pub fn link(bundle: &Value, relation: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The descriptions (`outcome_desc`) of the `kind` events in `chain` of the store in `dir`
+/// (e.g. `admin-change`, `token-issued`), oldest first.
+pub fn audit_descriptions(dir: &TestDir, chain: &str, kind: &str) -> Vec<String> {
+    use medicus_audit::fhir::{EventFilter, search};
+    let data = dir.data();
+    let store: std::sync::Arc<dyn medicus_store::Store> = match database_of(&data) {
+        Some(url) => std::sync::Arc::new(
+            medicus_store::PostgresStore::connect(&url, medicus_store::PostgresOptions::default())
+                .unwrap(),
+        ),
+        None => std::sync::Arc::new(medicus_store::SqliteStore::open(&data).unwrap()),
+    };
+    let filter = EventFilter {
+        kind: vec![kind.to_owned()],
+        ..EventFilter::default()
+    };
+    search(&*store, chain, &filter, 1000, None)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| {
+            medicus_audit::AuditEvent::decode(&e.record, e.at_us, e.subjects.clone())
+                .unwrap()
+                .outcome_desc
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Issues tokens through `medicus admin token` on a server's data directory and key.
 #[derive(Debug, Clone)]
 pub struct TokenMint {
