@@ -683,7 +683,12 @@ async fn authorisation_matrix_over_http() {
         for (scopes, patient) in variants {
             for tenant in ["default", "other"] {
                 let token = env.token_for(tenant, "m", role, scopes, patient, Some(fhir_user));
-                let principal = env.core.verify_access_token(&token).expect("verify");
+                // Off the async thread: the PostgreSQL store blocks on a runtime of its own.
+                let core = env.core.clone();
+                let principal = env
+                    .app
+                    .with_store(|_| core.verify_access_token(&token))
+                    .expect("verify");
                 for ty in types {
                     let label = |what: &str| format!("{role} {scopes} {tenant} {what} {ty}");
                     // Reads: own record and another patient's.
