@@ -3,10 +3,10 @@
 pub mod admin;
 pub mod audit;
 pub mod auth_admin;
-pub mod idp_admin;
 pub mod bench;
 pub mod demo;
 pub mod generate;
+pub mod idp_admin;
 pub mod import;
 pub mod migrate;
 pub mod s3;
