@@ -249,55 +249,70 @@ pub struct GuardedRead<'a> {
     pub(crate) omit_denied: bool,
 }
 
-impl ReadSession for GuardedRead<'_> {
-    fn read(&mut self, rt: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
-        guarded_read(self.inner, self.access, Interaction::Read, rt, id, None)
-    }
+/// The read side of both guarded sessions: every method goes through the shared checks above.
+macro_rules! guarded_read_session {
+    ($session:ident) => {
+        impl ReadSession for $session<'_> {
+            fn read(&mut self, rt: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
+                guarded_read(self.inner, self.access, Interaction::Read, rt, id, None)
+            }
 
-    fn vread(
-        &mut self,
-        rt: &str,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<ResourceVersion>, StoreError> {
-        guarded_read(
-            self.inner,
-            self.access,
-            Interaction::Vread,
-            rt,
-            id,
-            Some(version),
-        )
-    }
+            fn vread(
+                &mut self,
+                rt: &str,
+                id: &str,
+                version: i64,
+            ) -> Result<Option<ResourceVersion>, StoreError> {
+                guarded_read(
+                    self.inner,
+                    self.access,
+                    Interaction::Vread,
+                    rt,
+                    id,
+                    Some(version),
+                )
+            }
 
-    fn history(
-        &mut self,
-        scope: HistoryScope<'_>,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, StoreError> {
-        guarded_history(self.inner, self.access, scope, query)
-    }
+            fn history(
+                &mut self,
+                scope: HistoryScope<'_>,
+                query: &HistoryQuery,
+            ) -> Result<HistoryPage, StoreError> {
+                guarded_history(self.inner, self.access, scope, query)
+            }
 
-    fn search(&mut self, rt: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.search(rt, &query)
-    }
+            fn search(
+                &mut self,
+                rt: Option<&str>,
+                query: &SearchQuery,
+            ) -> Result<SearchPage, StoreError> {
+                let query = restrict_query(self.access, rt, query, self.omit_denied)?;
+                self.inner.search(rt, &query)
+            }
 
-    fn search_raw(&mut self, rt: Option<&str>, query: &SearchQuery) -> Result<RawPage, StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.search_raw(rt, &query)
-    }
+            fn search_raw(
+                &mut self,
+                rt: Option<&str>,
+                query: &SearchQuery,
+            ) -> Result<RawPage, StoreError> {
+                let query = restrict_query(self.access, rt, query, self.omit_denied)?;
+                self.inner.search_raw(rt, &query)
+            }
 
-    fn scan_raw(
-        &mut self,
-        rt: Option<&str>,
-        query: &SearchQuery,
-        each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
-    ) -> Result<(), StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.scan_raw(rt, &query, each)
-    }
+            fn scan_raw(
+                &mut self,
+                rt: Option<&str>,
+                query: &SearchQuery,
+                each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
+            ) -> Result<(), StoreError> {
+                let query = restrict_query(self.access, rt, query, self.omit_denied)?;
+                self.inner.scan_raw(rt, &query, each)
+            }
+        }
+    };
 }
+
+guarded_read_session!(GuardedRead);
 
 /// A write session seen through `access`: reads as [`GuardedRead`], and every write checked
 /// against the interaction it turns out to be (create or update) and the caller's reach, for
@@ -352,55 +367,7 @@ impl GuardedWrite<'_> {
     }
 }
 
-impl ReadSession for GuardedWrite<'_> {
-    fn read(&mut self, rt: &str, id: &str) -> Result<Option<ResourceVersion>, StoreError> {
-        guarded_read(self.inner, self.access, Interaction::Read, rt, id, None)
-    }
-
-    fn vread(
-        &mut self,
-        rt: &str,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<ResourceVersion>, StoreError> {
-        guarded_read(
-            self.inner,
-            self.access,
-            Interaction::Vread,
-            rt,
-            id,
-            Some(version),
-        )
-    }
-
-    fn history(
-        &mut self,
-        scope: HistoryScope<'_>,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, StoreError> {
-        guarded_history(self.inner, self.access, scope, query)
-    }
-
-    fn search(&mut self, rt: Option<&str>, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.search(rt, &query)
-    }
-
-    fn search_raw(&mut self, rt: Option<&str>, query: &SearchQuery) -> Result<RawPage, StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.search_raw(rt, &query)
-    }
-
-    fn scan_raw(
-        &mut self,
-        rt: Option<&str>,
-        query: &SearchQuery,
-        each: &mut dyn FnMut(RawResource) -> Result<bool, StoreError>,
-    ) -> Result<(), StoreError> {
-        let query = restrict_query(self.access, rt, query, self.omit_denied)?;
-        self.inner.scan_raw(rt, &query, each)
-    }
-}
+guarded_read_session!(GuardedWrite);
 
 impl WriteSession for GuardedWrite<'_> {
     fn tx(&self) -> TxId {
