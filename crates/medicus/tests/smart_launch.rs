@@ -14,13 +14,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::browser::{Browser, Form, attr, jwt_claims, query_param};
 use common::{Server, TestDir, create_tenant, database_of, medicus, medicus_command};
 use medicus_auth::crypto::{b64url, b64url_decode, random_token, sha256};
 use medicus_auth::tokens::TokenGrant;
@@ -28,7 +28,7 @@ use medicus_auth::{Auth, AuthConfig, ManualClock, Records, Role, ScopeSet, Serve
 use medicus_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use reqwest::Url;
 use reqwest::blocking::Client;
-use reqwest::header::{CACHE_CONTROL, COOKIE, HeaderMap, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
 /// The app's redirect URI. Nothing listens there: like a browser, the test only needs the
@@ -183,163 +183,6 @@ fn setup() -> World {
 // ---------------------------------------------------------------------------------------------
 // The browser: a cookie jar for the one origin, no automatic redirects, plain HTML forms.
 
-struct Page {
-    url: String,
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Page {
-    fn location(&self) -> Option<String> {
-        let location = self.headers.get(LOCATION)?.to_str().ok()?;
-        Url::parse(&self.url)
-            .ok()?
-            .join(location)
-            .ok()
-            .map(String::from)
-    }
-}
-
-struct Browser {
-    http: Client,
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn send(&mut self, request: reqwest::blocking::RequestBuilder, url: &str) -> Page {
-        let request = if self.cookies.is_empty() {
-            request
-        } else {
-            let jar: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            request.header(COOKIE, jar.join("; "))
-        };
-        let response = request.send().expect("request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        for value in headers.get_all(SET_COOKIE) {
-            let text = value.to_str().expect("ASCII cookie");
-            let mut attrs = text.split(';');
-            let Some((name, value)) = attrs.next().and_then(|p| p.trim().split_once('=')) else {
-                continue;
-            };
-            let expired = attrs.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
-            if expired || value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page {
-            url: url.to_owned(),
-            status,
-            headers,
-            text: response.text().expect("body"),
-        }
-    }
-
-    fn get(&mut self, url: &str) -> Page {
-        let request = self.http.get(url);
-        self.send(request, url)
-    }
-
-    /// Submits the first form of `page` whose HTML satisfies `pick`, with `fill` replacing or
-    /// adding fields (as typing, ticking a radio button or pressing a named button would).
-    fn submit(&mut self, page: &Page, pick: impl Fn(&Form) -> bool, fill: &[(&str, &str)]) -> Page {
-        let form = forms(&page.text)
-            .into_iter()
-            .find(|f| pick(f))
-            .unwrap_or_else(|| panic!("no such form in:\n{}", page.text));
-        let mut fields: Vec<(String, String)> = form
-            .fields
-            .into_iter()
-            .filter(|(name, _)| !fill.iter().any(|(n, _)| n == name))
-            .collect();
-        fields.extend(fill.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-        let url = Url::parse(&page.url)
-            .and_then(|u| u.join(&form.action))
-            .expect("form action")
-            .to_string();
-        let request = self.http.post(&url).form(&fields);
-        self.send(request, &url)
-    }
-}
-
-struct Form {
-    action: String,
-    /// What the browser would send: hidden, text and password inputs, ticked checkboxes and
-    /// radio buttons (buttons only when pressed, through `fill`).
-    fields: Vec<(String, String)>,
-    html: String,
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// A double-quoted attribute, which is how medicus writes every attribute of its pages.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let end = tag[start..].find('"')? + start;
-    Some(unescape(&tag[start..end]))
-}
-
-fn forms(html: &str) -> Vec<Form> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(start) = rest.find("<form") {
-        let body = &rest[start..];
-        let end = body.find("</form>").unwrap_or(body.len());
-        let form = &body[..end];
-        let open_end = form.find('>').unwrap_or(form.len());
-        let action = attr(&form[..open_end], "action").unwrap_or_default();
-        let mut fields = Vec::new();
-        let mut tags = form;
-        while let Some(i) = tags.find("<input") {
-            let tag_end = tags[i..].find('>').map_or(tags.len(), |e| i + e + 1);
-            let tag = &tags[i..tag_end];
-            let kind = attr(tag, "type").unwrap_or_else(|| "text".into());
-            if let Some(name) = attr(tag, "name") {
-                let take = match kind.as_str() {
-                    "checkbox" | "radio" => tag.contains(" checked"),
-                    "submit" | "button" => false,
-                    _ => true,
-                };
-                if take {
-                    fields.push((name, attr(tag, "value").unwrap_or_default()));
-                }
-            }
-            tags = &tags[tag_end..];
-        }
-        out.push(Form {
-            action,
-            fields,
-            html: form.to_owned(),
-        });
-        rest = &body[end..];
-    }
-    out
-}
-
 /// The values of the patient radio buttons of a consent page.
 fn picker_choices(html: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -351,19 +194,6 @@ fn picker_choices(html: &str) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&b64url_decode(payload).expect("base64url")).expect("claims")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,12 +255,14 @@ fn launch(world: &World, user: (&str, &str), choice: Choice<'_>, state: &str) ->
     let login = browser.get(authorize.as_str());
     assert_eq!(login.status, 200, "{}", login.text);
     assert!(
-        browser.cookies.contains_key("medicus-login"),
+        browser
+            .cookies(authorize.as_str())
+            .contains_key("medicus-login"),
         "no login session cookie: {:?}",
         login.headers
     );
-    let before_login = browser.cookies.clone();
-    let consent = browser.submit(
+    let before_login = browser.cookies(authorize.as_str());
+    let consent = browser.submit_where(
         &login,
         |f| f.action == "/auth/login",
         &[("login", user.0), ("password", user.1)],
@@ -439,7 +271,8 @@ fn launch(world: &World, user: (&str, &str), choice: Choice<'_>, state: &str) ->
     assert!(consent.text.contains("Allow access?"), "{}", consent.text);
     assert!(consent.text.contains("Chart app"), "{}", consent.text);
     assert_ne!(
-        browser.cookies, before_login,
+        browser.cookies(authorize.as_str()),
+        before_login,
         "login must replace the session id"
     );
     let is_approve = |f: &Form| f.html.contains("value=\"approve\"");
@@ -448,14 +281,14 @@ fn launch(world: &World, user: (&str, &str), choice: Choice<'_>, state: &str) ->
         Choice::Pick { name, id } => {
             // The first page lists the tenant's patients; a search narrows it.
             assert_eq!(picker_choices(&consent.text), vec!["p1", "p2"]);
-            let found = browser.submit(
+            let found = browser.submit_where(
                 &consent,
                 |f| f.fields.iter().any(|(k, v)| k == "action" && v == "search"),
                 &[("name", name)],
             );
             assert_eq!(found.status, 200, "{}", found.text);
             assert_eq!(picker_choices(&found.text), vec![id.to_owned()]);
-            browser.submit(
+            browser.submit_where(
                 &found,
                 is_approve,
                 &[("patient", id), ("action", "approve")],
@@ -467,7 +300,7 @@ fn launch(world: &World, user: (&str, &str), choice: Choice<'_>, state: &str) ->
                 "a patient user gets no picker: {}",
                 consent.text
             );
-            browser.submit(&consent, is_approve, &[("action", "approve")])
+            browser.submit_where(&consent, is_approve, &[("action", "approve")])
         }
     };
     assert_eq!(approved.status, 303, "{}", approved.text);

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
+pub mod browser;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
